@@ -1,0 +1,33 @@
+# sluice — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build demo test test-short vet fuzz bench clean
+
+build: ## build bin/sluice (no cgo)
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
+
+demo: build ## run sluice in front of a throwaway PostgreSQL
+	./bin/sluice demo
+
+vet:
+	$(GO) vet ./...
+
+test: vet ## unit + integration tests against a real PostgreSQL, with -race
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-short: ## quick: no race detector
+	$(GO) test -count=1 ./...
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,77 @@
+package frontend
+
+import (
+	"strings"
+)
+
+// Startup parameters that describe the connection rather than a setting.
+var nonSettings = map[string]bool{"user": true, "database": true, "options": true, "replication": true}
+
+// Settings returns the run-time settings the client asked for at startup,
+// in the order PostgreSQL applies them: "-c name=value" and "--name=value"
+// switches from the options parameter first, then the other parameters
+// (so an explicit parameter wins over the same name in options). Names are
+// returned as given; PostgreSQL folds case itself.
+func (s *Startup) Settings() ([]Param, error) {
+	var out []Param
+	if opts := s.Get("options"); opts != "" {
+		words := splitOptions(opts)
+		for i := 0; i < len(words); i++ {
+			w := words[i]
+			var kv string
+			switch {
+			case w == "-c" && i+1 < len(words):
+				i++
+				kv = words[i]
+			case strings.HasPrefix(w, "-c"):
+				kv = w[2:]
+			case strings.HasPrefix(w, "--"):
+				kv = w[2:]
+			default:
+				return nil, &ProtocolError{Code: "42704", Msg: "invalid command-line argument for server process: " + w}
+			}
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok || name == "" {
+				return nil, &ProtocolError{Code: "42601", Msg: "-c " + kv + " requires a value"}
+			}
+			out = append(out, Param{Name: strings.ReplaceAll(name, "-", "_"), Value: value})
+		}
+	}
+	for _, p := range s.Params {
+		if nonSettings[p.Name] || strings.HasPrefix(p.Name, "_pq_.") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// splitOptions splits the options parameter on unescaped spaces; a
+// backslash escapes the next character, as in PostgreSQL's pg_split_opts.
+func splitOptions(s string) []string {
+	var words []string
+	var cur strings.Builder
+	escaped, have := false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped, have = false, true
+		case r == '\\':
+			escaped = true
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+			if have {
+				words = append(words, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		words = append(words, cur.String())
+	}
+	return words
+}

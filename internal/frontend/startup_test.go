@@ -1,0 +1,112 @@
+package frontend
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func encode(t testing.TB, m pgproto3.FrontendMessage) []byte {
+	b, err := m.Encode(nil)
+	require.NoError(t, err)
+	return b
+}
+
+func TestReadStartupKinds(t *testing.T) {
+	st, err := ReadStartup(bytes.NewReader(encode(t, &pgproto3.SSLRequest{})), 10000)
+	require.NoError(t, err)
+	require.Equal(t, KindSSL, st.Kind)
+
+	st, err = ReadStartup(bytes.NewReader(encode(t, &pgproto3.GSSEncRequest{})), 10000)
+	require.NoError(t, err)
+	require.Equal(t, KindGSSEnc, st.Kind)
+
+	st, err = ReadStartup(bytes.NewReader(encode(t, &pgproto3.CancelRequest{ProcessID: 42, SecretKey: []byte{1, 2, 3, 4}})), 10000)
+	require.NoError(t, err)
+	require.Equal(t, KindCancel, st.Kind)
+	require.Equal(t, uint32(42), st.PID)
+	require.Equal(t, []byte{1, 2, 3, 4}, st.Secret)
+
+	st, err = ReadStartup(bytes.NewReader(encode(t, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters: map[string]string{"user": "app", "database": "appdb"}})), 10000)
+	require.NoError(t, err)
+	require.Equal(t, KindStartup, st.Kind)
+	require.Equal(t, "app", st.Get("user"))
+	needed, _ := st.Negotiation()
+	require.False(t, needed)
+}
+
+func TestProtocol32AndOptionsAreNegotiated(t *testing.T) {
+	st, err := ReadStartup(bytes.NewReader(encode(t, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion32,
+		Parameters: map[string]string{"user": "app", "_pq_.foo": "1"}})), 10000)
+	require.NoError(t, err)
+	needed, unrec := st.Negotiation()
+	require.True(t, needed)
+	require.Equal(t, []string{"_pq_.foo"}, unrec)
+}
+
+func TestReadStartupRejectsBadPackets(t *testing.T) {
+	cases := map[string][]byte{
+		"too long":         lenPrefixed(make([]byte, 40000)),
+		"too short":        {0, 0, 0, 4},
+		"protocol 2":       lenPrefixed(append(be(2<<16), 0)),
+		"no user":          lenPrefixed(append(be(Protocol30), 0)),
+		"no terminator":    lenPrefixed(append(be(Protocol30), "user\x00app\x00"...)),
+		"missing value":    lenPrefixed(append(be(Protocol30), "user\x00"...)),
+		"bytes after term": lenPrefixed(append(be(Protocol30), "user\x00app\x00\x00x"...)),
+		"ssl with body":    lenPrefixed(append(be(CodeSSL), 1)),
+		"short cancel":     lenPrefixed(append(be(CodeCancel), 1, 2)),
+	}
+	for name, pkt := range cases {
+		_, err := ReadStartup(bytes.NewReader(pkt), 10000)
+		var pe *ProtocolError
+		require.ErrorAs(t, err, &pe, name)
+		require.NotEmpty(t, pe.Code, name)
+	}
+}
+
+func TestSettingsFromOptionsAndParams(t *testing.T) {
+	st := &Startup{Kind: KindStartup, Params: []Param{
+		{"user", "app"}, {"database", "db"}, {"application_name", "x"},
+		{"options", `-c DateStyle=SQL,DMY --search-path=a\ b -cwork_mem=1MB`},
+	}}
+	got, err := st.Settings()
+	require.NoError(t, err)
+	require.Equal(t, []Param{{"DateStyle", "SQL,DMY"}, {"search_path", "a b"}, {"work_mem", "1MB"}, {"application_name", "x"}}, got)
+
+	st.Params = []Param{{"user", "app"}, {"options", "-x"}}
+	_, err = st.Settings()
+	require.Error(t, err)
+}
+
+func be(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func lenPrefixed(body []byte) []byte {
+	return append(be(uint32(len(body)+4)), body...)
+}
+
+func FuzzParseStartup(f *testing.F) {
+	for _, m := range []pgproto3.FrontendMessage{
+		&pgproto3.SSLRequest{}, &pgproto3.GSSEncRequest{},
+		&pgproto3.CancelRequest{ProcessID: 1, SecretKey: []byte{1, 2, 3, 4}},
+		&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "u", "options": "-c a=b"}},
+	} {
+		f.Add(encode(f, m)[4:])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		st, err := ParseStartup(body)
+		if err != nil {
+			return
+		}
+		if st.Kind == KindStartup {
+			st.Negotiation()
+			st.Settings()
+		}
+	})
+}

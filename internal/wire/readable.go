@@ -1,0 +1,61 @@
+package wire
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// ErrNoRawConn is returned by WaitReadable for connections that have no
+// file descriptor to poll (net.Pipe in tests, TLS later); callers then read
+// into a buffer directly.
+var ErrNoRawConn = errors.New("connection has no raw file descriptor")
+
+// WaitReadable blocks until c has bytes to read (or EOF/error) without
+// holding a buffer, using the runtime's netpoller. It honours c's read
+// deadline. This is what lets an idle session cost no buffer memory.
+func WaitReadable(c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return ErrNoRawConn
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Read(func(fd uintptr) bool {
+		// Returning false parks the goroutine until fd is readable.
+		return peek(fd) != syscall.EAGAIN
+	})
+}
+
+// peek looks at one byte waiting on fd without consuming it or blocking.
+// It returns nil when a byte (or EOF, as n == 0) is there, EAGAIN when
+// nothing is, or the socket error. Raw syscall: no allocation.
+func peek(fd uintptr) syscall.Errno {
+	var b [1]byte
+	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno
+}
+
+// Alive reports whether an idle connection is still usable: no bytes are
+// waiting (an idle server sends nothing unless it is closing, e.g. after
+// pg_terminate_backend) and the peer has not closed it. It never blocks.
+func Alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	err = rc.Read(func(fd uintptr) bool {
+		alive = peek(fd) == syscall.EAGAIN
+		return true
+	})
+	return err == nil && alive
+}

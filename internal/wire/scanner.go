@@ -1,0 +1,89 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// HeaderLen is the size of a message header: type byte plus int32 length.
+const HeaderLen = 5
+
+// Scanner tracks message boundaries across arbitrary chunks of a byte stream.
+// It keeps no reference to the chunks it is fed, so a relay can reuse its
+// buffers freely. The zero value expects the start of a message.
+//
+// Scanner is not safe for concurrent use; each direction of a relay owns one.
+type Scanner struct {
+	hdr     [HeaderLen]byte
+	hdrLen  int    // bytes of the current header seen so far
+	remain  uint32 // body bytes of the current message still to come
+	typ     byte   // type of the current message
+	first   byte   // first body byte of the current message (valid when sawBody)
+	sawBody bool
+}
+
+// Visit is called by Scan once per message, when its last byte has been
+// seen. typ is the message type, bodyLen the body length, first the first
+// body byte (0 if the body is empty), and end the offset in the current
+// chunk just past the message (end < HeaderLen+bodyLen means the message
+// began in an earlier chunk).
+type Visit func(typ byte, bodyLen uint32, first byte, end int)
+
+// ErrLength is returned for a length field below 4 or above the limit.
+type ErrLength struct {
+	Type   byte
+	Length uint32
+}
+
+func (e ErrLength) Error() string {
+	return fmt.Sprintf("invalid message length %d for message type %q", e.Length, e.Type)
+}
+
+// Scan feeds a chunk to the scanner and calls visit for every message that
+// completes inside it. maxBody bounds the body length (0 = no bound).
+func (s *Scanner) Scan(chunk []byte, maxBody uint32, visit Visit) error {
+	total := len(chunk)
+	for len(chunk) > 0 {
+		if s.hdrLen < HeaderLen {
+			n := copy(s.hdr[s.hdrLen:], chunk)
+			s.hdrLen += n
+			chunk = chunk[n:]
+			if s.hdrLen < HeaderLen {
+				return nil
+			}
+			s.typ = s.hdr[0]
+			l := binary.BigEndian.Uint32(s.hdr[1:])
+			if l < 4 || (maxBody > 0 && l-4 > maxBody) {
+				return ErrLength{Type: s.typ, Length: l}
+			}
+			s.remain = l - 4
+			s.sawBody = false
+			s.first = 0
+			if s.remain == 0 {
+				s.hdrLen = 0
+				visit(s.typ, 0, 0, total-len(chunk))
+				continue
+			}
+		}
+		if !s.sawBody && len(chunk) > 0 {
+			s.first = chunk[0]
+			s.sawBody = true
+		}
+		n := uint32(len(chunk))
+		if n > s.remain {
+			n = s.remain
+		}
+		s.remain -= n
+		chunk = chunk[n:]
+		if s.remain == 0 {
+			bodyLen := binary.BigEndian.Uint32(s.hdr[1:]) - 4
+			s.hdrLen = 0
+			visit(s.typ, bodyLen, s.first, total-len(chunk))
+		}
+	}
+	return nil
+}
+
+// AtBoundary reports whether the bytes scanned so far end exactly at a
+// message boundary, i.e. nothing of a partial message is pending.
+func (s *Scanner) AtBoundary() bool { return s.hdrLen == 0 }
