@@ -1,0 +1,229 @@
+// Package config loads and validates sluice's YAML configuration file.
+//
+// The loader is deliberately strict and exhaustive: Parse walks the YAML node
+// tree itself (instead of relying on yaml.Unmarshal, which stops at the first
+// error) so that it can report every unknown key, type error and invalid
+// value in one go, each with the full key path and, where known, the line.
+// `sluice check-config` prints the resulting Problems one per line.
+//
+// A *Config returned by Parse or Load has all defaults applied and is
+// immutable by convention: callers share it read-only between goroutines.
+// The reference for each key is docs/configuration.md (a test keeps the two
+// in sync).
+package config
+
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the root of sluice's configuration file.
+type Config struct {
+	Listen          Listen               `yaml:"listen"`
+	Admin           Admin                `yaml:"admin"`
+	Log             Log                  `yaml:"log"`
+	Auth            Auth                 `yaml:"auth"`
+	Limits          Limits               `yaml:"limits"`
+	ShutdownTimeout Duration             `yaml:"shutdown_timeout"` // default 30s
+	Users           []User               `yaml:"users"`
+	Databases       map[string]*Database `yaml:"databases"` // required, at least one
+}
+
+// Listen configures where sluice accepts PostgreSQL clients.
+type Listen struct {
+	// Address is the TCP "host:port" clients connect to. Default 127.0.0.1:6432.
+	Address string `yaml:"address"`
+	// SocketDir, when non-empty, also listens on the Unix socket
+	// <socket_dir>/.s.PGSQL.<port of Address> (see SocketPath).
+	SocketDir string `yaml:"socket_dir"`
+}
+
+// Admin configures the admin/metrics HTTP endpoint.
+type Admin struct {
+	// Address is the HTTP "host:port". Default 127.0.0.1:9930. An explicit
+	// empty string disables the endpoint (an absent key keeps the default).
+	Address string `yaml:"address"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error, default info
+	Format string `yaml:"format"` // text|json, default text
+}
+
+// Auth configures how clients authenticate to sluice.
+type Auth struct {
+	Method string `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust
+}
+
+// Limits protects sluice from too many or too slow clients.
+type Limits struct {
+	MaxClientConnections int      `yaml:"max_client_connections"` // default 10000; beyond it clients get 53300
+	ClientLoginTimeout   Duration `yaml:"client_login_timeout"`   // default 15s; startup+auth must finish within it
+	MaxStartupPacket     int      `yaml:"max_startup_packet"`     // default 10000 bytes (as PostgreSQL)
+}
+
+// User is one login role known to sluice.
+type User struct {
+	Name string `yaml:"name"` // required, unique
+	// Password is what clients must present: plaintext, a
+	// "SCRAM-SHA-256$..." verifier or "md5<32 hex>". ${ENV_VAR} is expanded.
+	Password string `yaml:"password"`
+	// ServerPassword is what sluice sends to PostgreSQL for this user.
+	// ${ENV_VAR} is expanded. Defaults to Password when Password is
+	// plaintext, else "" (the server must then not ask for a password).
+	ServerPassword string `yaml:"server_password"`
+	// AuthMethod optionally overrides auth.method for this user.
+	AuthMethod string `yaml:"auth_method"`
+}
+
+// Database is one logical database clients can connect to.
+type Database struct {
+	Name     string   `yaml:"-"`         // the map key (name clients connect to); set by the loader
+	Hosts    []string `yaml:"hosts"`     // required, non-empty; only the first is used for now
+	DBName   string   `yaml:"dbname"`    // database name on the server; default: the key
+	PoolMode string   `yaml:"pool_mode"` // default "session"; only session is implemented
+	Pool     Pool     `yaml:"pool"`
+	Backend  Backend  `yaml:"backend"`
+}
+
+// Pool sizes the per-(database, user) pool of server connections.
+type Pool struct {
+	MinSize       int      `yaml:"min_size"`       // default 0; opened at start-up for every configured user
+	MaxSize       int      `yaml:"max_size"`       // default 20; >= 1 and >= min_size
+	BorrowTimeout Duration `yaml:"borrow_timeout"` // default 120s; 0 = reject at once (53300)
+}
+
+// Backend tunes server connections (names follow GatewayD's client settings).
+type Backend struct {
+	ReceiveChunkSize   int      `yaml:"receive_chunk_size"`   // default 8192; 512..1<<20
+	DialTimeout        Duration `yaml:"dial_timeout"`         // default 60s; 0 disables
+	Retries            int      `yaml:"retries"`              // default 3; 0 disables retrying
+	Backoff            Duration `yaml:"backoff"`              // default 1s; 0 disables waiting
+	BackoffMultiplier  float64  `yaml:"backoff_multiplier"`   // default 2; 0 disables growth
+	DisableBackoffCaps bool     `yaml:"disable_backoff_caps"` // default false
+}
+
+// Default values, exported so that other packages and docs can refer to them.
+const (
+	DefaultListenAddress        = "127.0.0.1:6432"
+	DefaultAdminAddress         = "127.0.0.1:9930"
+	DefaultLogLevel             = "info"
+	DefaultLogFormat            = "text"
+	DefaultAuthMethod           = "scram-sha-256"
+	DefaultShutdownTimeout      = 30 * time.Second
+	DefaultMaxClientConnections = 10000
+	DefaultClientLoginTimeout   = 15 * time.Second
+	DefaultMaxStartupPacket     = 10000
+	DefaultPoolMode             = "session"
+	DefaultPoolMinSize          = 0
+	DefaultPoolMaxSize          = 20
+	DefaultBorrowTimeout        = 120 * time.Second
+	DefaultReceiveChunkSize     = 8192
+	DefaultDialTimeout          = 60 * time.Second
+	DefaultRetries              = 3
+	DefaultBackoff              = time.Second
+	DefaultBackoffMultiplier    = 2.0
+)
+
+// Allowed enum values, in the order they are listed in problems and docs.
+var (
+	LogLevels   = []string{"debug", "info", "warn", "error"}
+	LogFormats  = []string{"text", "json"}
+	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust"}
+	PoolModes   = []string{"session", "transaction", "statement"}
+)
+
+// defaultConfig returns a Config with every top-level default filled in.
+// Databases get their defaults from defaultDatabase when the loader creates
+// them; users have no defaults other than ServerPassword (see finishUser).
+func defaultConfig() *Config {
+	return &Config{
+		Listen:          Listen{Address: DefaultListenAddress},
+		Admin:           Admin{Address: DefaultAdminAddress},
+		Log:             Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Auth:            Auth{Method: DefaultAuthMethod},
+		ShutdownTimeout: Duration(DefaultShutdownTimeout),
+		Limits: Limits{
+			MaxClientConnections: DefaultMaxClientConnections,
+			ClientLoginTimeout:   Duration(DefaultClientLoginTimeout),
+			MaxStartupPacket:     DefaultMaxStartupPacket,
+		},
+	}
+}
+
+func defaultDatabase(name string) *Database {
+	return &Database{
+		Name:     name,
+		PoolMode: DefaultPoolMode,
+		Pool: Pool{
+			MinSize:       DefaultPoolMinSize,
+			MaxSize:       DefaultPoolMaxSize,
+			BorrowTimeout: Duration(DefaultBorrowTimeout),
+		},
+		Backend: Backend{
+			ReceiveChunkSize:  DefaultReceiveChunkSize,
+			DialTimeout:       Duration(DefaultDialTimeout),
+			Retries:           DefaultRetries,
+			Backoff:           Duration(DefaultBackoff),
+			BackoffMultiplier: DefaultBackoffMultiplier,
+		},
+	}
+}
+
+// User returns the user called name, or nil if there is none.
+func (c *Config) User(name string) *User {
+	for i := range c.Users {
+		if c.Users[i].Name == name {
+			return &c.Users[i]
+		}
+	}
+	return nil
+}
+
+// EffectiveAuthMethod is the user's auth_method override, or global
+// (normally Config.Auth.Method) when the user has none.
+func (u *User) EffectiveAuthMethod(global string) string {
+	if u.AuthMethod != "" {
+		return u.AuthMethod
+	}
+	return global
+}
+
+// PrimaryHost is Hosts[0], parsed. Parse has validated it, so on a loaded
+// Config the result is always usable; on a hand-built Database with a bad or
+// missing host it returns the zero Host.
+func (d *Database) PrimaryHost() Host {
+	if len(d.Hosts) == 0 {
+		return Host{}
+	}
+	h, err := ParseHost(d.Hosts[0])
+	if err != nil {
+		return Host{}
+	}
+	return h
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string
+// ("250ms", "30s", "2m").
+type Duration time.Duration
+
+// D converts to time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats like time.Duration ("1m0s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML lets Duration be decoded by plain yaml.Unmarshal too.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes the Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

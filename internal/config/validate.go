@@ -1,0 +1,185 @@
+package config
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// validate checks ranges, enums, required keys and cross-field rules, and
+// fills the defaults that depend on other values (dbname, server_password).
+// Environment variables are expanded first so that checks see real values.
+func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
+	if cfg.Listen.Address == "" {
+		c.invalid("listen.address", "required (a host:port such as 127.0.0.1:6432)")
+	} else if err := checkListenAddr(cfg.Listen.Address); err != nil {
+		c.invalid("listen.address", "%s", err)
+	}
+	if cfg.Admin.Address != "" {
+		if err := checkListenAddr(cfg.Admin.Address); err != nil {
+			c.invalid("admin.address", "%s (or \"\" to disable the admin endpoint)", err)
+		}
+	}
+	enum(c, "log.level", cfg.Log.Level, LogLevels)
+	enum(c, "log.format", cfg.Log.Format, LogFormats)
+	enum(c, "auth.method", cfg.Auth.Method, AuthMethods)
+	nonNegative(c, "shutdown_timeout", cfg.ShutdownTimeout)
+
+	if cfg.Limits.MaxClientConnections < 1 {
+		c.invalid("limits.max_client_connections", "must be >= 1, got %d", cfg.Limits.MaxClientConnections)
+	}
+	if cfg.Limits.ClientLoginTimeout <= 0 {
+		c.invalid("limits.client_login_timeout", "must be > 0, got %s", cfg.Limits.ClientLoginTimeout)
+	}
+	intRange(c, "limits.max_startup_packet", cfg.Limits.MaxStartupPacket, 1024, 1<<20)
+
+	validateUsers(cfg, c, lookup)
+
+	if len(cfg.Databases) == 0 {
+		if !c.bad["databases"] {
+			c.add("databases", 0, "at least one database is required")
+		}
+		return
+	}
+	names := make([]string, 0, len(cfg.Databases))
+	for name := range cfg.Databases {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { // file order, then name
+		li, lj := c.lines[join("databases", names[i])], c.lines[join("databases", names[j])]
+		if li != lj {
+			return li < lj
+		}
+		return names[i] < names[j]
+	})
+	for _, name := range names {
+		db := cfg.Databases[name]
+		if db == nil { // only possible for hand-built configs
+			db = defaultDatabase(name)
+			cfg.Databases[name] = db
+		}
+		db.Name = name
+		validateDatabase(db, join("databases", name), c)
+	}
+}
+
+func validateUsers(cfg *Config, c *collector, lookup func(string) (string, bool)) {
+	firstIndex := map[string]int{}
+	for i := range cfg.Users {
+		u := &cfg.Users[i]
+		p := index("users", i)
+		if u.Name == "" {
+			c.invalid(p+".name", "required")
+		} else if j, dup := firstIndex[u.Name]; dup {
+			c.invalid(p+".name", "duplicate user name %q (also users[%d])", u.Name, j)
+		} else {
+			firstIndex[u.Name] = i
+		}
+		if u.AuthMethod != "" {
+			enum(c, p+".auth_method", u.AuthMethod, AuthMethods)
+		}
+		var envErr bool
+		for _, f := range []struct {
+			path string
+			val  *string
+		}{{p + ".password", &u.Password}, {p + ".server_password", &u.ServerPassword}} {
+			v, err := expandEnv(*f.val, lookup)
+			if err != nil {
+				c.invalid(f.path, "%s", err)
+				envErr = true
+				continue
+			}
+			*f.val = v
+		}
+		if envErr {
+			continue
+		}
+		checkUserPassword(u, p, cfg.Auth.Method, c)
+		if u.ServerPassword == "" && u.PasswordKind() == PasswordPlain {
+			u.ServerPassword = u.Password
+		}
+	}
+}
+
+func checkUserPassword(u *User, p, global string, c *collector) {
+	method := u.EffectiveAuthMethod(global)
+	kind := u.PasswordKind()
+	switch {
+	case u.Password == "" && method != "trust":
+		c.invalid(p+".password", "required (auth method %s); only users with auth_method: trust may have none", method)
+	case kind == PasswordSCRAM:
+		if err := checkSCRAM(u.Password); err != nil {
+			c.invalid(p+".password", "looks like a SCRAM-SHA-256 verifier but is malformed: %s", err)
+		} else if method == "md5" {
+			c.invalid(p+".password", "a SCRAM-SHA-256 verifier cannot be checked with auth method md5: give the plaintext password or an md5 hash, or use scram-sha-256")
+		}
+	case kind == PasswordMD5 && method == "scram-sha-256":
+		c.invalid(p+".password", "an md5 hash cannot be checked with auth method scram-sha-256: give the plaintext password or a SCRAM-SHA-256 verifier, or use md5")
+	}
+	if ClassifyPassword(u.ServerPassword) == PasswordSCRAM {
+		c.invalid(p+".server_password", "a SCRAM-SHA-256 verifier cannot be used to log in to the server: give the plaintext password")
+	}
+}
+
+func validateDatabase(db *Database, p string, c *collector) {
+	if db.Name == "" {
+		c.invalid(p, "database name (the key) must not be empty")
+	}
+	if len(db.Hosts) == 0 {
+		c.invalid(p+".hosts", "required (a list such as [\"127.0.0.1:5432\"])")
+	}
+	for i, h := range db.Hosts {
+		if _, err := ParseHost(h); err != nil {
+			c.invalid(index(p+".hosts", i), "%s", err)
+		}
+	}
+	if db.DBName == "" {
+		db.DBName = db.Name
+	}
+	switch {
+	case db.PoolMode == "transaction" || db.PoolMode == "statement":
+		c.invalid(p+".pool_mode", "%s pooling is not implemented yet; use session", db.PoolMode)
+	default:
+		enum(c, p+".pool_mode", db.PoolMode, PoolModes)
+	}
+
+	if db.Pool.MinSize < 0 {
+		c.invalid(p+".pool.min_size", "must be >= 0, got %d", db.Pool.MinSize)
+	}
+	if db.Pool.MaxSize < 1 {
+		c.invalid(p+".pool.max_size", "must be >= 1, got %d", db.Pool.MaxSize)
+	} else if db.Pool.MaxSize < db.Pool.MinSize && !c.bad[p+".pool.min_size"] {
+		c.invalid(p+".pool.max_size", "must be >= min_size (%d)", db.Pool.MinSize)
+	}
+	nonNegative(c, p+".pool.borrow_timeout", db.Pool.BorrowTimeout)
+
+	b := db.Backend
+	intRange(c, p+".backend.receive_chunk_size", b.ReceiveChunkSize, 512, 1<<20)
+	nonNegative(c, p+".backend.dial_timeout", b.DialTimeout)
+	if b.Retries < 0 {
+		c.invalid(p+".backend.retries", "must be >= 0 (0 disables retrying), got %d", b.Retries)
+	}
+	nonNegative(c, p+".backend.backoff", b.Backoff)
+	if b.BackoffMultiplier < 0 || math.IsNaN(b.BackoffMultiplier) || math.IsInf(b.BackoffMultiplier, 0) {
+		c.invalid(p+".backend.backoff_multiplier", "must be a finite number >= 0 (0 disables growth), got %v", b.BackoffMultiplier)
+	}
+}
+
+func enum(c *collector, path, val string, allowed []string) {
+	if !slices.Contains(allowed, val) {
+		c.invalid(path, "must be one of %s, got %q", oneOf(allowed), val)
+	}
+}
+
+func nonNegative(c *collector, path string, d Duration) {
+	if d < 0 {
+		c.invalid(path, "must not be negative, got %s", time.Duration(d))
+	}
+}
+
+func intRange(c *collector, path string, v, lo, hi int) {
+	if v < lo || v > hi {
+		c.invalid(path, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
