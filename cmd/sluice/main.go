@@ -1,0 +1,126 @@
+// Command sluice is a PostgreSQL proxy and connection pooler. This file
+// only wires cobra commands to the internal packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/daemon"
+	"github.com/sluice-proxy/sluice/internal/demo"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "sluice",
+		Short: "sluice is a PostgreSQL proxy and connection pooler",
+		Long: `sluice sits between applications and PostgreSQL. It authenticates clients
+itself, pools server connections, and relays sessions.
+
+Start with 'sluice demo' to see it run in front of a throwaway PostgreSQL,
+then write a config file (see docs/configuration.md) and use 'sluice run'.`,
+		SilenceUsage: true,
+	}
+	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd())
+	return root
+}
+
+func runCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the proxy in the foreground, logging to stderr",
+		Long: `Run the proxy in the foreground, logging to stderr.
+
+Signals: SIGHUP reloads users, pool sizes and the log level without dropping
+sessions (an invalid file is logged and the running config kept); SIGTERM or
+SIGINT stops accepting clients, lets sessions finish for shutdown_timeout,
+then ends the rest with SQLSTATE 57P01.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := daemon.Run(context.Background(), path, os.Stderr)
+			var ps config.Problems
+			if errors.As(err, &ps) {
+				fmt.Fprintf(os.Stderr, "%s: invalid configuration:\n%s\n", path, ps.Error())
+				return err
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "sluice:", err)
+			}
+			return err
+		},
+		SilenceErrors: true,
+	}
+	c.Flags().StringVarP(&path, "config", "c", "sluice.yaml", "path to the YAML config file")
+	return c
+}
+
+func checkCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "check-config --config FILE",
+		Short: "Validate a config file: exit 0 if valid, else print every problem and exit 1",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := config.Load(path)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err.Error())
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
+			return nil
+		},
+		SilenceErrors: true,
+	}
+	c.Flags().StringVarP(&path, "config", "c", "sluice.yaml", "path to the YAML config file")
+	return c
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print sluice's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version)
+		},
+	}
+}
+
+func demoCmd() *cobra.Command {
+	var o demo.Options
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run sluice in front of a throwaway local PostgreSQL and print how to connect",
+		Long: `Start a throwaway PostgreSQL from the local binaries (install them with
+'apt-get install -y postgresql'), create a demo user and database, start
+sluice in front of it and print the psql line to connect and the metrics URL.
+Ctrl-C stops everything and removes what was created.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			o.Out, o.LogOut = cmd.OutOrStdout(), os.Stderr
+			return demo.Run(ctx, o)
+		},
+	}
+	c.Flags().IntVar(&o.Port, "port", 0, "sluice's TCP port (default 6432 when free)")
+	c.Flags().IntVar(&o.AdminPort, "admin-port", 0, "admin HTTP port (default 9930 when free)")
+	return c
+}

@@ -1,0 +1,113 @@
+// Package backend owns connections from sluice to PostgreSQL: dialing with
+// retries and backoff, logging in, tracking the server's parameters, and
+// cleaning a connection between sessions. A *Conn belongs to exactly one
+// holder at a time (the pool when idle, a session when busy); it starts no
+// goroutines.
+package backend
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-proxy/sluice/internal/auth"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// maxServerMessage bounds messages read outside the relay (startup, reset).
+const maxServerMessage = 1 << 24
+
+// Conn is one logged-in server connection.
+type Conn struct {
+	net.Conn
+	// Addr is the server as configured (for logs and errors).
+	Addr string
+	// PID and Secret are the server's BackendKeyData.
+	PID    uint32
+	Secret []byte
+	// Params holds the server's current ParameterStatus values.
+	Params map[string]string
+	// Created is when the connection was opened.
+	Created time.Time
+
+	// br buffers reads outside the relay; it must be empty whenever the
+	// relay takes over the raw Conn.
+	br *bufio.Reader
+}
+
+// ServerError is an ErrorResponse the server sent; its fields are relayed
+// to the client as they are. It is auth's type so that login failures and
+// later errors look the same to callers.
+type ServerError = auth.ServerError
+
+// Send encodes msgs and writes them in one call.
+func (c *Conn) Send(msgs ...pgproto3.FrontendMessage) error {
+	buf := make([]byte, 0, 64)
+	for _, m := range msgs {
+		var err error
+		if buf, err = m.Encode(buf); err != nil {
+			return err
+		}
+	}
+	_, err := c.Conn.Write(buf)
+	return err
+}
+
+// Receive reads and decodes the next message (outside the relay only).
+func (c *Conn) Receive() (pgproto3.BackendMessage, error) {
+	typ, body, err := wire.ReadMessage(c.reader(), maxServerMessage)
+	if err != nil {
+		return nil, err
+	}
+	return decode(typ, body)
+}
+
+func (c *Conn) reader() io.Reader {
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(c.Conn, 4096)
+	}
+	return c.br
+}
+
+// release drops the read buffer once the exchange is over, so an idle
+// connection holds no buffer. Bytes still buffered mean the server sent
+// something we did not expect: the connection cannot be trusted.
+func (c *Conn) release() error {
+	if c.br != nil && c.br.Buffered() > 0 {
+		return errors.New("server sent unexpected data after ReadyForQuery")
+	}
+	c.br = nil
+	return nil
+}
+
+// readUntilReady reads messages until ReadyForQuery, recording
+// ParameterStatus and handing every other message to fn (which may be nil).
+// It returns the transaction status and the first ErrorResponse seen.
+func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, srvErr *pgproto3.ErrorResponse, err error) {
+	for {
+		msg, err := c.Receive()
+		if err != nil {
+			return 0, nil, err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ReadyForQuery:
+			return m.TxStatus, srvErr, c.release()
+		case *pgproto3.ParameterStatus:
+			c.Params[m.Name] = m.Value
+		case *pgproto3.ErrorResponse:
+			if srvErr == nil {
+				srvErr = m
+			}
+		}
+		if fn != nil {
+			fn(msg)
+		}
+	}
+}
+
+// Alive reports, without blocking, whether an idle connection is usable.
+func (c *Conn) Alive() bool { return wire.Alive(c.Conn) }

@@ -1,0 +1,143 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-proxy/sluice/internal/auth"
+)
+
+// Options say how to open server connections for one (database, user).
+type Options struct {
+	Network, Address string // "tcp" or "unix", and what to dial
+	Display          string // the server as configured, for logs and errors
+	User, Password   string // server login; Password "" works only with trust
+	Database         string // dbname on the server
+	DialTimeout      time.Duration
+	// Retries is how many times a failed attempt is retried; Wait(k) is the
+	// pause before retry k (1-based).
+	Retries int
+	Wait    func(k int) time.Duration
+	Logger  *slog.Logger
+	// Attempted, if set, is told the outcome of every attempt (metrics).
+	Attempted func(err error)
+}
+
+// ConnectError is returned when every attempt failed.
+type ConnectError struct {
+	Addr     string
+	Attempts int
+	Err      error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("could not connect to server %s after %d attempt(s): %v", e.Addr, e.Attempts, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Dial opens and logs in a server connection, retrying failures that may
+// pass (network errors, a server starting up or full) with backoff. Errors
+// that retrying cannot fix (bad password, unknown database) return at once.
+// Nothing of a client's is ever sent here, so retrying is always safe.
+func Dial(ctx context.Context, o Options) (*Conn, error) {
+	attempts := 0
+	for k := 0; ; k++ {
+		attempts++
+		c, err := dialOnce(ctx, o)
+		if o.Attempted != nil {
+			o.Attempted(err)
+		}
+		if err == nil {
+			return c, nil
+		}
+		if !retryable(err) || k >= o.Retries || ctx.Err() != nil {
+			return nil, &ConnectError{Addr: o.Display, Attempts: attempts, Err: err}
+		}
+		wait := time.Duration(0)
+		if o.Wait != nil {
+			wait = o.Wait(k + 1)
+		}
+		if o.Logger != nil {
+			o.Logger.Warn("server connection attempt failed", "server", o.Display, "user", o.User,
+				"attempt", attempts, "of", o.Retries+1, "error", err, "next_wait", wait)
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, &ConnectError{Addr: o.Display, Attempts: attempts, Err: ctx.Err()}
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// retryable reports whether another attempt may succeed.
+func retryable(err error) bool {
+	var se *ServerError
+	if errors.As(err, &se) {
+		code := se.Response.Code
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || code == "57P03"
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, errNoPassword)
+}
+
+var errNoPassword = errors.New("no server password")
+
+func dialOnce(ctx context.Context, o Options) (*Conn, error) {
+	d := net.Dialer{Timeout: o.DialTimeout}
+	nc, err := d.DialContext(ctx, o.Network, o.Address)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{Conn: nc, Addr: o.Display, Params: make(map[string]string, 16), Created: time.Now()}
+	if err := c.startup(ctx, o); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startup sends the StartupMessage, logs in and reads up to ReadyForQuery.
+func (c *Conn) startup(ctx context.Context, o Options) error {
+	defer c.watch(ctx)()
+	err := c.Send(&pgproto3.StartupMessage{
+		ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters:      map[string]string{"user": o.User, "database": o.Database},
+	})
+	if err != nil {
+		return err
+	}
+	if err := auth.Login(c, o.User, o.Password); err != nil {
+		return err
+	}
+	for {
+		msg, err := c.Receive()
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.BackendKeyData:
+			c.PID, c.Secret = m.ProcessID, m.SecretKey
+		case *pgproto3.ParameterStatus:
+			c.Params[m.Name] = m.Value
+		case *pgproto3.ErrorResponse:
+			// Errors during startup are always FATAL: the server closes.
+			return &ServerError{Response: m}
+		case *pgproto3.ReadyForQuery:
+			if m.TxStatus != 'I' {
+				return fmt.Errorf("server not idle after startup (status %q)", m.TxStatus)
+			}
+			return c.release()
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Setting is one run-time parameter to apply for a session.
+type Setting struct{ Name, Value string }
+
+// Reset makes the connection fit for the next session: it rolls back an
+// open transaction (status 'T' or 'E', as last reported by ReadyForQuery)
+// and runs DISCARD ALL, which drops temp tables, prepared statements,
+// cursors, advisory locks, LISTENs and every SET. Both statements go in
+// one round trip. Any error means the connection must be closed.
+func (c *Conn) Reset(ctx context.Context, status byte) error {
+	defer c.watch(ctx)()
+	msgs := []pgproto3.FrontendMessage{&pgproto3.Query{String: "DISCARD ALL"}}
+	if status != 'I' {
+		msgs = append([]pgproto3.FrontendMessage{&pgproto3.Query{String: "ROLLBACK"}}, msgs...)
+	}
+	if err := c.Send(msgs...); err != nil {
+		return err
+	}
+	for range msgs {
+		st, srvErr, err := c.readUntilReady(nil)
+		if err != nil {
+			return err
+		}
+		if srvErr != nil {
+			return &ServerError{Response: srvErr}
+		}
+		if st != 'I' {
+			return fmt.Errorf("server in transaction status %q after reset", st)
+		}
+	}
+	return nil
+}
+
+// Apply sets the session's parameters on the server in one round trip,
+// skipping those whose reported value already matches. A value the server
+// rejects is returned as *ServerError (the connection stays usable).
+func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
+	var q strings.Builder
+	for _, s := range settings {
+		if c.reported(s.Name) == s.Value && s.Value != "" {
+			continue
+		}
+		if q.Len() == 0 {
+			q.WriteString("SELECT ")
+		} else {
+			q.WriteString(", ")
+		}
+		q.WriteString("pg_catalog.set_config(")
+		q.WriteString(quote(s.Name))
+		q.WriteString(", ")
+		q.WriteString(quote(s.Value))
+		q.WriteString(", false)")
+	}
+	if q.Len() == 0 {
+		return nil
+	}
+	defer c.watch(ctx)()
+	if err := c.Send(&pgproto3.Query{String: q.String()}); err != nil {
+		return err
+	}
+	_, srvErr, err := c.readUntilReady(nil)
+	if err != nil {
+		return err
+	}
+	if srvErr != nil {
+		return &ServerError{Response: srvErr}
+	}
+	return nil
+}
+
+// reported returns the server's reported value of a parameter, matching
+// the name without regard to case as PostgreSQL does.
+func (c *Conn) reported(name string) string {
+	if v, ok := c.Params[name]; ok {
+		return v
+	}
+	for k, v := range c.Params {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// quote makes a standard SQL string literal. With
+// standard_conforming_strings on (PostgreSQL's default since 9.1, and
+// reported at startup) only the quote needs doubling; otherwise we use
+// the E” form and escape backslashes too.
+func quote(s string) string {
+	if !strings.ContainsRune(s, '\\') {
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	}
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	return "E'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// watch applies ctx's deadline and cancellation to the socket for the
+// duration of an exchange; the returned func undoes it.
+func (c *Conn) watch(ctx context.Context) func() {
+	if dl, ok := ctx.Deadline(); ok {
+		c.Conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Conn.SetDeadline(time.Unix(1, 0)) })
+	return func() {
+		stop()
+		c.Conn.SetDeadline(time.Time{})
+	}
+}

@@ -1,0 +1,146 @@
+// Package daemon runs a whole sluice process: logging, the proxy, the
+// admin endpoint, and the signals that reload (SIGHUP) or stop it
+// (SIGTERM, SIGINT). cmd/sluice and `sluice demo` both use it.
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/admin"
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/proxy"
+)
+
+// Daemon is a started sluice.
+type Daemon struct {
+	Proxy *proxy.Server
+	Admin *admin.Server // nil when admin.address is ""
+	Log   *slog.Logger
+
+	path     string
+	level    *slog.LevelVar
+	shutdown time.Duration
+	stopping atomic.Bool
+}
+
+// NewLogger builds the process logger; its level can change on reload.
+func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), level
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), level
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// Start starts the proxy and admin endpoint for cfg, loaded from path
+// (which Reload reads again; "" disables reloading).
+func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
+	log, level := NewLogger(cfg, logOut)
+	srv, err := proxy.New(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, shutdown: cfg.ShutdownTimeout.D()}
+	if cfg.Admin.Address != "" {
+		a, err := admin.Start(cfg.Admin.Address, srv.Metrics().Registry, func() bool { return !d.stopping.Load() }, log)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return nil, err
+		}
+		d.Admin = a
+	}
+	return d, nil
+}
+
+// Reload reads the config file again and applies it; an invalid file is
+// logged and the running config kept.
+func (d *Daemon) Reload() {
+	if d.path == "" {
+		return
+	}
+	cfg, err := config.Load(d.path)
+	if err != nil {
+		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
+		return
+	}
+	if err := d.Proxy.Reload(cfg); err != nil {
+		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
+		return
+	}
+	d.level.Set(parseLevel(cfg.Log.Level))
+	d.shutdown = cfg.ShutdownTimeout.D()
+	d.Log.Info("configuration reloaded", "file", d.path)
+}
+
+// Shutdown stops accepting clients, waits up to shutdown_timeout for
+// sessions to end, terminates the rest with 57P01, and stops the admin
+// endpoint.
+func (d *Daemon) Shutdown() {
+	d.stopping.Store(true)
+	d.Log.Info("shutting down", "shutdown_timeout", d.shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), d.shutdown)
+	defer cancel()
+	d.Proxy.Shutdown(ctx)
+	if d.Admin != nil {
+		d.Admin.Close()
+	}
+	d.Log.Info("stopped")
+}
+
+// Run starts sluice from the config file at path and serves until SIGTERM
+// or SIGINT (or ctx ends), reloading on SIGHUP.
+func Run(ctx context.Context, path string, logOut io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	d, err := Start(cfg, path, logOut)
+	if err != nil {
+		return err
+	}
+	d.Wait(ctx)
+	return nil
+}
+
+// Wait serves until ctx ends or a stop signal arrives, reloading on
+// SIGHUP, then shuts down.
+func (d *Daemon) Wait(ctx context.Context) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			d.Shutdown()
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.Reload()
+				continue
+			}
+			d.Log.Info("signal received", "signal", sig.String())
+			d.Shutdown()
+			return
+		}
+	}
+}

@@ -1,0 +1,289 @@
+// Package pool is a generic pool of server connections for one
+// (database, user) pair.
+//
+// Semantics follow PgBouncer and GatewayD: idle ("available") and busy
+// connections are tracked separately, at most MaxSize connections are ever
+// open (idle + busy + being dialled), and a client that finds every
+// connection busy waits in a FIFO queue for at most BorrowTimeout.
+//
+// Design (ideas from Vitess smartconnpool, not its code):
+//
+//   - One mutex guards the idle stack, the wait list and the slot counts.
+//     Every critical section is O(1) and a handful of instructions, so an
+//     uncontended Acquire/Release pair costs two lock round trips and no
+//     allocation. A single lock makes "newcomers never overtake waiters" and
+//     "a released connection goes straight to the oldest waiter" trivially
+//     true, which a lock-free stack plus a separate wait list cannot promise.
+//   - Idle connections form a LIFO stack: the most recently released (hot)
+//     connection is reused first and cold ones sink to the bottom, where
+//     Resize trims them.
+//   - A waiter receives exactly one "hand-off" on a buffered channel of its
+//     own: a connection, a permission to dial (a free slot already counted
+//     for it), or ErrClosed. The hand-off is sent under the lock after the
+//     waiter has been unlinked, so it can never be delivered twice and a
+//     waiter that gave up can always tell whether it was served.
+//   - dial, alive and Conn.Close run outside the lock: they may be slow.
+//   - Counters are atomics (written under the lock) so Stats never blocks.
+//
+// Goroutines: the pool owns none. Acquire, EnsureMin and Maintain run in the
+// caller's goroutine; the owner decides where EnsureMin/Maintain run.
+//
+// Ownership: a connection returned by Acquire belongs to the caller until it
+// hands it back with exactly one Release or Discard. The pool closes
+// connections it owns (idle ones, excess ones, ones returned after Close);
+// it never closes a busy connection behind its holder's back.
+package pool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is a server connection the pool can close.
+type Conn interface{ Close() error }
+
+// Pool is a bounded pool of connections of type C. The zero value is not
+// usable; create pools with New.
+type Pool[C Conn] struct {
+	dial  func(ctx context.Context) (C, error)
+	alive func(C) bool
+
+	mu     sync.Mutex
+	cfg    Config // guarded by mu
+	closed bool   // guarded by mu
+	idle   []C    // guarded by mu; stack, top = most recently released
+	wl     waitlist[C]
+
+	// Written under mu, read anywhere. slots packs the idle (low 32 bits)
+	// and busy (high 32 bits) counts so the hot path moves a connection
+	// between them with one atomic add instead of two. nClosing counts
+	// connections the pool is closing outside the lock (not in Stats).
+	slots                         atomic.Uint64
+	nDialing, nWaiting, nClosing  atomic.Int64
+	dials, dialFailures, timeouts atomic.Uint64
+
+	waiters sync.Pool // *waiter[C], recycled so waiting does not allocate
+
+	// testHookWoke, if set, runs in a waiter right after it stopped waiting
+	// and before it takes the lock; tests use it to force hand-off races.
+	testHookWoke func()
+}
+
+// New creates a pool. dial opens a connection (it may block for long:
+// retries and backoff live inside it; it must honour ctx). alive reports
+// whether an idle connection may be handed out; it must be cheap and
+// non-blocking; nil means always alive. New opens nothing: call EnsureMin
+// or Maintain for that.
+func New[C Conn](cfg Config, dial func(ctx context.Context) (C, error), alive func(C) bool) *Pool[C] {
+	cfg = cfg.normalized()
+	if alive == nil {
+		alive = func(C) bool { return true }
+	}
+	p := &Pool[C]{
+		dial:  dial,
+		alive: alive,
+		cfg:   cfg,
+		idle:  make([]C, 0, min(cfg.MaxSize, 64)),
+	}
+	p.waiters.New = func() any { return &waiter[C]{ch: make(chan handoff[C], 1)} }
+	return p
+}
+
+// Acquire returns a connection, which the caller must give back with
+// Release or Discard. In order of preference it takes the most recently
+// released idle connection (dead ones, per alive, are closed and skipped),
+// dials a new one if fewer than MaxSize are open, or queues behind earlier
+// waiters for up to BorrowTimeout. Errors: ErrExhausted, ErrClosed, the
+// dial error, or ctx.Err() if ctx ends first.
+func (p *Pool[C]) Acquire(ctx context.Context) (C, error) {
+	var (
+		zero     C
+		w        *waiter[C] // taken from p.waiters only if we have to wait
+		deadline time.Time  // BorrowTimeout deadline, set on the first wait
+		// entitled is set after we closed a dead connection we had been
+		// given: its slot is ours, so we may reuse it ahead of the queue.
+		entitled bool
+	)
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			p.putWaiter(w)
+			return zero, ErrClosed
+		}
+		first := entitled || p.wl.len == 0
+		var c C
+		switch {
+		case first && len(p.idle) > 0:
+			c = p.popIdleLocked()
+			p.addSlots(-1, 1)
+			p.mu.Unlock()
+		case first && p.openLocked() < p.cfg.MaxSize:
+			p.nDialing.Add(1)
+			p.mu.Unlock()
+			p.putWaiter(w)
+			return p.dialSlot(ctx)
+		case p.cfg.BorrowTimeout == 0:
+			p.mu.Unlock()
+			p.timeouts.Add(1)
+			return zero, ErrExhausted
+		default:
+			if w == nil {
+				w = p.waiters.Get().(*waiter[C])
+				deadline = time.Now().Add(p.cfg.BorrowTimeout)
+			}
+			h, err := p.waitLocked(ctx, w, time.Until(deadline))
+			if err != nil {
+				p.putWaiter(w)
+				return zero, err
+			}
+			if h.dial {
+				p.putWaiter(w)
+				return p.dialSlot(ctx)
+			}
+			c = h.conn
+		}
+		// We hold c and its busy slot; the lock is not held.
+		if p.alive(c) {
+			p.putWaiter(w)
+			return c, nil
+		}
+		_ = c.Close()
+		p.mu.Lock()
+		p.addSlots(0, -1)
+		entitled = true
+	}
+}
+
+// Release gives back a healthy connection obtained from Acquire: it goes to
+// the oldest waiter if there is one, else on top of the idle stack. It is
+// closed instead if the pool is closed or shrank below its open count.
+func (p *Pool[C]) Release(c C) {
+	p.mu.Lock()
+	closeIt := p.putLocked(c)
+	p.mu.Unlock()
+	if closeIt {
+		p.closeCounted(c)
+	}
+}
+
+// Discard closes a connection obtained from Acquire (broken, or in a state
+// that cannot be reset) and frees its slot; the oldest waiter, if any, is
+// then allowed to dial a replacement.
+func (p *Pool[C]) Discard(c C) {
+	// Close first so that the replacement dial never overlaps it: the server
+	// never sees more than MaxSize connections from this pool.
+	_ = c.Close()
+	p.mu.Lock()
+	p.addSlots(0, -1)
+	p.grantLocked()
+	p.mu.Unlock()
+}
+
+// openLocked counts every slot in use. Connections being closed still
+// count until Close returns, so a dial never overlaps a close and the
+// server never sees more than MaxSize connections from this pool.
+func (p *Pool[C]) openLocked() int {
+	idle, busy := unpackSlots(p.slots.Load())
+	return idle + busy + int(p.nDialing.Load()+p.nClosing.Load())
+}
+
+// addSlots adds to the idle and busy counts (either may be negative) with
+// a single atomic add: the packed word's arithmetic is exact modulo 2^64
+// as long as both resulting counts lie in [0, 2^32).
+func (p *Pool[C]) addSlots(idle, busy int) {
+	p.slots.Add(uint64(int64(idle)) + uint64(int64(busy))<<32)
+}
+
+func unpackSlots(v uint64) (idle, busy int) {
+	return int(uint32(v)), int(v >> 32)
+}
+
+// closeCounted closes c, whose slot is counted in nClosing, then frees the
+// slot (letting a waiter dial).
+func (p *Pool[C]) closeCounted(c C) {
+	_ = c.Close()
+	p.mu.Lock()
+	p.nClosing.Add(-1)
+	p.grantLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool[C]) popIdleLocked() C {
+	var zero C
+	n := len(p.idle) - 1
+	c := p.idle[n]
+	p.idle[n] = zero // do not pin a connection we no longer own
+	p.idle = p.idle[:n]
+	return c
+}
+
+// putLocked takes back c, counted as busy. If it reports closeIt, c's slot
+// was moved to nClosing and the caller must call closeCounted(c) after
+// unlocking.
+func (p *Pool[C]) putLocked(c C) (closeIt bool) {
+	if p.closed || p.openLocked() > p.cfg.MaxSize {
+		p.addSlots(0, -1)
+		p.nClosing.Add(1)
+		return true
+	}
+	if w := p.wl.popFront(); w != nil {
+		// Direct hand-off: the slot stays busy, ownership moves to w.
+		p.nWaiting.Add(-1)
+		w.ch <- handoff[C]{conn: c}
+		return false
+	}
+	p.idle = append(p.idle, c)
+	p.addSlots(1, -1)
+	return false
+}
+
+// grantLocked gives each free slot to the oldest waiter, which then dials
+// for itself. Called whenever a slot is freed or MaxSize grows.
+func (p *Pool[C]) grantLocked() {
+	for !p.closed && p.wl.len > 0 && p.openLocked() < p.cfg.MaxSize {
+		w := p.wl.popFront()
+		p.nWaiting.Add(-1)
+		p.nDialing.Add(1)
+		w.ch <- handoff[C]{dial: true}
+	}
+}
+
+// dialSlot dials on a slot already counted in nDialing and turns it into a
+// busy connection, or frees it on failure.
+func (p *Pool[C]) dialSlot(ctx context.Context) (C, error) {
+	var zero C
+	if err := ctx.Err(); err != nil {
+		// Do not count an abandoned request as a dial failure.
+		p.freeDialSlot()
+		return zero, err
+	}
+	c, err := p.dial(ctx)
+	p.mu.Lock()
+	p.nDialing.Add(-1)
+	if err != nil {
+		p.dialFailures.Add(1)
+		p.grantLocked()
+		p.mu.Unlock()
+		return zero, err
+	}
+	p.dials.Add(1)
+	if p.closed {
+		p.mu.Unlock()
+		_ = c.Close()
+		return zero, ErrClosed
+	}
+	p.addSlots(0, 1)
+	p.mu.Unlock()
+	return c, nil
+}
+
+// freeDialSlot gives up a dial permission received too late to be used.
+func (p *Pool[C]) freeDialSlot() {
+	p.mu.Lock()
+	p.nDialing.Add(-1)
+	p.grantLocked()
+	p.mu.Unlock()
+}

@@ -1,0 +1,139 @@
+package pool
+
+import (
+	"context"
+	"time"
+)
+
+// handoff is what a waiter receives: a connection (busy slot already
+// counted), a permission to dial (dialing slot already counted), or an
+// error (ErrClosed).
+type handoff[C Conn] struct {
+	conn C
+	dial bool
+	err  error
+}
+
+// waiter is one queued Acquire. It is recycled through Pool.waiters, so its
+// channel and timer are reused; both are idle whenever it is in the
+// sync.Pool (the channel is empty, the timer stopped).
+type waiter[C Conn] struct {
+	prev, next *waiter[C]
+	queued     bool            // linked in the wait list; guarded by Pool.mu
+	ch         chan handoff[C] // capacity 1: at most one send per wait, never blocks
+	timer      *time.Timer
+}
+
+// waitlist is an intrusive FIFO of waiters, guarded by Pool.mu. All
+// operations are O(1); cancelled waiters unlink themselves.
+type waitlist[C Conn] struct {
+	head, tail *waiter[C]
+	len        int
+}
+
+func (l *waitlist[C]) pushBack(w *waiter[C]) {
+	w.prev, w.next, w.queued = l.tail, nil, true
+	if l.tail == nil {
+		l.head = w
+	} else {
+		l.tail.next = w
+	}
+	l.tail = w
+	l.len++
+}
+
+func (l *waitlist[C]) remove(w *waiter[C]) {
+	if w.prev == nil {
+		l.head = w.next
+	} else {
+		w.prev.next = w.next
+	}
+	if w.next == nil {
+		l.tail = w.prev
+	} else {
+		w.next.prev = w.prev
+	}
+	w.prev, w.next, w.queued = nil, nil, false
+	l.len--
+}
+
+func (l *waitlist[C]) popFront() *waiter[C] {
+	w := l.head
+	if w != nil {
+		l.remove(w)
+	}
+	return w
+}
+
+func (p *Pool[C]) putWaiter(w *waiter[C]) {
+	if w != nil {
+		p.waiters.Put(w)
+	}
+}
+
+// waitLocked queues w and waits up to d for a hand-off. It is called with
+// p.mu held and returns with it released. A non-nil error means nothing was
+// handed over (or it was given back): the caller owns no slot.
+func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d time.Duration) (handoff[C], error) {
+	if d <= 0 {
+		p.mu.Unlock()
+		p.timeouts.Add(1)
+		return handoff[C]{}, ErrExhausted
+	}
+	if err := ctx.Err(); err != nil {
+		p.mu.Unlock()
+		return handoff[C]{}, err
+	}
+	p.wl.pushBack(w)
+	p.nWaiting.Add(1)
+	p.mu.Unlock()
+
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	timedOut := false
+	select {
+	case h := <-w.ch:
+		w.timer.Stop()
+		return h, h.err
+	case <-w.timer.C:
+		timedOut = true
+	case <-ctx.Done():
+		w.timer.Stop()
+	}
+	if p.testHookWoke != nil {
+		p.testHookWoke()
+	}
+
+	p.mu.Lock()
+	if w.queued {
+		// Nobody served us: leave the queue and report why.
+		p.wl.remove(w)
+		p.nWaiting.Add(-1)
+		p.mu.Unlock()
+		if timedOut {
+			p.timeouts.Add(1)
+			return handoff[C]{}, ErrExhausted
+		}
+		return handoff[C]{}, ctx.Err()
+	}
+	p.mu.Unlock()
+	// We were unlinked by a hand-off that raced with our wake-up; it was
+	// sent under the lock before the unlink became visible, so it is
+	// already buffered.
+	h := <-w.ch
+	if h.err != nil || ctx.Err() == nil {
+		// Closed, or only BorrowTimeout fired: the hand-off was in time
+		// as far as the pool is concerned, so use it.
+		return h, h.err
+	}
+	// The caller's context is gone: give the hand-off back.
+	if h.dial {
+		p.freeDialSlot()
+	} else {
+		p.Release(h.conn)
+	}
+	return handoff[C]{}, ctx.Err()
+}

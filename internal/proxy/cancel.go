@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+)
+
+// cancelKey is what a client presents in a CancelRequest: the server PID
+// it was shown and the secret sluice issued for that session alone.
+type cancelKey struct{ pid, secret uint32 }
+
+// cancelRegistry maps live sessions' keys to the session. Because the
+// secret is fresh per session, a former client of a reused server
+// connection can never cancel the next client's query.
+type cancelRegistry struct {
+	mu sync.Mutex
+	m  map[cancelKey]*session
+}
+
+func (c *cancelRegistry) add(pid uint32, sess *session) uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[cancelKey]*session)
+	}
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		k := cancelKey{pid, binary.BigEndian.Uint32(b[:])}
+		if _, dup := c.m[k]; !dup {
+			c.m[k] = sess
+			return k.secret
+		}
+	}
+}
+
+func (c *cancelRegistry) remove(pid, secret uint32) {
+	c.mu.Lock()
+	delete(c.m, cancelKey{pid, secret})
+	c.mu.Unlock()
+}
+
+func (c *cancelRegistry) lookup(pid uint32, secret []byte) *session {
+	if len(secret) != 4 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[cancelKey{pid, binary.BigEndian.Uint32(secret)}]
+}
+
+// cancel forwards a client's CancelRequest to the server its session is
+// using right now. Unknown keys are ignored silently, as PostgreSQL does.
+func (s *Server) cancel(pid uint32, secret []byte) {
+	s.metrics.CancelRequests.Inc()
+	sess := s.cancels.lookup(pid, secret)
+	if sess == nil {
+		s.log.Debug("cancel request for unknown session ignored", "pid", pid)
+		return
+	}
+	conn, network, address := sess.cancelTarget()
+	if conn == nil {
+		return
+	}
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if err := backend.Cancel(ctx, network, address, conn.PID, conn.Secret); err != nil {
+		s.log.Warn("forwarding cancel request failed", "server", conn.Addr, "error", err)
+	}
+}

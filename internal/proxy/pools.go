@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/auth"
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/metrics"
+	"github.com/sluice-proxy/sluice/internal/pool"
+)
+
+// state is one loaded configuration with what is derived from it once
+// (password credentials, so no login pays for key derivation).
+type state struct {
+	cfg   *config.Config
+	creds map[string]*auth.Credentials
+}
+
+// newState derives credentials for cfg, reusing prev's where the user's
+// password did not change.
+func newState(cfg *config.Config, prev *state) (*state, error) {
+	st := &state{cfg: cfg, creds: make(map[string]*auth.Credentials, len(cfg.Users))}
+	for i := range cfg.Users {
+		u := &cfg.Users[i]
+		if prev != nil {
+			if old := prev.cfg.User(u.Name); old != nil && old.Password == u.Password {
+				st.creds[u.Name] = prev.creds[u.Name]
+				continue
+			}
+		}
+		c, err := auth.NewCredentials(u.Name, u.Password)
+		if err != nil {
+			return nil, fmt.Errorf("users[%d].password: %w", i, err)
+		}
+		st.creds[u.Name] = c
+	}
+	return st, nil
+}
+
+type poolKey struct{ database, user string }
+
+// poolEntry is one pool with the dial options it uses; options are
+// swapped on reload so new connections follow the new config.
+type poolEntry struct {
+	key  poolKey
+	pool *pool.Pool[*backend.Conn]
+	opts atomic.Pointer[backend.Options]
+}
+
+func (s *Server) dialOptions(db *config.Database, u *config.User) backend.Options {
+	h := db.PrimaryHost()
+	b := db.Backend
+	return backend.Options{
+		Network: h.Network, Address: h.Address, Display: h.Display,
+		User: u.Name, Password: u.ServerPassword, Database: db.DBName,
+		DialTimeout: b.DialTimeout.D(),
+		Retries:     b.EffectiveRetries(),
+		Wait:        b.Wait,
+		Logger:      s.log,
+		Attempted: func(err error) {
+			s.metrics.ConnectAttempts.Inc()
+			if err != nil {
+				s.metrics.ConnectFailures.Inc()
+			}
+		},
+	}
+}
+
+func poolConfig(db *config.Database) pool.Config {
+	return pool.Config{MinSize: db.Pool.MinSize, MaxSize: db.Pool.MaxSize, BorrowTimeout: db.Pool.BorrowTimeout.D()}
+}
+
+// poolFor returns the pool for (db, user), creating it on first use.
+func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
+	key := poolKey{db.Name, u.Name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.pools[key]; e != nil {
+		return e
+	}
+	e := &poolEntry{key: key}
+	opts := s.dialOptions(db, u)
+	e.opts.Store(&opts)
+	e.pool = pool.New(poolConfig(db), func(ctx context.Context) (*backend.Conn, error) {
+		return backend.Dial(ctx, *e.opts.Load())
+	}, (*backend.Conn).Alive)
+	s.pools[key] = e
+	return e
+}
+
+// fillPools opens min_size connections for every configured user of
+// every database, in the background, retrying with the database's backoff
+// until it succeeds or sluice stops.
+func (s *Server) fillPools() {
+	cfg := s.state.Load().cfg
+	for _, db := range cfg.Databases {
+		if db.Pool.MinSize == 0 {
+			continue
+		}
+		for i := range cfg.Users {
+			e := s.poolFor(db, &cfg.Users[i])
+			s.bgWG.Add(1)
+			go func() {
+				defer s.bgWG.Done()
+				for {
+					err := e.pool.EnsureMin(s.bgCtx)
+					if err == nil || s.bgCtx.Err() != nil || errors.Is(err, pool.ErrClosed) {
+						return
+					}
+					s.log.Warn("could not open min_size server connections; will retry",
+						"database", e.key.database, "user", e.key.user, "error", err)
+					t := time.NewTimer(db.Backend.Wait(1) + time.Second)
+					select {
+					case <-s.bgCtx.Done():
+						t.Stop()
+						return
+					case <-t.C:
+					}
+				}
+			}()
+		}
+	}
+}
+
+// PoolStats reports every pool's state, sorted, for metrics.
+func (s *Server) PoolStats() []metrics.PoolStat {
+	s.mu.Lock()
+	out := make([]metrics.PoolStat, 0, len(s.pools))
+	for k, e := range s.pools {
+		st := e.pool.Stats()
+		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Database != out[j].Database {
+			return out[i].Database < out[j].Database
+		}
+		return out[i].User < out[j].User
+	})
+	return out
+}
+
+// Reload applies a new configuration without dropping sessions: users and
+// passwords, pool sizes and server settings take effect for new sessions
+// and new server connections. Listener addresses need a restart.
+func (s *Server) Reload(cfg *config.Config) error {
+	old := s.state.Load()
+	st, err := newState(cfg, old)
+	if err != nil {
+		return err
+	}
+	if cfg.Listen != old.cfg.Listen {
+		s.log.Warn("listen settings changed; they take effect after a restart")
+	}
+	s.state.Store(st)
+	s.mu.Lock()
+	for k, e := range s.pools {
+		db := cfg.Databases[k.database]
+		u := cfg.User(k.user)
+		if db == nil || u == nil {
+			continue // sessions still using it finish; no new ones start
+		}
+		opts := s.dialOptions(db, u)
+		e.opts.Store(&opts)
+		e.pool.Resize(poolConfig(db))
+	}
+	s.mu.Unlock()
+	s.fillPools()
+	return nil
+}

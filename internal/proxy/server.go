@@ -1,0 +1,198 @@
+// Package proxy accepts PostgreSQL clients and relays their sessions to
+// server connections taken from per-(database, user) pools.
+//
+// Ownership: Server owns the listeners, the pools and one goroutine per
+// accept loop; each client connection is owned by one session goroutine,
+// which runs the client-to-server loop itself and starts exactly one more
+// goroutine (server-to-client) while a server connection is attached.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/metrics"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// Server is one running sluice proxy.
+type Server struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	state   atomic.Pointer[state]
+	cancels cancelRegistry
+
+	mu        sync.Mutex
+	pools     map[poolKey]*poolEntry
+	bufs      map[int]*wire.Buffers
+	sessions  map[*session]struct{}
+	listeners []net.Listener
+	closing   bool
+
+	clients  atomic.Int64   // open client connections
+	sessWG   sync.WaitGroup // session goroutines
+	bgWG     sync.WaitGroup // accept loops and pool fillers
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// New prepares a server for cfg; Start makes it listen.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{
+		log:      log,
+		pools:    make(map[poolKey]*poolEntry),
+		bufs:     make(map[int]*wire.Buffers),
+		sessions: make(map[*session]struct{}),
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.metrics = metrics.New(s.PoolStats)
+	st, err := newState(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+	return s, nil
+}
+
+// Metrics returns the server's metrics (for the admin endpoint).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Start binds the listeners and starts accepting clients, and begins
+// filling every configured pool to min_size in the background (so sluice
+// comes up even while PostgreSQL is down).
+func (s *Server) Start() error {
+	cfg := s.state.Load().cfg
+	tcp, err := net.Listen("tcp", cfg.Listen.Address)
+	if err != nil {
+		return fmt.Errorf("listen.address: %w", err)
+	}
+	s.listeners = append(s.listeners, tcp)
+	if cfg.Listen.SocketDir != "" {
+		port := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+		path := filepath.Join(cfg.Listen.SocketDir, ".s.PGSQL."+port)
+		removeStaleSocket(path)
+		ul, err := net.Listen("unix", path)
+		if err != nil {
+			tcp.Close()
+			return fmt.Errorf("listen.socket_dir: %w", err)
+		}
+		os.Chmod(path, 0o777)
+		s.listeners = append(s.listeners, ul)
+	}
+	for _, l := range s.listeners {
+		s.log.Info("listening", "address", l.Addr().String())
+		s.bgWG.Add(1)
+		go s.acceptLoop(l)
+	}
+	s.fillPools()
+	return nil
+}
+
+// Addr is the TCP listener's address.
+func (s *Server) Addr() net.Addr { return s.listeners[0].Addr() }
+
+// SocketPath is the Unix socket's path, or "".
+func (s *Server) SocketPath() string {
+	if len(s.listeners) < 2 {
+		return ""
+	}
+	return s.listeners[1].Addr().String()
+}
+
+func removeStaleSocket(path string) {
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close() // somebody is serving it; Listen will report the clash
+		return
+	}
+	os.Remove(path)
+}
+
+func (s *Server) acceptLoop(l net.Listener) {
+	defer s.bgWG.Done()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Error("accept failed", "address", l.Addr().String(), "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		sess := &session{srv: s, client: nc, start: time.Now()}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			wire.Write(nc, wire.Error(wire.CodeAdminShutdown, "sluice is shutting down"))
+			nc.Close()
+			continue
+		}
+		s.sessions[sess] = struct{}{}
+		s.sessWG.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.sessWG.Done()
+			sess.serve()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// buffers returns the shared buffer pool for one chunk size.
+func (s *Server) buffers(size int) *wire.Buffers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.bufs[size]
+	if b == nil {
+		b = wire.NewBuffers(size)
+		s.bufs[size] = b
+	}
+	return b
+}
+
+// Shutdown stops accepting clients, lets sessions finish until ctx is
+// done, then ends the rest with SQLSTATE 57P01 and closes every pool.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.bgCancel()
+	done := make(chan struct{})
+	go func() { s.sessWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		n := len(s.sessions)
+		for sess := range s.sessions {
+			sess.terminate()
+		}
+		s.mu.Unlock()
+		s.log.Warn("shutdown timeout reached: terminating sessions", "sessions", n)
+		<-done
+	}
+	s.bgWG.Wait()
+	s.mu.Lock()
+	for _, p := range s.pools {
+		p.pool.Close()
+	}
+	s.mu.Unlock()
+}

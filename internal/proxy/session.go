@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/frontend"
+	"github.com/sluice-proxy/sluice/internal/pool"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// session is one client connection, from accept to close. Its goroutine
+// (serve) owns the client conn and, while attached, the server conn.
+type session struct {
+	srv    *Server
+	client net.Conn
+	start  time.Time
+
+	mu         sync.Mutex // guards the fields below, read by cancel/terminate
+	server     *backend.Conn
+	network    string
+	address    string
+	relay      *relay
+	terminated bool
+	// stop ends a wait for a server connection when the session is
+	// terminated before it has one.
+	stop context.CancelFunc
+}
+
+// cancelTarget returns the server connection a cancel must reach now.
+func (ss *session) cancelTarget() (*backend.Conn, string, string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.server, ss.network, ss.address
+}
+
+// terminate ends the session from outside (shutdown). A session in relay
+// gets 57P01 at the next message boundary; one still logging in is closed.
+func (ss *session) terminate() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.terminated = true
+	if ss.stop != nil {
+		ss.stop()
+	}
+	if ss.relay != nil {
+		ss.relay.shutdown.Store(true)
+		ss.server.Conn.Close()
+		return
+	}
+	ss.client.Close()
+}
+
+// remote names the client's address for logs ("unix" for a Unix socket).
+func (ss *session) remote() string {
+	a := ss.client.RemoteAddr()
+	if a == nil || a.Network() == "unix" {
+		return "unix"
+	}
+	return a.String()
+}
+
+// fail sends a FATAL error to the client and logs why the session ended.
+func (ss *session) fail(code, msg string, attrs ...any) {
+	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+	wire.Write(ss.client, wire.Error(code, "%s", msg))
+	ss.srv.log.Info("client refused", append([]any{"remote", ss.remote(), "sqlstate", code, "reason", msg}, attrs...)...)
+}
+
+func (ss *session) serve() {
+	s := ss.srv
+	defer ss.client.Close()
+	s.metrics.ClientConnections.Inc()
+	defer s.metrics.ClientConnections.Dec()
+	st := s.state.Load()
+	cfg := st.cfg
+	if n := s.clients.Add(1); n > int64(cfg.Limits.MaxClientConnections) {
+		defer s.clients.Add(-1)
+		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("too many client connections (limits.max_client_connections = %d)", cfg.Limits.MaxClientConnections))
+		return
+	}
+	defer s.clients.Add(-1)
+	ss.client.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
+	start, err := ss.readStartup(cfg.Limits.MaxStartupPacket)
+	if err != nil || start == nil {
+		return
+	}
+	user, dbName := start.Get("user"), start.Get("database")
+	if dbName == "" {
+		dbName = user
+	}
+	if start.Get("replication") != "" && start.Get("replication") != "false" && start.Get("replication") != "0" {
+		ss.fail(wire.CodeFeatureNotSupported, "replication connections are not supported by sluice", "user", user)
+		return
+	}
+	db := cfg.Databases[dbName]
+	if db == nil {
+		ss.fail(wire.CodeInvalidCatalogName, fmt.Sprintf("database %q does not exist (it is not configured in sluice)", dbName), "user", user)
+		s.metrics.ClientLoginFailure.WithLabelValues("unknown_database").Inc()
+		return
+	}
+	u := cfg.User(user)
+	if err := ss.authenticate(st, u, user); err != nil {
+		return
+	}
+	settings, err := start.Settings()
+	if err != nil {
+		var pe *frontend.ProtocolError
+		errors.As(err, &pe)
+		ss.fail(pe.Code, pe.Msg, "user", user)
+		return
+	}
+	ss.run(db, u, settings)
+}
+
+// readStartup answers SSL/GSS requests with 'N' until a StartupMessage
+// arrives, serves cancel requests, and negotiates the protocol version.
+// It returns nil when the connection is done with.
+func (ss *session) readStartup(maxLen int) (*frontend.Startup, error) {
+	for range 3 {
+		st, err := frontend.ReadStartup(ss.client, maxLen)
+		if err != nil {
+			var pe *frontend.ProtocolError
+			if errors.As(err, &pe) {
+				ss.fail(pe.Code, pe.Msg)
+			} else if !errors.Is(err, net.ErrClosed) {
+				ss.srv.log.Info("client left during startup", "remote", ss.remote(), "error", err)
+			}
+			return nil, err
+		}
+		switch st.Kind {
+		case frontend.KindSSL, frontend.KindGSSEnc:
+			if _, err := ss.client.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+			continue
+		case frontend.KindCancel:
+			ss.srv.cancel(st.PID, st.Secret)
+			return nil, nil
+		}
+		if needed, unrecognized := st.Negotiation(); needed {
+			msg := &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized}
+			if err := wire.Write(ss.client, msg); err != nil {
+				return nil, err
+			}
+		}
+		return st, nil
+	}
+	ss.fail(wire.CodeProtocolViolation, "too many SSL/GSS negotiation requests")
+	return nil, errors.New("negotiation loop")
+}
+
+// run attaches a server connection, greets the client and relays.
+func (ss *session) run(db *config.Database, u *config.User, settings []frontend.Param) {
+	s := ss.srv
+	e := s.poolFor(db, u)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ss.mu.Lock()
+	ss.stop = cancel
+	terminated := ss.terminated
+	ss.mu.Unlock()
+	if terminated {
+		return
+	}
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		ss.failAcquire(db, err)
+		return
+	}
+	bs := make([]backend.Setting, len(settings))
+	for i, p := range settings {
+		bs[i] = backend.Setting{Name: p.Name, Value: p.Value}
+	}
+	if err := conn.Apply(ctx, bs); err != nil {
+		var se *backend.ServerError
+		if errors.As(err, &se) {
+			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
+			wire.Write(ss.client, se.Response)
+			e.pool.Release(conn) // the failed SELECT left it idle and clean
+		} else {
+			ss.fail(wire.CodeConnectionFailure, "could not prepare server connection: "+err.Error())
+			e.pool.Discard(conn)
+		}
+		return
+	}
+	opts := e.opts.Load()
+	ss.mu.Lock()
+	if ss.terminated {
+		ss.mu.Unlock()
+		e.pool.Release(conn)
+		return
+	}
+	ss.server, ss.network, ss.address = conn, opts.Network, opts.Address
+	r := &relay{client: ss.client, server: conn.Conn, bufs: s.buffers(db.Backend.ReceiveChunkSize), log: s.log,
+		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient)}
+	r.txStatus.Store('I')
+	ss.relay = r
+	ss.mu.Unlock()
+
+	secret := s.cancels.add(conn.PID, ss)
+	greet := greeting(conn, secret)
+	ss.client.SetDeadline(time.Time{})
+	s.metrics.ClientSessions.Inc()
+	if _, err := ss.client.Write(greet); err == nil {
+		r.run()
+		ss.afterRelay(r)
+	}
+	s.cancels.remove(conn.PID, secret)
+	ss.mu.Lock()
+	ss.server, ss.relay = nil, nil
+	ss.mu.Unlock()
+	ss.client.Close()
+	ss.releaseServer(e, conn, r)
+	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
+		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
+		"server_pid", conn.PID)
+}
+
+func addCounter(c interface{ Add(float64) }) func(int) {
+	return func(n int) { c.Add(float64(n)) }
+}
+
+// greeting is what PostgreSQL sends after a successful login: the client
+// sees the server's parameters and real PID, with sluice's own secret.
+func greeting(conn *backend.Conn, secret uint32) []byte {
+	names := make([]string, 0, len(conn.Params))
+	for k := range conn.Params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	msgs := make([]pgproto3.Message, 0, len(names)+3)
+	msgs = append(msgs, &pgproto3.AuthenticationOk{})
+	for _, k := range names {
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: conn.Params[k]})
+	}
+	sec := []byte{byte(secret >> 24), byte(secret >> 16), byte(secret >> 8), byte(secret)}
+	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: conn.PID, SecretKey: sec}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	buf, _ := wire.Append(nil, msgs...)
+	return buf
+}
+
+// afterRelay tells the client why the session ends when sluice ends it:
+// shutdown (57P01) or a lost server (08006), only at a message boundary.
+func (ss *session) afterRelay(r *relay) {
+	if r.terminated || !r.down.AtBoundary() {
+		return
+	}
+	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+	switch {
+	case r.shutdown.Load():
+		wire.Write(ss.client, wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down"))
+	case r.downErr != nil && !isTimeout(r.downErr):
+		wire.Write(ss.client, wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost"))
+		ss.srv.log.Warn("server connection lost", "remote", ss.remote(), "error", r.downErr)
+	}
+}
+
+// releaseServer cleans the server connection for reuse, or closes it when
+// it was left in an unknown state.
+func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
+	if r.shutdown.Load() || (r.downErr != nil && !isTimeout(r.downErr)) || !r.clean() {
+		e.pool.Discard(conn)
+		return
+	}
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if err := conn.Reset(ctx, byte(r.txStatus.Load())); err != nil {
+		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
+		e.pool.Discard(conn)
+		return
+	}
+	e.pool.Release(conn)
+}
+
+func (ss *session) failAcquire(db *config.Database, err error) {
+	var se *backend.ServerError
+	var ce *backend.ConnectError
+	switch {
+	case errors.Is(err, context.Canceled):
+		ss.fail(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case errors.Is(err, pool.ErrExhausted):
+		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("no server connection available for database %q within pool.borrow_timeout (%s): all %d are busy",
+			db.Name, db.Pool.BorrowTimeout.D(), db.Pool.MaxSize))
+	case errors.As(err, &se):
+		se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
+		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		wire.Write(ss.client, se.Response)
+		ss.srv.log.Warn("server refused login", "database", db.Name, "sqlstate", se.Response.Code, "message", se.Response.Message)
+	case errors.As(err, &ce):
+		ss.fail(wire.CodeConnectionFailure, ce.Error())
+	default:
+		ss.fail(wire.CodeConnectionFailure, "could not get a server connection: "+err.Error())
+	}
+}
