@@ -111,3 +111,7 @@ func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, sr
 
 // Alive reports, without blocking, whether an idle connection is usable.
 func (c *Conn) Alive() bool { return wire.Alive(c.Conn) }
+
+// CreatedAt is when the connection was opened (the pool's max_lifetime
+// counts from it).
+func (c *Conn) CreatedAt() time.Time { return c.Created }

@@ -1,0 +1,71 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/sluice-proxy/sluice/internal/demo"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// The demo prints a psql line that works, and cleans up when stopped.
+func TestDemoPrintsAWorkingConnectLine(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuf{}
+	done := make(chan error, 1)
+	go func() {
+		done <- demo.Run(ctx, demo.Options{Port: freePort(t), AdminPort: freePort(t), Out: out, LogOut: &lockedBuf{}})
+	}()
+	re := regexp.MustCompile(`psql "(postgresql://[^"]+)"`)
+	var url string
+	require.Eventually(t, func() bool {
+		m := re.FindStringSubmatch(out.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	}, 2*time.Minute, 50*time.Millisecond, "demo never printed a psql line: %s", out)
+	c, err := pgconn.Connect(ctx, url)
+	require.NoError(t, err)
+	res, err := c.Exec(ctx, "SELECT text FROM greetings").ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, "hello from behind sluice", string(res[0].Rows[0][0]))
+	require.NoError(t, c.Close(ctx))
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, out.String(), "stopped and removed")
+}
