@@ -82,8 +82,14 @@ databases:
 
 func start(t *testing.T, poolYAML string) *harness {
 	t.Helper()
+	return startWith(t, poolYAML, "")
+}
+
+// startWith also takes extra YAML appended at the top level.
+func startWith(t *testing.T, poolYAML, topLevel string) *harness {
+	t.Helper()
 	sock := t.TempDir()
-	cfg, err := config.Parse([]byte(configText(t, sock, poolYAML, "")), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(configText(t, sock, poolYAML, "")+topLevel), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -1,0 +1,118 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+)
+
+func TestPoolExhaustedWithoutBorrowTimeoutIsRefusedAtOnce(t *testing.T) {
+	h := start(t, "min_size: 0\n      max_size: 1\n      borrow_timeout: 0s")
+	ctx := context.Background()
+	h.connect(ctx)
+	_, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.Equal(t, "53300", pgCode(err), "%v", err)
+	require.Contains(t, err.Error(), "borrow_timeout")
+}
+
+func TestWaitersGetTheConnectionInTurnOrTimeOut(t *testing.T) {
+	h := start(t, "min_size: 0\n      max_size: 1\n      borrow_timeout: 2s")
+	ctx := context.Background()
+	first, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+
+	second := make(chan *pgconn.PgConn, 1)
+	go func() {
+		c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+		if err != nil {
+			t.Errorf("second client: %v", err)
+		}
+		second <- c
+	}()
+	require.Eventually(t, func() bool { return h.srv.PoolStats()[0].Waiting == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, first.Close(ctx)) // hand-off to the waiting second client
+	c2 := <-second
+	require.NotNil(t, c2)
+	defer c2.Close(ctx)
+	require.Equal(t, []string{"1"}, query(t, c2, "SELECT 1"))
+
+	// A third client waits past borrow_timeout and is refused.
+	_, err = pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.Equal(t, "53300", pgCode(err), "%v", err)
+	require.Contains(t, err.Error(), "pool.borrow_timeout (2s)")
+}
+
+func TestTerminatedIdleServerConnectionsAreNeverHandedOut(t *testing.T) {
+	h := start(t, "min_size: 5\n      max_size: 10")
+	ctx := context.Background()
+	require.Eventually(t, func() bool { return h.srv.PoolStats()[0].Idle == 5 }, 30*time.Second, 10*time.Millisecond)
+	cl := pgtest.Cluster(t)
+	rows, err := cl.Query(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'")
+	require.NoError(t, err)
+	require.Equal(t, "5", rows[0][0])
+	for i := range 20 {
+		c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+		require.NoError(t, err, "client %d", i)
+		require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"), "client %d", i)
+		require.NoError(t, c.Close(ctx))
+	}
+}
+
+// Bad input gets an error or a timeout and a log line, and never disturbs
+// other clients.
+func TestBadClientsDoNotDisturbOthers(t *testing.T) {
+	h := startWith(t, "min_size: 2\n      max_size: 60", "limits:\n  client_login_timeout: 1s\n")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pgbench(t, h, "-S", "-c", "8", "-j", "2", "-T", "4")
+	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", h.port)
+	read := func(c net.Conn) string {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var buf [512]byte
+		n, _ := c.Read(buf[:])
+		return string(buf[:n])
+	}
+
+	big, err := net.Dial("tcp", addr) // 40 kB startup packet
+	require.NoError(t, err)
+	pkt := make([]byte, 40000)
+	binary.BigEndian.PutUint32(pkt, 40000)
+	binary.BigEndian.PutUint32(pkt[4:], 196608)
+	big.Write(pkt)
+	require.Contains(t, read(big), "08P01")
+	big.Close()
+
+	garbage, err := net.Dial("tcp", addr) // random bytes
+	require.NoError(t, err)
+	junk := make([]byte, 256)
+	rand.Read(junk)
+	junk[0], junk[1] = 0, 0 // a length of at most 64 kB so it is parsed, not just refused
+	garbage.Write(junk)
+	reply := read(garbage)
+	require.True(t, reply == "" || strings.Contains(reply, "08P01") || strings.Contains(reply, "0A000") || strings.Contains(reply, "28000"), "%q", reply)
+	garbage.Close()
+
+	silent, err := net.Dial("tcp", addr) // sends nothing: timed out by client_login_timeout
+	require.NoError(t, err)
+	require.Equal(t, "", read(silent))
+	silent.Close()
+
+	wg.Wait()
+	logs := h.logs.String()
+	require.Contains(t, logs, "invalid length of startup packet")
+	require.Contains(t, logs, "i/o timeout")
+}
