@@ -62,6 +62,7 @@ type Limits struct {
 	MaxClientConnections int      `yaml:"max_client_connections"` // default 10000; beyond it clients get 53300
 	ClientLoginTimeout   Duration `yaml:"client_login_timeout"`   // default 15s; startup+auth must finish within it
 	MaxStartupPacket     int      `yaml:"max_startup_packet"`     // default 10000 bytes (as PostgreSQL)
+	ClientIdleTimeout    Duration `yaml:"client_idle_timeout"`    // default 0 = none; idle sessions are closed with 57P01
 }
 
 // User is one login role known to sluice.
@@ -93,11 +94,20 @@ type Pool struct {
 	MinSize       int      `yaml:"min_size"`       // default 0; opened at start-up for every configured user
 	MaxSize       int      `yaml:"max_size"`       // default 20; >= 1 and >= min_size
 	BorrowTimeout Duration `yaml:"borrow_timeout"` // default 120s; 0 = reject at once (53300)
+	// Health maintenance (0 disables each).
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 10m; idle connections unused longer are recycled
+	MaxLifetime       Duration `yaml:"max_lifetime"`        // default 1h, jittered ±10%; connections are retired after it
+	HealthCheckPeriod Duration `yaml:"health_check_period"` // default 60s; how often idle connections are checked
 }
 
 // Backend tunes server connections (names follow GatewayD's client settings).
 type Backend struct {
+	Network            string   `yaml:"network"`              // tcp | unix; default: from the host ("/dir:port" is unix)
 	ReceiveChunkSize   int      `yaml:"receive_chunk_size"`   // default 8192; 512..1<<20
+	SendDeadline       Duration `yaml:"send_deadline"`        // default 0 = none; write deadline set on each send
+	ReceiveDeadline    Duration `yaml:"receive_deadline"`     // default 0 = none; read deadline set on each receive
+	ReceiveTimeout     Duration `yaml:"receive_timeout"`      // default 0 = wait forever; else a silent query is cancelled (57014)
+	TCPKeepalive       Duration `yaml:"tcp_keepalive"`        // default 30s; 0 disables
 	DialTimeout        Duration `yaml:"dial_timeout"`         // default 60s; 0 disables
 	Retries            int      `yaml:"retries"`              // default 3; 0 disables retrying
 	Backoff            Duration `yaml:"backoff"`              // default 1s; 0 disables waiting
@@ -120,6 +130,10 @@ const (
 	DefaultPoolMinSize          = 0
 	DefaultPoolMaxSize          = 20
 	DefaultBorrowTimeout        = 120 * time.Second
+	DefaultIdleTimeout          = 10 * time.Minute
+	DefaultMaxLifetime          = time.Hour
+	DefaultHealthCheckPeriod    = 60 * time.Second
+	DefaultTCPKeepalive         = 30 * time.Second
 	DefaultReceiveChunkSize     = 8192
 	DefaultDialTimeout          = 60 * time.Second
 	DefaultRetries              = 3
@@ -133,6 +147,7 @@ var (
 	LogFormats  = []string{"text", "json"}
 	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust"}
 	PoolModes   = []string{"session", "transaction", "statement"}
+	Networks    = []string{"tcp", "unix"}
 )
 
 // defaultConfig returns a Config with every top-level default filled in.
@@ -158,13 +173,17 @@ func defaultDatabase(name string) *Database {
 		Name:     name,
 		PoolMode: DefaultPoolMode,
 		Pool: Pool{
-			MinSize:       DefaultPoolMinSize,
-			MaxSize:       DefaultPoolMaxSize,
-			BorrowTimeout: Duration(DefaultBorrowTimeout),
+			MinSize:           DefaultPoolMinSize,
+			MaxSize:           DefaultPoolMaxSize,
+			BorrowTimeout:     Duration(DefaultBorrowTimeout),
+			IdleTimeout:       Duration(DefaultIdleTimeout),
+			MaxLifetime:       Duration(DefaultMaxLifetime),
+			HealthCheckPeriod: Duration(DefaultHealthCheckPeriod),
 		},
 		Backend: Backend{
 			ReceiveChunkSize:  DefaultReceiveChunkSize,
 			DialTimeout:       Duration(DefaultDialTimeout),
+			TCPKeepalive:      Duration(DefaultTCPKeepalive),
 			Retries:           DefaultRetries,
 			Backoff:           Duration(DefaultBackoff),
 			BackoffMultiplier: DefaultBackoffMultiplier,

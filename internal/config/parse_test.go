@@ -51,10 +51,12 @@ func TestDefaults(t *testing.T) {
 			Hosts:    []string{"127.0.0.1:5432"},
 			DBName:   "appdb",
 			PoolMode: "session",
-			Pool:     Pool{MinSize: 0, MaxSize: 20, BorrowTimeout: Duration(120 * time.Second)},
+			Pool: Pool{MinSize: 0, MaxSize: 20, BorrowTimeout: Duration(120 * time.Second),
+				IdleTimeout: Duration(10 * time.Minute), MaxLifetime: Duration(time.Hour), HealthCheckPeriod: Duration(time.Minute)},
 			Backend: Backend{
 				ReceiveChunkSize:   8192,
 				DialTimeout:        Duration(60 * time.Second),
+				TCPKeepalive:       Duration(30 * time.Second),
 				Retries:            3,
 				Backoff:            Duration(time.Second),
 				BackoffMultiplier:  2,
@@ -132,7 +134,7 @@ databases:
 `
 	cfg := mustParse(t, doc, nil)
 	require.Equal(t, []string{"10.0.0.1:5432"}, cfg.Databases["b"].Hosts)
-	require.Equal(t, Pool{MinSize: 2, MaxSize: 9, BorrowTimeout: Duration(DefaultBorrowTimeout)}, cfg.Databases["b"].Pool)
+	require.Equal(t, Pool{MinSize: 2, MaxSize: 9, BorrowTimeout: Duration(DefaultBorrowTimeout), IdleTimeout: Duration(DefaultIdleTimeout), MaxLifetime: Duration(DefaultMaxLifetime), HealthCheckPeriod: Duration(DefaultHealthCheckPeriod)}, cfg.Databases["b"].Pool)
 	require.Equal(t, 5, cfg.Databases["b"].Backend.Retries)
 	require.Equal(t, 5, cfg.Databases["a"].Pool.MaxSize)
 	require.Equal(t, []string{"first:1"}, cfg.Databases["c"].Hosts, "earlier merged mappings win")

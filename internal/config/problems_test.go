@@ -204,3 +204,10 @@ func TestAliasBombIsBounded(t *testing.T) {
 	_, err := Parse([]byte(b.String()), nil)
 	require.ErrorContains(t, err, "too complex")
 }
+
+func TestNetworkMustMatchHosts(t *testing.T) {
+	_, err := Parse([]byte("users: [{name: a, password: b}]\ndatabases:\n  d:\n    hosts: [\"127.0.0.1:5432\"]\n    backend: {network: unix}\n"), nil)
+	require.ErrorContains(t, err, `databases.d.hosts[0]: "127.0.0.1:5432" is a tcp address but backend.network is unix`)
+	_, err = Parse([]byte("users: [{name: a, password: b}]\ndatabases:\n  d:\n    hosts: [\"127.0.0.1:5432\"]\n    backend: {network: udp}\n"), nil)
+	require.ErrorContains(t, err, `databases.d.backend.network: must be one of`)
+}

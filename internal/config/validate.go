@@ -33,6 +33,7 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 		c.invalid("limits.client_login_timeout", "must be > 0, got %s", cfg.Limits.ClientLoginTimeout)
 	}
 	intRange(c, "limits.max_startup_packet", cfg.Limits.MaxStartupPacket, 1024, 1<<20)
+	nonNegative(c, "limits.client_idle_timeout", cfg.Limits.ClientIdleTimeout)
 
 	validateUsers(cfg, c, lookup)
 
@@ -153,9 +154,24 @@ func validateDatabase(db *Database, p string, c *collector) {
 		c.invalid(p+".pool.max_size", "must be >= min_size (%d)", db.Pool.MinSize)
 	}
 	nonNegative(c, p+".pool.borrow_timeout", db.Pool.BorrowTimeout)
+	nonNegative(c, p+".pool.idle_timeout", db.Pool.IdleTimeout)
+	nonNegative(c, p+".pool.max_lifetime", db.Pool.MaxLifetime)
+	nonNegative(c, p+".pool.health_check_period", db.Pool.HealthCheckPeriod)
 
 	b := db.Backend
+	if b.Network != "" {
+		enum(c, p+".backend.network", b.Network, Networks)
+		for i, h := range db.Hosts {
+			if ph, err := ParseHost(h); err == nil && (b.Network == "tcp" || b.Network == "unix") && ph.Network != b.Network {
+				c.invalid(index(p+".hosts", i), "%q is a %s address but backend.network is %s (\"/dir:port\" is a Unix socket)", h, ph.Network, b.Network)
+			}
+		}
+	}
 	intRange(c, p+".backend.receive_chunk_size", b.ReceiveChunkSize, 512, 1<<20)
+	nonNegative(c, p+".backend.send_deadline", b.SendDeadline)
+	nonNegative(c, p+".backend.receive_deadline", b.ReceiveDeadline)
+	nonNegative(c, p+".backend.receive_timeout", b.ReceiveTimeout)
+	nonNegative(c, p+".backend.tcp_keepalive", b.TCPKeepalive)
 	nonNegative(c, p+".backend.dial_timeout", b.DialTimeout)
 	if b.Retries < 0 {
 		c.invalid(p+".backend.retries", "must be >= 0 (0 disables retrying), got %d", b.Retries)
