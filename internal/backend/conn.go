@@ -95,7 +95,7 @@ func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, sr
 		}
 		switch m := msg.(type) {
 		case *pgproto3.ReadyForQuery:
-			return m.TxStatus, srvErr, c.release()
+			return m.TxStatus, srvErr, nil
 		case *pgproto3.ParameterStatus:
 			c.Params[m.Name] = m.Value
 		case *pgproto3.ErrorResponse:

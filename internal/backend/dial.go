@@ -21,6 +21,8 @@ type Options struct {
 	User, Password   string // server login; Password "" works only with trust
 	Database         string // dbname on the server
 	DialTimeout      time.Duration
+	// KeepAlive is the TCP keepalive period; 0 disables keepalive.
+	KeepAlive time.Duration
 	// Retries is how many times a failed attempt is retried; Wait(k) is the
 	// pause before retry k (1-based).
 	Retries int
@@ -94,7 +96,10 @@ func retryable(err error) bool {
 var errNoPassword = errors.New("no server password")
 
 func dialOnce(ctx context.Context, o Options) (*Conn, error) {
-	d := net.Dialer{Timeout: o.DialTimeout}
+	d := net.Dialer{Timeout: o.DialTimeout, KeepAlive: o.KeepAlive}
+	if o.KeepAlive == 0 {
+		d.KeepAlive = -1 // net.Dialer's 0 would mean "the default, 15s"
+	}
 	nc, err := d.DialContext(ctx, o.Network, o.Address)
 	if err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ func (c *Conn) Reset(ctx context.Context, status byte) error {
 			return fmt.Errorf("server in transaction status %q after reset", st)
 		}
 	}
-	return nil
+	return c.release()
 }
 
 // Apply sets the session's parameters on the server in one round trip,
@@ -69,6 +69,9 @@ func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
 		return err
 	}
 	_, srvErr, err := c.readUntilReady(nil)
+	if err == nil {
+		err = c.release()
+	}
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -62,8 +61,6 @@ func configText(t *testing.T, sockDir string, poolYAML string, extraUsers string
   socket_dir: %s
 admin:
   address: ""
-log:
-  level: debug
 shutdown_timeout: 5s
 users:
   - name: %s
@@ -89,10 +86,15 @@ func start(t *testing.T, poolYAML string) *harness {
 func startWith(t *testing.T, poolYAML, topLevel string) *harness {
 	t.Helper()
 	sock := t.TempDir()
+	if !strings.Contains(topLevel, "log:") {
+		topLevel += "log:\n  level: debug\n"
+	}
 	cfg, err := config.Parse([]byte(configText(t, sock, poolYAML, "")+topLevel), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var level slog.Level
+	require.NoError(t, level.UnmarshalText([]byte(cfg.Log.Level)))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	srv, err := proxy.New(cfg, log)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())

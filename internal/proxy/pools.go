@@ -60,6 +60,7 @@ func (s *Server) dialOptions(db *config.Database, u *config.User) backend.Option
 		Network: h.Network, Address: h.Address, Display: h.Display,
 		User: u.Name, Password: u.ServerPassword, Database: db.DBName,
 		DialTimeout: b.DialTimeout.D(),
+		KeepAlive:   b.TCPKeepalive.D(),
 		Retries:     b.EffectiveRetries(),
 		Wait:        b.Wait,
 		Logger:      s.log,

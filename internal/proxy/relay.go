@@ -24,30 +24,48 @@ type relay struct {
 	log            *slog.Logger
 	bytesUp        func(int) // metrics hooks, called once per chunk
 	bytesDown      func(int)
+	limits         relayLimits
 
 	// Set by clientToServer, read after both loops stop.
 	up         wire.Scanner
-	lastUp     byte  // type of the last complete client message other than Terminate
-	expectZ    int64 // ReadyForQuery messages the server owes (one per Query, Sync, FunctionCall)
-	terminated bool  // the client said goodbye with Terminate
+	lastUp     byte // type of the last complete client message other than Terminate
+	terminated bool // the client said goodbye with Terminate
+	bytesIn    int64
+	sendFailed bool // a write to the server failed (send_deadline or I/O)
+
+	// expectZ counts the ReadyForQuery messages the server owes (one per
+	// Query, Sync and FunctionCall sent); gotZ those received.
+	expectZ atomic.Int64
+	gotZ    atomic.Int64
 
 	// Set by serverToClient.
 	down     wire.Scanner
-	gotZ     atomic.Int64
 	txStatus atomic.Uint32 // status byte of the last ReadyForQuery
-
-	// stopping is set when the session is being ended from outside
-	// (shutdown) or by the other loop, so errors it causes are expected.
-	stopping atomic.Bool
-	// shutdown is set when sluice itself is ending the session.
-	shutdown atomic.Bool
-	// upDone is closed when clientToServer has returned.
-	upDone   chan struct{}
-	closeMu  sync.Mutex
-	upErr    error
-	downErr  error
-	bytesIn  int64
 	bytesOut atomic.Int64
+	rewrite  rewriter // used only after receive_timeout fired
+
+	// stopping is set by whichever loop ends first (or by terminate).
+	stopping    atomic.Bool
+	serverFirst atomic.Bool // the server side ended first
+	idleTimeout atomic.Bool // the client was idle past client_idle_timeout
+	shutdown    atomic.Bool // sluice itself is ending the session
+	upErr       error
+	downErr     error
+
+	// watchMu orders the arming and clearing of the receive deadline and
+	// timer between the two loops; only taken when one is configured.
+	watchMu  sync.Mutex
+	silence  *time.Timer
+	timedOut atomic.Bool // receive_timeout fired; its 57014 gets rewritten
+}
+
+// relayLimits are the per-database timeouts the relay enforces.
+type relayLimits struct {
+	sendDeadline    time.Duration // write deadline per send to the server
+	receiveDeadline time.Duration // read deadline per receive while an answer is owed
+	receiveTimeout  time.Duration // cancel a query after this much silence
+	clientIdle      time.Duration // close a client idle this long
+	cancel          func()        // sends a CancelRequest for the attached server connection
 }
 
 // clean reports, after both loops stopped, whether the server connection
@@ -59,37 +77,51 @@ func (r *relay) clean() bool {
 	default:
 		return false
 	}
-	return r.up.AtBoundary() && r.down.AtBoundary() && r.gotZ.Load() == r.expectZ
+	return !r.sendFailed && r.up.AtBoundary() && r.down.AtBoundary() && r.gotZ.Load() == r.expectZ.Load()
 }
 
 // run relays until the client leaves or either connection fails.
 func (r *relay) run() {
-	r.upDone = make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		r.downErr = r.serverToClient()
+		r.watchMu.Lock()
 		if !r.stopping.Swap(true) {
 			// The server side ended first: stop reading from the client.
+			r.serverFirst.Store(true)
 			r.client.SetReadDeadline(time.Unix(1, 0))
 		}
+		r.watchMu.Unlock()
 	}()
 	r.upErr = r.clientToServer()
-	close(r.upDone)
+	r.watchMu.Lock()
 	if !r.stopping.Swap(true) {
 		// The client side ended first: wake serverToClient. If the server
 		// owes nothing, it is parked waiting for bytes and the deadline
 		// ends that wait without losing anything.
+		if isTimeout(r.upErr) && r.limits.clientIdle > 0 && !r.sendFailed {
+			r.idleTimeout.Store(true)
+		}
 		r.server.SetReadDeadline(time.Unix(1, 0))
 	}
+	r.watchMu.Unlock()
 	<-done
-	r.server.SetReadDeadline(time.Time{})
-	r.client.SetReadDeadline(time.Time{})
+	r.watchMu.Lock()
+	if r.silence != nil {
+		r.silence.Stop()
+	}
+	r.watchMu.Unlock()
+	r.server.SetDeadline(time.Time{})
+	r.client.SetDeadline(time.Time{})
 }
 
 // clientToServer forwards client bytes to the server and stops at the
 // client's Terminate, which is not forwarded: the server connection lives on.
 func (r *relay) clientToServer() error {
+	if r.limits.clientIdle > 0 {
+		r.watch()
+	}
 	for {
 		if err := wire.WaitReadable(r.client); err != nil && err != wire.ErrNoRawConn {
 			return err
@@ -97,43 +129,10 @@ func (r *relay) clientToServer() error {
 		bp := r.bufs.Get()
 		n, err := r.client.Read(*bp)
 		if n > 0 {
-			chunk := (*bp)[:n]
-			end := n
-			scanErr := r.up.Scan(chunk, 0, func(typ byte, _ uint32, _ byte, at int) {
-				if r.terminated {
-					return
-				}
-				switch typ {
-				case 'X':
-					// Nothing may follow Terminate; drop it and the rest.
-					r.terminated = true
-					end = at - wire.HeaderLen
-					if end < 0 {
-						// Part of it went out with the previous chunk: the
-						// server connection is no longer at a boundary.
-						r.lastUp, end = 'X', 0
-					}
-				case 'Q', 'S', 'F':
-					r.expectZ++
-					r.lastUp = typ
-				default:
-					r.lastUp = typ
-				}
-			})
-			if scanErr == nil && end > 0 {
-				_, werr := r.server.Write(chunk[:end])
-				r.bytesIn += int64(end)
-				r.bytesUp(end)
-				if werr != nil {
-					scanErr = werr
-				}
-			}
+			werr := r.forwardUp((*bp)[:n])
 			r.bufs.Put(bp)
-			if scanErr != nil {
-				return scanErr
-			}
-			if r.terminated {
-				return nil
+			if werr != nil || r.terminated {
+				return werr
 			}
 		} else {
 			r.bufs.Put(bp)
@@ -142,6 +141,50 @@ func (r *relay) clientToServer() error {
 			return err
 		}
 	}
+}
+
+// forwardUp scans one client chunk and writes it to the server, dropping a
+// Terminate and anything after it.
+func (r *relay) forwardUp(chunk []byte) error {
+	end := len(chunk)
+	asked := false
+	err := r.up.Scan(chunk, 0, func(typ byte, _ uint32, _ byte, at int) {
+		if r.terminated {
+			return
+		}
+		switch typ {
+		case 'X':
+			r.terminated = true
+			end = at - wire.HeaderLen
+			if end < 0 {
+				// Part of it went out with the previous chunk: the
+				// server connection is no longer at a boundary.
+				r.lastUp, end = 'X', 0
+			}
+		case 'Q', 'S', 'F':
+			r.expectZ.Add(1)
+			r.lastUp = typ
+			asked = true
+		default:
+			r.lastUp = typ
+		}
+	})
+	if err != nil || end == 0 {
+		return err
+	}
+	if r.limits.sendDeadline > 0 {
+		r.server.SetWriteDeadline(time.Now().Add(r.limits.sendDeadline))
+	}
+	if _, err := r.server.Write(chunk[:end]); err != nil {
+		r.sendFailed = true
+		return err
+	}
+	r.bytesIn += int64(end)
+	r.bytesUp(end)
+	if asked || r.limits.clientIdle > 0 {
+		r.watch()
+	}
+	return nil
 }
 
 // serverToClient forwards server bytes to the client, noting each
@@ -154,6 +197,7 @@ func (r *relay) serverToClient() error {
 			r.gotZ.Add(1)
 		}
 	}
+	watching := r.limits.receiveDeadline > 0 || r.limits.receiveTimeout > 0 || r.limits.clientIdle > 0
 	for {
 		if err := wire.WaitReadable(r.server); err != nil && err != wire.ErrNoRawConn {
 			return err
@@ -166,15 +210,23 @@ func (r *relay) serverToClient() error {
 				r.log.Debug("Received data from database", "length", n,
 					"local", r.server.LocalAddr().String(), "remote", r.server.RemoteAddr().String())
 			}
-			scanErr := r.down.Scan(chunk, 0, visit)
-			if scanErr == nil {
-				_, scanErr = r.client.Write(chunk)
+			slow := r.rewrite.active() || (r.timedOut.Load() && r.down.AtBoundary())
+			werr := r.down.Scan(chunk, 0, visit)
+			if werr == nil {
+				if slow {
+					werr = r.rewrite.forward(r.client, chunk, r.limits.receiveTimeout, &r.timedOut)
+				} else {
+					_, werr = r.client.Write(chunk)
+				}
 				r.bytesOut.Add(int64(n))
 				r.bytesDown(n)
 			}
 			r.bufs.Put(bp)
-			if scanErr != nil {
-				return scanErr
+			if werr != nil {
+				return werr
+			}
+			if watching {
+				r.watch()
 			}
 		} else {
 			r.bufs.Put(bp)
@@ -185,7 +237,59 @@ func (r *relay) serverToClient() error {
 	}
 }
 
-// isTimeout reports whether err is the deadline we set to stop a loop.
+// watch arms the receive deadline and the silence timer while the server
+// owes an answer, and clears them when it owes none; the client idle
+// deadline the other way round. Both loops call it after their counters
+// change; the lock makes the last caller's view of the counters win.
+func (r *relay) watch() {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	if r.stopping.Load() {
+		return // run has set deadlines to stop the loops: keep them
+	}
+	owed := r.gotZ.Load() < r.expectZ.Load()
+	if r.limits.clientIdle > 0 {
+		if owed {
+			r.client.SetReadDeadline(time.Time{})
+		} else {
+			r.client.SetReadDeadline(time.Now().Add(r.limits.clientIdle))
+		}
+	}
+	if r.limits.receiveDeadline > 0 {
+		if owed {
+			r.server.SetReadDeadline(time.Now().Add(r.limits.receiveDeadline))
+		} else {
+			r.server.SetReadDeadline(time.Time{})
+		}
+	}
+	if r.limits.receiveTimeout > 0 {
+		if r.silence == nil {
+			r.silence = time.AfterFunc(time.Hour, r.onSilence)
+		}
+		if owed {
+			r.silence.Reset(r.limits.receiveTimeout)
+		} else {
+			r.silence.Stop()
+		}
+	}
+}
+
+// onSilence runs when the server sent nothing for receive_timeout while a
+// query was running: the query is cancelled on the server, whose 57014
+// error is rewritten to name receive_timeout, and the session goes on.
+func (r *relay) onSilence() {
+	if r.stopping.Load() || r.gotZ.Load() >= r.expectZ.Load() {
+		return
+	}
+	r.timedOut.Store(true)
+	r.log.Warn("server sent nothing within receive_timeout; cancelling the query",
+		"receive_timeout", r.limits.receiveTimeout, "server", r.server.RemoteAddr().String())
+	if r.limits.cancel != nil {
+		r.limits.cancel()
+	}
+}
+
+// isTimeout reports whether err is a deadline expiry.
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()

@@ -202,7 +202,20 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	}
 	ss.server, ss.network, ss.address = conn, opts.Network, opts.Address
 	r := &relay{client: ss.client, server: conn.Conn, bufs: s.buffers(db.Backend.ReceiveChunkSize), log: s.log,
-		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient)}
+		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient),
+		limits: relayLimits{
+			sendDeadline:    db.Backend.SendDeadline.D(),
+			receiveDeadline: db.Backend.ReceiveDeadline.D(),
+			receiveTimeout:  db.Backend.ReceiveTimeout.D(),
+			clientIdle:      s.state.Load().cfg.Limits.ClientIdleTimeout.D(),
+			cancel: func() {
+				ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+				defer done()
+				if err := backend.Cancel(ctx, opts.Network, opts.Address, conn.PID, conn.Secret); err != nil {
+					s.log.Warn("cancelling a query after receive_timeout failed", "server", conn.Addr, "error", err)
+				}
+			},
+		}}
 	r.txStatus.Store('I')
 	ss.relay = r
 	ss.mu.Unlock()
@@ -213,7 +226,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	s.metrics.ClientSessions.Inc()
 	if _, err := ss.client.Write(greet); err == nil {
 		r.run()
-		ss.afterRelay(r)
+		ss.afterRelay(r, db)
 	}
 	s.cancels.remove(conn.PID, secret)
 	ss.mu.Lock()
@@ -249,26 +262,45 @@ func greeting(conn *backend.Conn, secret uint32) []byte {
 	return buf
 }
 
-// afterRelay tells the client why the session ends when sluice ends it:
-// shutdown (57P01) or a lost server (08006), only at a message boundary.
-func (ss *session) afterRelay(r *relay) {
+// afterRelay tells the client why the session ends when sluice ends it,
+// only at a message boundary: shutdown (57P01), client_idle_timeout
+// (57P01), or a lost or unresponsive server (08006).
+func (ss *session) afterRelay(r *relay, db *config.Database) {
 	if r.terminated || !r.down.AtBoundary() {
 		return
 	}
-	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+	var msg *pgproto3.ErrorResponse
 	switch {
 	case r.shutdown.Load():
-		wire.Write(ss.client, wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down"))
-	case r.downErr != nil && !isTimeout(r.downErr):
-		wire.Write(ss.client, wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost"))
-		ss.srv.log.Warn("server connection lost", "remote", ss.remote(), "error", r.downErr)
+		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case r.idleTimeout.Load():
+		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection due to limits.client_idle_timeout (%s)", ss.srv.state.Load().cfg.Limits.ClientIdleTimeout.D())
+	case r.sendFailed && isTimeout(r.upErr):
+		msg = wire.Error(wire.CodeConnectionFailure, "the database server did not accept data within backend.send_deadline (%s); connection closed", db.Backend.SendDeadline.D())
+	case r.serverFirst.Load() && isTimeout(r.downErr):
+		msg = wire.Error(wire.CodeConnectionFailure, "the database server sent nothing within backend.receive_deadline (%s); connection closed", db.Backend.ReceiveDeadline.D())
+	case r.serverFirst.Load() || r.sendFailed:
+		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost")
+	default:
+		return
 	}
+	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+	wire.Write(ss.client, msg)
+	ss.srv.log.Warn("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message,
+		"server_error", errString(r.downErr), "client_error", errString(r.upErr))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // releaseServer cleans the server connection for reuse, or closes it when
 // it was left in an unknown state.
 func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
-	if r.shutdown.Load() || (r.downErr != nil && !isTimeout(r.downErr)) || !r.clean() {
+	if r.shutdown.Load() || r.serverFirst.Load() || !r.clean() {
 		e.pool.Discard(conn)
 		return
 	}

@@ -69,7 +69,7 @@ func TestReloadAddsUsersAndKeepsSessions(t *testing.T) {
 	require.Equal(t, "28P01", pgCode(err))
 
 	text := configText(t, h.sock, "min_size: 0\n      max_size: 5", "  - name: late\n    password: late_pw\n")
-	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(text+"log:\n  level: debug\n"), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	require.NoError(t, h.srv.Reload(cfg))
 
