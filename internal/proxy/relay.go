@@ -282,6 +282,12 @@ func (r *relay) onSilence() {
 		return
 	}
 	r.timedOut.Store(true)
+	if r.gotZ.Load() >= r.expectZ.Load() {
+		// The answer came while we were deciding: a cancel now could hit
+		// the client's next query instead.
+		r.timedOut.Store(false)
+		return
+	}
 	r.log.Warn("server sent nothing within receive_timeout; cancelling the query",
 		"receive_timeout", r.limits.receiveTimeout, "server", r.server.RemoteAddr().String())
 	if r.limits.cancel != nil {
