@@ -84,6 +84,35 @@ func TestDialRetriesWithBackoffThenReportsAttempts(t *testing.T) {
 	})
 }
 
+// The caps (60s per wait, 10 retries) and the uncapped series, in virtual
+// time: the total wait and the number of attempts tell the whole schedule.
+func TestDialBackoffCapsAndUncappedSeries(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	for _, tc := range []struct {
+		uncapped bool
+		attempts int
+		total    time.Duration
+	}{
+		{false, 11, (1 + 2 + 4 + 8 + 16 + 32 + 60 + 60 + 60 + 60) * time.Second},
+		{true, 12, (1 + 2 + 4 + 8 + 16 + 32 + 64 + 128 + 256 + 512 + 1024) * time.Second},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			b := config.Backend{Retries: 11, Backoff: config.Duration(time.Second), BackoffMultiplier: 2, DisableBackoffCaps: tc.uncapped}
+			o := backend.Options{Network: "tcp", Address: addr, Display: addr, User: "app", Database: "appdb",
+				Retries: b.EffectiveRetries(), Wait: b.Wait}
+			start := time.Now()
+			_, err := backend.Dial(context.Background(), o)
+			var ce *backend.ConnectError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tc.attempts, ce.Attempts, "uncapped=%v", tc.uncapped)
+			require.Equal(t, tc.total, time.Since(start), "uncapped=%v", tc.uncapped)
+		})
+	}
+}
+
 func TestApplyAndReset(t *testing.T) {
 	c := dial(t, opts(t, pgtest.AppUser, pgtest.AppPassword))
 	ctx := context.Background()
