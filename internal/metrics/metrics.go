@@ -14,6 +14,8 @@ type PoolStat struct {
 	Database, User string
 	Idle, Busy     int
 	Waiting        int
+	// Cumulative counts.
+	Recycled, DeadRemoved, Timeouts uint64
 }
 
 // Metrics holds every metric sluice exports.
@@ -79,6 +81,11 @@ var (
 		[]string{"database", "user", "state"}, nil)
 	waitingDesc = prometheus.NewDesc("sluice_pool_waiting_clients",
 		"Clients waiting for a server connection.", []string{"database", "user"}, nil)
+	closedDesc = prometheus.NewDesc("sluice_server_connections_closed_total",
+		"Idle server connections closed by the pool, by reason (stale: idle_timeout or max_lifetime; dead: closed by the server).",
+		[]string{"database", "user", "reason"}, nil)
+	timeoutsDesc = prometheus.NewDesc("sluice_pool_borrow_timeouts_total",
+		"Clients refused with 53300 because no server connection was free within borrow_timeout.", []string{"database", "user"}, nil)
 )
 
 type poolCollector struct{ pools func() []PoolStat }
@@ -86,6 +93,8 @@ type poolCollector struct{ pools func() []PoolStat }
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- serverConnsDesc
 	ch <- waitingDesc
+	ch <- closedDesc
+	ch <- timeoutsDesc
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -96,5 +105,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(serverConnsDesc, prometheus.GaugeValue, float64(p.Idle), p.Database, p.User, "idle")
 		ch <- prometheus.MustNewConstMetric(serverConnsDesc, prometheus.GaugeValue, float64(p.Busy), p.Database, p.User, "active")
 		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(p.Waiting), p.Database, p.User)
+		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Recycled), p.Database, p.User, "stale")
+		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.DeadRemoved), p.Database, p.User, "dead")
+		ch <- prometheus.MustNewConstMetric(timeoutsDesc, prometheus.CounterValue, float64(p.Timeouts), p.Database, p.User)
 	}
 }

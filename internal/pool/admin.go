@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -10,15 +9,20 @@ import (
 // connections go to the oldest waiter or the idle stack. It returns the
 // first dial error (stopping there), ErrClosed if the pool is closed, or
 // nil. It runs in the caller's goroutine; the owner typically calls it at
-// start-up and from Maintain.
-func (p *Pool[C]) EnsureMin(ctx context.Context) error {
-	for {
+// start-up (Maintain does it at every pass, through HealthCheck).
+func (p *Pool[C]) EnsureMin(ctx context.Context) error { return p.refill(ctx, 0) }
+
+// refill dials at least n connections (stopping at MaxSize) and then
+// more until MinSize are open, one at a time, handing each to the oldest
+// waiter or the idle stack. Errors as for EnsureMin.
+func (p *Pool[C]) refill(ctx context.Context, n int) error {
+	for i := 0; ; i++ {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return ErrClosed
 		}
-		if p.openLocked() >= p.cfg.MinSize {
+		if open := p.openLocked(); open >= p.cfg.MaxSize || (i >= n && open >= p.cfg.MinSize) {
 			p.mu.Unlock()
 			return nil
 		}
@@ -26,6 +30,10 @@ func (p *Pool[C]) EnsureMin(ctx context.Context) error {
 		p.mu.Unlock()
 
 		c, err := p.dial(ctx)
+		var now, created time.Time
+		if err == nil && p.stamp.Load() {
+			now, created = time.Now(), createdAt(c)
+		}
 		p.mu.Lock()
 		p.nDialing.Add(-1)
 		if err != nil {
@@ -36,7 +44,7 @@ func (p *Pool[C]) EnsureMin(ctx context.Context) error {
 		}
 		p.dials.Add(1)
 		p.addSlots(0, 1)
-		closeIt := p.putLocked(c)
+		closeIt := p.putLocked(c, now, created)
 		closed := p.closed
 		p.mu.Unlock()
 		if closeIt {
@@ -48,45 +56,23 @@ func (p *Pool[C]) EnsureMin(ctx context.Context) error {
 	}
 }
 
-// Maintain calls EnsureMin at once and then every interval (at least 1ms)
-// until ctx is done or the pool is closed. It blocks in the caller's
-// goroutine, which the caller owns and stops by cancelling ctx. Dial errors
-// go to onErr (which may be nil) and are retried at the next tick.
-func (p *Pool[C]) Maintain(ctx context.Context, interval time.Duration, onErr func(error)) {
-	t := time.NewTicker(max(interval, time.Millisecond))
-	defer t.Stop()
-	for {
-		switch err := p.EnsureMin(ctx); {
-		case errors.Is(err, ErrClosed):
-			return
-		case err != nil && ctx.Err() == nil && onErr != nil:
-			onErr(err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Resize applies new sizes at once. Idle connections beyond the new MaxSize
 // are closed, coldest (least recently used) first; busy ones are closed
-// when released. If MaxSize grew, waiters are allowed to dial.
+// when released. If MaxSize grew, waiters are allowed to dial. New
+// timeouts apply from the next HealthCheck or Release; a new
+// HealthCheckPeriod restarts Maintain's wait with that period at once.
 func (p *Pool[C]) Resize(cfg Config) {
 	cfg = cfg.normalized()
-	var excess []C
 	p.mu.Lock()
-	p.cfg = cfg
-	if over := min(p.openLocked()-cfg.MaxSize, len(p.idle)); over > 0 {
-		// The bottom of the stack holds the coldest connections.
-		excess = append(excess, p.idle[:over]...)
-		n := copy(p.idle, p.idle[over:])
-		clear(p.idle[n:])
-		p.idle = p.idle[:n]
-		p.addSlots(-over, 0)
-		p.nClosing.Add(int64(over))
+	if cfg.HealthCheckPeriod != p.cfg.HealthCheckPeriod {
+		select {
+		case p.reconf <- struct{}{}:
+		default: // Maintain has a token pending already
+		}
 	}
+	p.cfg = cfg
+	p.stamp.Store(cfg.timed())
+	excess := p.trimLocked()
 	p.grantLocked()
 	p.mu.Unlock()
 	for _, c := range excess {
@@ -94,10 +80,30 @@ func (p *Pool[C]) Resize(cfg Config) {
 	}
 }
 
+// trimLocked takes idle connections beyond MaxSize off the bottom of the
+// stack, where the coldest are, moving their slots to nClosing; the caller
+// must closeCounted each after unlocking.
+func (p *Pool[C]) trimLocked() []C {
+	over := min(p.openLocked()-p.cfg.MaxSize, len(p.idle))
+	if over <= 0 {
+		return nil
+	}
+	excess := make([]C, over)
+	for i := range excess {
+		excess[i] = p.idle[i].conn
+	}
+	n := copy(p.idle, p.idle[over:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	p.addSlots(-over, 0)
+	p.nClosing.Add(int64(over))
+	return excess
+}
+
 // Close closes idle connections now and fails waiters and later Acquire
 // and EnsureMin calls with ErrClosed. Busy connections stay with their
-// holders and are closed when released or discarded; dials in flight are
-// closed when they complete. Close is idempotent and does not wait.
+// holders and are closed when released or discarded; dials in flight and
+// connections HealthCheck is probing are closed when they complete. Close is idempotent and does not wait.
 func (p *Pool[C]) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -105,6 +111,7 @@ func (p *Pool[C]) Close() {
 		return
 	}
 	p.closed = true
+	close(p.done)
 	idle := p.idle
 	p.idle = nil
 	p.addSlots(-len(idle), 0)
@@ -112,8 +119,9 @@ func (p *Pool[C]) Close() {
 		p.nWaiting.Add(-1)
 		w.ch <- handoff[C]{err: ErrClosed}
 	}
+	p.checkDone.Broadcast()
 	p.mu.Unlock()
-	for _, c := range idle {
-		_ = c.Close()
+	for _, e := range idle {
+		_ = e.conn.Close()
 	}
 }

@@ -11,18 +11,36 @@ import (
 // Run with -benchmem: the idle path must not allocate.
 func BenchmarkAcquireRelease(b *testing.B) {
 	ctx := context.Background()
-	newPool := func(b *testing.B, size int) *Pool[*fakeConn] {
+	newPoolCfg := func(b *testing.B, cfg Config) *Pool[*fakeConn] {
 		d := &fakeDialer{}
-		p := newTestPool(Config{MinSize: size, MaxSize: size, BorrowTimeout: time.Minute}, d)
+		p := newTestPool(cfg, d)
 		if err := p.EnsureMin(ctx); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(p.Close)
 		return p
 	}
+	newPool := func(b *testing.B, size int) *Pool[*fakeConn] {
+		return newPoolCfg(b, Config{MinSize: size, MaxSize: size, BorrowTimeout: time.Minute})
+	}
 
 	b.Run("single", func(b *testing.B) {
 		p := newPool(b, 8)
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := p.Acquire(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Release(c)
+		}
+	})
+
+	// With idle_timeout and max_lifetime set, Release also reads the clock
+	// and the connection's CreatedAt; still no allocation.
+	b.Run("single-timed", func(b *testing.B) {
+		p := newPoolCfg(b, Config{MinSize: 8, MaxSize: 8, BorrowTimeout: time.Minute,
+			IdleTimeout: time.Hour, MaxLifetime: time.Hour})
 		b.ReportAllocs()
 		for b.Loop() {
 			c, err := p.Acquire(ctx)

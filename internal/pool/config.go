@@ -8,19 +8,43 @@ import (
 
 // Config sizes a pool. Invalid values are normalised, never rejected:
 // MaxSize is clamped to [1, MaxInt32], MinSize to [0, MaxSize], and a
-// negative BorrowTimeout means 0.
+// negative duration means 0.
 type Config struct {
-	MinSize       int           // kept open (by Maintain / EnsureMin)
+	MinSize       int           // kept open (by Maintain / EnsureMin / HealthCheck)
 	MaxSize       int           // never more open (idle + busy + dialing) than this
 	BorrowTimeout time.Duration // how long Acquire waits when all MaxSize are busy; 0 = fail at once
+
+	// IdleTimeout: HealthCheck closes (and replaces) idle connections
+	// released longer ago than this. 0 disables.
+	IdleTimeout time.Duration
+	// MaxLifetime retires a connection once it is older than MaxLifetime
+	// jittered by ±10% per connection, so a pool filled at once does not
+	// expire at once: on Release (instead of going idle) and in HealthCheck
+	// when idle, never while busy. Age counts from CreatedAt() for
+	// connections that have that method (see Created); others never expire
+	// by age, because the pool keeps no per-connection map. 0 disables.
+	MaxLifetime time.Duration
+	// HealthCheckPeriod is how often Maintain runs HealthCheck. 0 means
+	// Maintain runs one pass only (until a Resize sets a period).
+	HealthCheckPeriod time.Duration
 }
+
+// Created is the optional interface through which the pool learns a
+// connection's creation time for MaxLifetime (*backend.Conn implements it).
+type Created interface{ CreatedAt() time.Time }
 
 func (c Config) normalized() Config {
 	c.MaxSize = min(max(c.MaxSize, 1), math.MaxInt32) // idle and busy counts are packed in 32 bits
 	c.MinSize = min(max(c.MinSize, 0), c.MaxSize)
 	c.BorrowTimeout = max(c.BorrowTimeout, 0)
+	c.IdleTimeout = max(c.IdleTimeout, 0)
+	c.MaxLifetime = max(c.MaxLifetime, 0)
+	c.HealthCheckPeriod = max(c.HealthCheckPeriod, 0)
 	return c
 }
+
+// timed reports whether Release must stamp connections with the time.
+func (c Config) timed() bool { return c.IdleTimeout > 0 || c.MaxLifetime > 0 }
 
 // Stats is a snapshot of the pool. Fields are read one by one without the
 // lock, so a snapshot taken while the pool is busy may be off by one
@@ -30,6 +54,10 @@ type Stats struct {
 	// Dials counts connections opened successfully, DialFailures failed dial
 	// attempts and Timeouts Acquire calls that returned ErrExhausted.
 	Dials, DialFailures, Timeouts uint64
+	// Recycled counts connections closed for IdleTimeout or MaxLifetime;
+	// DeadRemoved idle connections that alive reported dead (found by
+	// Acquire or HealthCheck).
+	Recycled, DeadRemoved uint64
 }
 
 var (
@@ -44,13 +72,15 @@ var (
 func (p *Pool[C]) Stats() Stats {
 	idle, busy := unpackSlots(p.slots.Load())
 	return Stats{
-		Idle:         idle,
+		Idle:         idle + int(p.nChecking.Load()), // being probed by HealthCheck
 		Busy:         busy,
 		Dialing:      int(p.nDialing.Load()),
 		Waiting:      int(p.nWaiting.Load()),
 		Dials:        p.dials.Load(),
 		DialFailures: p.dialFailures.Load(),
 		Timeouts:     p.timeouts.Load(),
+		Recycled:     p.recycled.Load(),
+		DeadRemoved:  p.deadRemoved.Load(),
 	}
 }
 

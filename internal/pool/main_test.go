@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -15,15 +16,21 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeConn records how often it was closed and how many holders it has.
 type fakeConn struct {
-	id      int
-	d       *fakeDialer
-	closes  atomic.Int32
-	dead    atomic.Bool
-	holders atomic.Int32 // maintained by tests that check exclusive use
+	id       int
+	d        *fakeDialer
+	closes   atomic.Int32
+	dead     atomic.Bool
+	holders  atomic.Int32 // maintained by tests that check exclusive use
+	created  time.Time    // when dial returned it (virtual time under synctest)
+	closedAt atomic.Int64 // UnixNano of the first Close
 }
+
+// CreatedAt implements Created, as *backend.Conn does.
+func (c *fakeConn) CreatedAt() time.Time { return c.created }
 
 func (c *fakeConn) Close() error {
 	if c.closes.Add(1) == 1 {
+		c.closedAt.Store(time.Now().UnixNano())
 		c.d.open.Add(-1)
 	}
 	return nil
@@ -64,7 +71,7 @@ func (d *fakeDialer) dial(ctx context.Context) (*fakeConn, error) {
 		}
 	}
 	d.mu.Lock()
-	c := &fakeConn{id: len(d.conns) + 1, d: d}
+	c := &fakeConn{id: len(d.conns) + 1, d: d, created: time.Now()}
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()
 	return c, nil

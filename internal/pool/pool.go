@@ -23,6 +23,9 @@
 //     waiter has been unlinked, so it can never be delivered twice and a
 //     waiter that gave up can always tell whether it was served.
 //   - dial, alive and Conn.Close run outside the lock: they may be slow.
+//   - Health (health.go): an idle entry carries its creation and release
+//     times, so HealthCheck needs no per-connection map; a busy connection's
+//     age comes from the optional Created interface on Release.
 //   - Counters are atomics (written under the lock) so Stats never blocks.
 //
 // Goroutines: the pool owns none. Acquire, EnsureMin and Maintain run in the
@@ -36,6 +39,7 @@ package pool
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,20 +53,32 @@ type Conn interface{ Close() error }
 type Pool[C Conn] struct {
 	dial  func(ctx context.Context) (C, error)
 	alive func(C) bool
+	probe bool // alive was given: HealthCheck probes idle connections
 
 	mu     sync.Mutex
-	cfg    Config // guarded by mu
-	closed bool   // guarded by mu
-	idle   []C    // guarded by mu; stack, top = most recently released
+	cfg    Config        // guarded by mu
+	closed bool          // guarded by mu
+	idle   []idleConn[C] // guarded by mu; stack, top = most recently released
 	wl     waitlist[C]
+
+	// checkDone is signalled (with mu as its lock) when HealthCheck gives
+	// back the idle connections it was probing, or the pool closes.
+	checkDone sync.Cond
+	// done is closed by Close; reconf gets a token when Resize changes
+	// HealthCheckPeriod. Both wake Maintain.
+	done, reconf chan struct{}
+	seed         uint64      // mixes creation times into lifetime jitter
+	stamp        atomic.Bool // cfg.timed(): Release records times
 
 	// Written under mu, read anywhere. slots packs the idle (low 32 bits)
 	// and busy (high 32 bits) counts so the hot path moves a connection
 	// between them with one atomic add instead of two. nClosing counts
-	// connections the pool is closing outside the lock (not in Stats).
-	slots                         atomic.Uint64
-	nDialing, nWaiting, nClosing  atomic.Int64
-	dials, dialFailures, timeouts atomic.Uint64
+	// connections the pool is closing outside the lock (not in Stats),
+	// nChecking idle ones HealthCheck is probing (counted as idle in Stats).
+	slots                                   atomic.Uint64
+	nDialing, nWaiting, nClosing, nChecking atomic.Int64
+	dials, dialFailures, timeouts           atomic.Uint64
+	recycled, deadRemoved                   atomic.Uint64
 
 	waiters sync.Pool // *waiter[C], recycled so waiting does not allocate
 
@@ -74,19 +90,28 @@ type Pool[C Conn] struct {
 // New creates a pool. dial opens a connection (it may block for long:
 // retries and backoff live inside it; it must honour ctx). alive reports
 // whether an idle connection may be handed out; it must be cheap and
-// non-blocking; nil means always alive. New opens nothing: call EnsureMin
-// or Maintain for that.
+// non-blocking (HealthCheck also probes idle connections with it, and an
+// Acquire finding none idle meanwhile waits for the probe); nil means
+// always alive, and HealthCheck then probes nothing. New opens nothing:
+// call EnsureMin or Maintain for that.
 func New[C Conn](cfg Config, dial func(ctx context.Context) (C, error), alive func(C) bool) *Pool[C] {
 	cfg = cfg.normalized()
+	probe := alive != nil
 	if alive == nil {
 		alive = func(C) bool { return true }
 	}
 	p := &Pool[C]{
-		dial:  dial,
-		alive: alive,
-		cfg:   cfg,
-		idle:  make([]C, 0, min(cfg.MaxSize, 64)),
+		probe:  probe,
+		dial:   dial,
+		alive:  alive,
+		cfg:    cfg,
+		idle:   make([]idleConn[C], 0, min(cfg.MaxSize, 64)),
+		done:   make(chan struct{}),
+		reconf: make(chan struct{}, 1),
+		seed:   rand.Uint64(),
 	}
+	p.checkDone.L = &p.mu
+	p.stamp.Store(cfg.timed())
 	p.waiters.New = func() any { return &waiter[C]{ch: make(chan handoff[C], 1)} }
 	return p
 }
@@ -120,6 +145,12 @@ func (p *Pool[C]) Acquire(ctx context.Context) (C, error) {
 			c = p.popIdleLocked()
 			p.addSlots(-1, 1)
 			p.mu.Unlock()
+		case first && p.nChecking.Load() > 0:
+			// HealthCheck is probing the idle connections, which takes
+			// microseconds (alive must not block): wait for them rather
+			// than dial (milliseconds) or report exhaustion.
+			p.checkDone.Wait()
+			continue
 		case first && p.openLocked() < p.cfg.MaxSize:
 			p.nDialing.Add(1)
 			p.mu.Unlock()
@@ -151,6 +182,7 @@ func (p *Pool[C]) Acquire(ctx context.Context) (C, error) {
 			return c, nil
 		}
 		_ = c.Close()
+		p.deadRemoved.Add(1)
 		p.mu.Lock()
 		p.addSlots(0, -1)
 		entitled = true
@@ -159,10 +191,15 @@ func (p *Pool[C]) Acquire(ctx context.Context) (C, error) {
 
 // Release gives back a healthy connection obtained from Acquire: it goes to
 // the oldest waiter if there is one, else on top of the idle stack. It is
-// closed instead if the pool is closed or shrank below its open count.
+// closed instead if the pool is closed or shrank below its open count, or
+// if it outlived MaxLifetime.
 func (p *Pool[C]) Release(c C) {
+	var now, created time.Time
+	if p.stamp.Load() { // only pay for the clock when a timeout needs it
+		now, created = time.Now(), createdAt(c)
+	}
 	p.mu.Lock()
-	closeIt := p.putLocked(c)
+	closeIt := p.putLocked(c, now, created)
 	p.mu.Unlock()
 	if closeIt {
 		p.closeCounted(c)
@@ -187,7 +224,7 @@ func (p *Pool[C]) Discard(c C) {
 // server never sees more than MaxSize connections from this pool.
 func (p *Pool[C]) openLocked() int {
 	idle, busy := unpackSlots(p.slots.Load())
-	return idle + busy + int(p.nDialing.Load()+p.nClosing.Load())
+	return idle + busy + int(p.nDialing.Load()+p.nClosing.Load()+p.nChecking.Load())
 }
 
 // addSlots adds to the idle and busy counts (either may be negative) with
@@ -212,19 +249,23 @@ func (p *Pool[C]) closeCounted(c C) {
 }
 
 func (p *Pool[C]) popIdleLocked() C {
-	var zero C
 	n := len(p.idle) - 1
-	c := p.idle[n]
-	p.idle[n] = zero // do not pin a connection we no longer own
+	c := p.idle[n].conn
+	p.idle[n] = idleConn[C]{} // do not pin a connection we no longer own
 	p.idle = p.idle[:n]
 	return c
 }
 
-// putLocked takes back c, counted as busy. If it reports closeIt, c's slot
+// putLocked takes back c, counted as busy; now and created are zero unless
+// Release stamps times (see Config.timed). If it reports closeIt, c's slot
 // was moved to nClosing and the caller must call closeCounted(c) after
 // unlocking.
-func (p *Pool[C]) putLocked(c C) (closeIt bool) {
-	if p.closed || p.openLocked() > p.cfg.MaxSize {
+func (p *Pool[C]) putLocked(c C, now, created time.Time) (closeIt bool) {
+	expired := p.expiredLocked(created, now)
+	if p.closed || expired || p.openLocked() > p.cfg.MaxSize {
+		if expired && !p.closed {
+			p.recycled.Add(1)
+		}
 		p.addSlots(0, -1)
 		p.nClosing.Add(1)
 		return true
@@ -235,7 +276,7 @@ func (p *Pool[C]) putLocked(c C) (closeIt bool) {
 		w.ch <- handoff[C]{conn: c}
 		return false
 	}
-	p.idle = append(p.idle, c)
+	p.idle = append(p.idle, idleConn[C]{conn: c, created: created, released: now})
 	p.addSlots(1, -1)
 	return false
 }

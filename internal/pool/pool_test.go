@@ -63,7 +63,7 @@ func TestDeadIdleSkippedAndClosed(t *testing.T) {
 	b.dead.Store(true) // top of the stack
 	require.Same(t, a, acquire(t, p))
 	require.EqualValues(t, 1, b.closes.Load(), "dead idle connection is closed")
-	require.Equal(t, Stats{Busy: 1, Dials: 2}, p.Stats())
+	require.Equal(t, Stats{Busy: 1, Dials: 2, DeadRemoved: 1}, p.Stats())
 
 	// Every idle connection dead: replaced by a dial on the same slot.
 	a.dead.Store(true)
@@ -71,7 +71,7 @@ func TestDeadIdleSkippedAndClosed(t *testing.T) {
 	c := acquire(t, p)
 	require.NotSame(t, a, c)
 	require.EqualValues(t, 1, a.closes.Load())
-	require.Equal(t, Stats{Busy: 1, Dials: 3}, p.Stats())
+	require.Equal(t, Stats{Busy: 1, Dials: 3, DeadRemoved: 2}, p.Stats())
 
 	p.Release(c)
 	p.Close()

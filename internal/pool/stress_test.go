@@ -13,10 +13,12 @@ import (
 )
 
 // TestStress hammers one pool from 64 goroutines with random discards, dead
-// connections, dial failures, cancelled waits and concurrent resizes, and
-// checks the invariants: never more than the largest MaxSize connections
+// connections, dial failures, cancelled waits, concurrent resizes and
+// health checks (idle timeout, max lifetime, probes), and checks the
+// invariants: never more than the largest MaxSize connections
 // open (dialing included), never one connection with two holders, never a
-// closed or dead connection handed out, and everything closed after Close.
+// closed or dead connection handed out, never a busy one closed, and
+// everything closed after Close.
 func TestStress(t *testing.T) {
 	const (
 		goroutines = 64
@@ -38,7 +40,8 @@ func TestStress(t *testing.T) {
 		stop           = make(chan struct{})
 		bg             sync.WaitGroup
 	)
-	// Background owner activity: resizes between 4 and 8, and EnsureMin.
+	// Background owner activity: resizes between 4 and 8, EnsureMin and
+	// health checks with timeouts short enough to fire (real time).
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -48,8 +51,10 @@ func TestStress(t *testing.T) {
 				return
 			default:
 			}
-			p.Resize(Config{MinSize: 2, MaxSize: 4 + i%5, BorrowTimeout: time.Minute})
+			p.Resize(Config{MinSize: 2, MaxSize: 4 + i%5, BorrowTimeout: time.Minute,
+				IdleTimeout: 200 * time.Microsecond, MaxLifetime: time.Duration(1+i%3) * time.Millisecond})
 			_ = p.EnsureMin(context.Background())
+			_ = p.HealthCheck(context.Background())
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
@@ -83,6 +88,9 @@ func TestStress(t *testing.T) {
 				if rand.IntN(4) == 0 {
 					time.Sleep(time.Duration(rand.IntN(20)) * time.Microsecond)
 				}
+				if c.closes.Load() != 0 {
+					t.Errorf("%v closed while busy", c)
+				}
 				c.holders.Add(-1)
 				switch r := rand.IntN(100); {
 				case r < 5:
@@ -103,6 +111,7 @@ func TestStress(t *testing.T) {
 	require.LessOrEqual(t, d.maxOpen.Load(), int64(maxSize))
 	require.EqualValues(t, goroutines*iterations, served.Load()+failed.Load())
 	require.Greater(t, served.Load(), int64(goroutines*iterations/2))
+	require.NotZero(t, p.Stats().Recycled, "health checks ran and recycled")
 	st := p.Stats()
 	require.Zero(t, st.Busy)
 	require.Zero(t, st.Dialing)
@@ -110,7 +119,7 @@ func TestStress(t *testing.T) {
 	t.Logf("served=%d failed=%d stats=%+v maxOpen=%d", served.Load(), failed.Load(), st, d.maxOpen.Load())
 
 	p.Close()
-	require.Equal(t, Stats{Dials: st.Dials, DialFailures: st.DialFailures, Timeouts: st.Timeouts}, p.Stats())
+	require.Equal(t, Stats{Dials: st.Dials, DialFailures: st.DialFailures, Timeouts: st.Timeouts, Recycled: st.Recycled, DeadRemoved: st.DeadRemoved}, p.Stats())
 	requireAllClosedOnce(t, d)
 	require.EqualValues(t, len(d.all()), st.Dials)
 }

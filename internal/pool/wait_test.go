@@ -203,7 +203,7 @@ func TestDeadHandOffIsReplaced(t *testing.T) {
 		require.NotSame(t, a, r.c)
 		require.EqualValues(t, 1, a.closes.Load())
 		require.EqualValues(t, 1, d.maxOpen.Load())
-		require.Equal(t, Stats{Busy: 1, Waiting: 1, Dials: 2}, p.Stats())
+		require.Equal(t, Stats{Busy: 1, Waiting: 1, Dials: 2, DeadRemoved: 1}, p.Stats())
 		p.Release(r.c)
 		r2 := <-next
 		require.NoError(t, r2.err)
@@ -274,13 +274,13 @@ func TestMaintain(t *testing.T) {
 			}
 			return nil
 		}}
-		p := newTestPool(Config{MinSize: 2, MaxSize: 4}, d)
+		p := newTestPool(Config{MinSize: 2, MaxSize: 4, HealthCheckPeriod: time.Second}, d)
 		ctx, cancel := context.WithCancel(context.Background())
 		var errs []error
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			p.Maintain(ctx, time.Second, func(err error) { errs = append(errs, err) })
+			p.Maintain(ctx, func(err error) { errs = append(errs, err) })
 		}()
 		synctest.Wait()
 		require.Equal(t, Stats{Idle: 1, Dials: 1, DialFailures: 1}, p.Stats())
@@ -300,7 +300,7 @@ func TestMaintain(t *testing.T) {
 
 		// Maintain also stops when the pool closes.
 		p.Close()
-		p.Maintain(context.Background(), time.Second, nil)
+		p.Maintain(context.Background(), nil)
 		requireAllClosedOnce(t, d)
 	})
 }

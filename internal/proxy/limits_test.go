@@ -116,3 +116,31 @@ func TestBadClientsDoNotDisturbOthers(t *testing.T) {
 	require.Contains(t, logs, "invalid length of startup packet")
 	require.Contains(t, logs, "i/o timeout")
 }
+
+func serverPIDs(t *testing.T) map[string]bool {
+	rows, err := pgtest.Cluster(t).Query(context.Background(), "SELECT pid FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend' AND application_name = ''")
+	require.NoError(t, err)
+	pids := map[string]bool{}
+	for _, r := range rows {
+		pids[r[0]] = true
+	}
+	return pids
+}
+
+func TestHealthCheckReplacesIdleConnectionsWhileMinSizeHolds(t *testing.T) {
+	h := start(t, "min_size: 3\n      max_size: 5\n      idle_timeout: 1s\n      health_check_period: 1s")
+	require.Eventually(t, func() bool { return h.srv.PoolStats()[0].Idle == 3 }, 30*time.Second, 10*time.Millisecond)
+	first := serverPIDs(t)
+	require.Len(t, first, 3)
+	require.Eventually(t, func() bool {
+		now := serverPIDs(t)
+		for pid := range now {
+			if first[pid] {
+				return false
+			}
+		}
+		return len(now) >= 3
+	}, 30*time.Second, 100*time.Millisecond, "idle server connections were not replaced")
+	require.GreaterOrEqual(t, h.srv.PoolStats()[0].Idle+h.srv.PoolStats()[0].Busy, 3)
+	require.NotZero(t, h.srv.PoolStats()[0].Recycled)
+}

@@ -74,7 +74,8 @@ func (s *Server) dialOptions(db *config.Database, u *config.User) backend.Option
 }
 
 func poolConfig(db *config.Database) pool.Config {
-	return pool.Config{MinSize: db.Pool.MinSize, MaxSize: db.Pool.MaxSize, BorrowTimeout: db.Pool.BorrowTimeout.D()}
+	return pool.Config{MinSize: db.Pool.MinSize, MaxSize: db.Pool.MaxSize, BorrowTimeout: db.Pool.BorrowTimeout.D(),
+		IdleTimeout: db.Pool.IdleTimeout.D(), MaxLifetime: db.Pool.MaxLifetime.D(), HealthCheckPeriod: db.Pool.HealthCheckPeriod.D()}
 }
 
 // poolFor returns the pool for (db, user), creating it on first use.
@@ -92,6 +93,19 @@ func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
 		return backend.Dial(ctx, *e.opts.Load())
 	}, (*backend.Conn).Alive)
 	s.pools[key] = e
+	if s.closing {
+		return e
+	}
+	// One maintainer per pool: every health_check_period it replaces idle
+	// connections that are stale or dead and tops up to min_size.
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		e.pool.Maintain(s.bgCtx, func(err error) {
+			s.log.Warn("pool health check could not open a server connection",
+				"database", key.database, "user", key.user, "error", err)
+		})
+	}()
 	return e
 }
 
@@ -135,7 +149,8 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 	out := make([]metrics.PoolStat, 0, len(s.pools))
 	for k, e := range s.pools {
 		st := e.pool.Stats()
-		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting})
+		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting,
+			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts})
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
