@@ -144,3 +144,21 @@ func TestHealthCheckReplacesIdleConnectionsWhileMinSizeHolds(t *testing.T) {
 	require.GreaterOrEqual(t, h.srv.PoolStats()[0].Idle+h.srv.PoolStats()[0].Busy, 3)
 	require.NotZero(t, h.srv.PoolStats()[0].Recycled)
 }
+
+// Garbage after login: a frame with an impossible length gets 08P01 and
+// the connection is closed; the server connection is not reused.
+func TestGarbageAfterLoginGetsProtocolViolation(t *testing.T) {
+	h := start(t, "")
+	pc, err := pgconn.Connect(context.Background(), h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	hj, err := pc.Hijack()
+	require.NoError(t, err)
+	defer hj.Conn.Close()
+	_, err = hj.Conn.Write([]byte{'Q', 0, 0, 0, 1})
+	require.NoError(t, err)
+	hj.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var buf [512]byte
+	n, _ := hj.Conn.Read(buf[:])
+	require.Contains(t, string(buf[:n]), "08P01")
+	require.Contains(t, string(buf[:n]), "invalid frontend message")
+}

@@ -273,6 +273,8 @@ func (ss *session) afterRelay(r *relay, db *config.Database) {
 	switch {
 	case r.shutdown.Load():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case errors.As(r.upErr, new(wire.ErrLength)):
+		msg = wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", r.upErr)
 	case r.idleTimeout.Load():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection due to limits.client_idle_timeout (%s)", ss.srv.state.Load().cfg.Limits.ClientIdleTimeout.D())
 	case r.sendFailed && isTimeout(r.upErr):
