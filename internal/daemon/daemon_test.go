@@ -3,13 +3,12 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,23 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,7 +62,7 @@ func TestDaemonServesMetricsHealthAndReloads(t *testing.T) {
 	writeConfig(t, path, "info", adminPort)
 	cfg, err := config.Load(path)
 	require.NoError(t, err)
-	logs := &lockedBuf{}
+	logs := &syncbuf.Buffer{}
 	d, err := daemon.Start(cfg, path, logs)
 	require.NoError(t, err)
 	defer d.Shutdown()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/daemon"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // Real signals to our own process: Wait has them registered, so SIGHUP
@@ -23,7 +24,7 @@ func TestSignalsReloadAndStop(t *testing.T) {
 	writeConfig(t, path, "info", freePort(t))
 	cfg, err := config.Load(path)
 	require.NoError(t, err)
-	logs := &lockedBuf{}
+	logs := &syncbuf.Buffer{}
 	d, err := daemon.Start(cfg, path, logs)
 	require.NoError(t, err)
 	// Registering here too keeps a signal sent before Wait registers from

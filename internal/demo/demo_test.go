@@ -1,11 +1,10 @@
 package demo_test
 
 import (
-	"bytes"
 	"context"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"net"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +17,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -45,10 +27,10 @@ func freePort(t *testing.T) int {
 // The demo prints a psql line that works, and cleans up when stopped.
 func TestDemoPrintsAWorkingConnectLine(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuf{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- demo.Run(ctx, demo.Options{Port: freePort(t), AdminPort: freePort(t), Out: out, LogOut: &lockedBuf{}})
+		done <- demo.Run(ctx, demo.Options{Port: freePort(t), AdminPort: freePort(t), Out: out, LogOut: &syncbuf.Buffer{}})
 	}()
 	re := regexp.MustCompile(`psql "(postgresql://[^"]+)"`)
 	var url string

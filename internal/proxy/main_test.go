@@ -3,12 +3,12 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,25 +28,8 @@ type harness struct {
 	srv  *proxy.Server
 	port int
 	sock string // socket dir
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	cfg  *config.Config
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // configText renders a config for the test cluster; extra is appended
@@ -91,7 +74,7 @@ func startWith(t *testing.T, poolYAML, topLevel string) *harness {
 	}
 	cfg, err := config.Parse([]byte(configText(t, sock, poolYAML, "")+topLevel), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	var level slog.Level
 	require.NoError(t, level.UnmarshalText([]byte(cfg.Log.Level)))
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))

@@ -6,10 +6,10 @@ package outagetest
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,23 +23,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestSluiceStartsWhilePostgresIsDownAndServesOnceItIsUp(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -60,7 +43,7 @@ databases:
     backend: {retries: 10, backoff: 200ms, backoff_multiplier: 1.5}
 `, port)), nil)
 	require.NoError(t, err)
-	logs := &logBuf{}
+	logs := &syncbuf.Buffer{}
 	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(), "the listener comes up with PostgreSQL down")
