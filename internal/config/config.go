@@ -25,6 +25,7 @@ type Config struct {
 	Log             Log                  `yaml:"log"`
 	Auth            Auth                 `yaml:"auth"`
 	Limits          Limits               `yaml:"limits"`
+	TLS             TLS                  `yaml:"tls"`
 	ShutdownTimeout Duration             `yaml:"shutdown_timeout"` // default 30s
 	Users           []User               `yaml:"users"`
 	Databases       map[string]*Database `yaml:"databases"` // required, at least one
@@ -50,6 +51,26 @@ type Admin struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug|info|warn|error, default info
 	Format string `yaml:"format"` // text|json, default text
+}
+
+// TLS configures TLS between clients and sluice (PgBouncer's client_tls_*).
+// The files are read when the first TLS client arrives and re-read when
+// they change on disk, so certificates can be renewed without a restart.
+type TLS struct {
+	Mode         string `yaml:"mode"`           // disable (default) | allow | require
+	CertFile     string `yaml:"cert_file"`      // PEM certificate chain; required unless mode is disable
+	KeyFile      string `yaml:"key_file"`       // PEM private key; required unless mode is disable
+	ClientCAFile string `yaml:"client_ca_file"` // optional; client certificates, when presented, must chain to it
+	MinVersion   string `yaml:"min_version"`    // "1.2" (default) | "1.3"
+}
+
+// ServerTLS configures TLS from sluice to PostgreSQL, with the meanings of
+// libpq's sslmode, sslrootcert, sslcert and sslkey.
+type ServerTLS struct {
+	Mode     string `yaml:"mode"`      // disable | prefer (default) | require | verify-ca | verify-full
+	CAFile   string `yaml:"ca_file"`   // PEM CA certificates; required for verify-ca and verify-full
+	CertFile string `yaml:"cert_file"` // optional client certificate presented to the server
+	KeyFile  string `yaml:"key_file"`  // its private key; set with cert_file
 }
 
 // Auth configures how clients authenticate to sluice.
@@ -87,6 +108,8 @@ type Database struct {
 	PoolMode string   `yaml:"pool_mode"` // default "session"; only session is implemented
 	Pool     Pool     `yaml:"pool"`
 	Backend  Backend  `yaml:"backend"`
+	// ServerTLS is TLS to this database's servers.
+	ServerTLS ServerTLS `yaml:"server_tls"`
 }
 
 // Pool sizes the per-(database, user) pool of server connections.
@@ -139,6 +162,11 @@ const (
 	DefaultRetries              = 3
 	DefaultBackoff              = time.Second
 	DefaultBackoffMultiplier    = 2.0
+	DefaultTLSMode              = "disable"
+	DefaultTLSMinVersion        = "1.2"
+	// DefaultServerTLSMode is libpq's default sslmode: TLS when the server
+	// offers it, plain otherwise. It protects against passive snooping only.
+	DefaultServerTLSMode = "prefer"
 )
 
 // Allowed enum values, in the order they are listed in problems and docs.
@@ -148,6 +176,10 @@ var (
 	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust"}
 	PoolModes   = []string{"session", "transaction", "statement"}
 	Networks    = []string{"tcp", "unix"}
+	TLSModes    = []string{"disable", "allow", "require"}
+	TLSVersions = []string{"1.2", "1.3"}
+	// ServerTLSModes are libpq's sslmode values (except allow).
+	ServerTLSModes = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
 )
 
 // defaultConfig returns a Config with every top-level default filled in.
@@ -159,6 +191,7 @@ func defaultConfig() *Config {
 		Admin:           Admin{Address: DefaultAdminAddress},
 		Log:             Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Auth:            Auth{Method: DefaultAuthMethod},
+		TLS:             TLS{Mode: DefaultTLSMode, MinVersion: DefaultTLSMinVersion},
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
 		Limits: Limits{
 			MaxClientConnections: DefaultMaxClientConnections,
@@ -188,6 +221,7 @@ func defaultDatabase(name string) *Database {
 			Backoff:           Duration(DefaultBackoff),
 			BackoffMultiplier: DefaultBackoffMultiplier,
 		},
+		ServerTLS: ServerTLS{Mode: DefaultServerTLSMode},
 	}
 }
 

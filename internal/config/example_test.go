@@ -78,7 +78,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 35)
+	require.Len(t, paths, 44)
 }
 
 func TestExampleFile(t *testing.T) {
@@ -106,6 +106,11 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, Host{Network: "unix", Address: "/var/run/postgresql/.s.PGSQL.5432", Display: "/var/run/postgresql:5432"},
 		cfg.Databases["reports"].PrimaryHost())
 	require.Equal(t, time.Duration(0), cfg.Databases["reports"].Pool.BorrowTimeout.D())
+	require.Equal(t, TLS{Mode: "require", CertFile: "/etc/sluice/server.crt", KeyFile: "/etc/sluice/server.key",
+		ClientCAFile: "/etc/sluice/client-ca.crt", MinVersion: "1.2"}, cfg.TLS)
+	require.Equal(t, ServerTLS{Mode: "verify-full", CAFile: "/etc/sluice/pg-ca.crt",
+		CertFile: "/etc/sluice/sluice-client.crt", KeyFile: "/etc/sluice/sluice-client.key"}, cfg.Databases["appdb"].ServerTLS)
+	require.Equal(t, "prefer", cfg.Databases["reports"].ServerTLS.Mode)
 }
 
 // TestDocsCoverEveryKey keeps docs/configuration.md in step with the structs:
@@ -118,7 +123,7 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	for _, p := range keyPaths(reflect.TypeFor[Config](), "") {
 		require.Contains(t, doc, "`"+p+"`", "docs/configuration.md does not document %s", p)
 	}
-	for _, v := range slices.Concat(LogLevels, LogFormats, AuthMethods, PoolModes) {
+	for _, v := range slices.Concat(LogLevels, LogFormats, AuthMethods, PoolModes, TLSModes, TLSVersions, ServerTLSModes) {
 		require.Contains(t, doc, "`"+v+"`", "docs/configuration.md does not mention value %s", v)
 	}
 

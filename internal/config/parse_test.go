@@ -39,6 +39,7 @@ func TestDefaults(t *testing.T) {
 		Admin:           Admin{Address: "127.0.0.1:9930"},
 		Log:             Log{Level: "info", Format: "text"},
 		Auth:            Auth{Method: "scram-sha-256"},
+		TLS:             TLS{Mode: "disable", MinVersion: "1.2"},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Limits: Limits{
 			MaxClientConnections: 10000,
@@ -62,6 +63,7 @@ func TestDefaults(t *testing.T) {
 				BackoffMultiplier:  2,
 				DisableBackoffCaps: false,
 			},
+			ServerTLS: ServerTLS{Mode: "prefer"},
 		}},
 	}
 	require.Equal(t, want, cfg)

@@ -34,6 +34,7 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 	}
 	intRange(c, "limits.max_startup_packet", cfg.Limits.MaxStartupPacket, 1024, 1<<20)
 	nonNegative(c, "limits.client_idle_timeout", cfg.Limits.ClientIdleTimeout)
+	validateTLS(cfg.TLS, c)
 
 	validateUsers(cfg, c, lookup)
 
@@ -180,6 +181,7 @@ func validateDatabase(db *Database, p string, c *collector) {
 	if b.BackoffMultiplier < 0 || math.IsNaN(b.BackoffMultiplier) || math.IsInf(b.BackoffMultiplier, 0) {
 		c.invalid(p+".backend.backoff_multiplier", "must be a finite number >= 0 (0 disables growth), got %v", b.BackoffMultiplier)
 	}
+	validateServerTLS(db, p+".server_tls", c)
 }
 
 func enum(c *collector, path, val string, allowed []string) {

@@ -126,25 +126,44 @@ func (r *relay) clientToServer() error {
 		if err := wire.WaitReadable(r.client); err != nil && err != wire.ErrNoRawConn {
 			return err
 		}
-		bp := r.bufs.Get()
-		n, err := r.client.Read(*bp)
-		if n > 0 {
-			werr := r.forwardUp((*bp)[:n])
-			r.bufs.Put(bp)
-			if werr != nil || r.terminated {
-				return werr
+		if err := r.pump(r.client, r.forwardUp); err != nil {
+			if err == errTerminated {
+				return nil
 			}
-		} else {
-			r.bufs.Put(bp)
-		}
-		if err != nil {
 			return err
 		}
 	}
 }
 
+// pump reads from src into a pooled buffer and hands each chunk to
+// forward, for as long as reads fill the whole buffer (more is likely
+// waiting); then it returns the buffer, so a session that goes quiet holds
+// none. A nil error means src is drained for now.
+func (r *relay) pump(src net.Conn, forward func([]byte) error) error {
+	bp := r.bufs.Get()
+	defer r.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if ferr := forward(buf[:n]); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if n < len(buf) {
+			return nil
+		}
+	}
+}
+
+// errTerminated ends clientToServer's pump when the client said Terminate.
+var errTerminated = errors.New("client sent Terminate")
+
 // forwardUp scans one client chunk and writes it to the server, dropping a
-// Terminate and anything after it.
+// Terminate and anything after it (then it returns errTerminated).
 func (r *relay) forwardUp(chunk []byte) error {
 	end := len(chunk)
 	asked := false
@@ -169,8 +188,11 @@ func (r *relay) forwardUp(chunk []byte) error {
 			r.lastUp = typ
 		}
 	})
-	if err != nil || end == 0 {
+	if err != nil {
 		return err
+	}
+	if end == 0 {
+		return r.doneIfTerminated()
 	}
 	if r.limits.sendDeadline > 0 {
 		r.server.SetWriteDeadline(time.Now().Add(r.limits.sendDeadline))
@@ -183,6 +205,13 @@ func (r *relay) forwardUp(chunk []byte) error {
 	r.bytesUp(end)
 	if asked || r.limits.clientIdle > 0 {
 		r.watch()
+	}
+	return r.doneIfTerminated()
+}
+
+func (r *relay) doneIfTerminated() error {
+	if r.terminated {
+		return errTerminated
 	}
 	return nil
 }
@@ -198,40 +227,33 @@ func (r *relay) serverToClient() error {
 		}
 	}
 	watching := r.limits.receiveDeadline > 0 || r.limits.receiveTimeout > 0 || r.limits.clientIdle > 0
+	forward := func(chunk []byte) error {
+		if debug {
+			r.log.Debug("Received data from database", "length", len(chunk),
+				"local", r.server.LocalAddr().String(), "remote", r.server.RemoteAddr().String())
+		}
+		slow := r.rewrite.active() || (r.timedOut.Load() && r.down.AtBoundary())
+		if err := r.down.Scan(chunk, 0, visit); err != nil {
+			return err
+		}
+		var err error
+		if slow {
+			err = r.rewrite.forward(r.client, chunk, r.limits.receiveTimeout, &r.timedOut)
+		} else {
+			_, err = r.client.Write(chunk)
+		}
+		r.bytesOut.Add(int64(len(chunk)))
+		r.bytesDown(len(chunk))
+		if err == nil && watching {
+			r.watch()
+		}
+		return err
+	}
 	for {
 		if err := wire.WaitReadable(r.server); err != nil && err != wire.ErrNoRawConn {
 			return err
 		}
-		bp := r.bufs.Get()
-		n, err := r.server.Read(*bp)
-		if n > 0 {
-			chunk := (*bp)[:n]
-			if debug {
-				r.log.Debug("Received data from database", "length", n,
-					"local", r.server.LocalAddr().String(), "remote", r.server.RemoteAddr().String())
-			}
-			slow := r.rewrite.active() || (r.timedOut.Load() && r.down.AtBoundary())
-			werr := r.down.Scan(chunk, 0, visit)
-			if werr == nil {
-				if slow {
-					werr = r.rewrite.forward(r.client, chunk, r.limits.receiveTimeout, &r.timedOut)
-				} else {
-					_, werr = r.client.Write(chunk)
-				}
-				r.bytesOut.Add(int64(n))
-				r.bytesDown(n)
-			}
-			r.bufs.Put(bp)
-			if werr != nil {
-				return werr
-			}
-			if watching {
-				r.watch()
-			}
-		} else {
-			r.bufs.Put(bp)
-		}
-		if err != nil {
+		if err := r.pump(r.server, forward); err != nil {
 			return err
 		}
 	}

@@ -24,7 +24,14 @@ func WaitReadable(c net.Conn) error {
 	if err != nil {
 		return err
 	}
+	first := true
 	return rc.Read(func(fd uintptr) bool {
+		if !first {
+			// Woken by the poller: readable (a rare spurious wake-up is
+			// harmless, the caller's Read then waits in the usual way).
+			return true
+		}
+		first = false
 		// Returning false parks the goroutine until fd is readable.
 		return peek(fd) != syscall.EAGAIN
 	})
