@@ -28,6 +28,8 @@ type Options struct {
 	Retries int
 	Wait    func(k int) time.Duration
 	Logger  *slog.Logger
+	// TLS says whether to ask the server for TLS before logging in.
+	TLS TLSOptions
 	// Attempted, if set, is told the outcome of every attempt (metrics).
 	Attempted func(err error)
 }
@@ -90,7 +92,8 @@ func retryable(err error) bool {
 		code := se.Response.Code
 		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || code == "57P03"
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, errNoPassword)
+	var te *TLSError
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, errNoPassword) && !errors.As(err, &te)
 }
 
 var errNoPassword = errors.New("no server password")
@@ -104,6 +107,17 @@ func dialOnce(ctx context.Context, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	tctx, done := ctx, context.CancelFunc(func() {})
+	if o.DialTimeout > 0 {
+		tctx, done = context.WithTimeout(ctx, o.DialTimeout)
+	}
+	sc, err := startTLS(tctx, nc, o.Network, o.TLS)
+	done()
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc = sc
 	c := &Conn{Conn: nc, Addr: o.Display, Params: make(map[string]string, 16), Created: time.Now()}
 	if err := c.startup(ctx, o); err != nil {
 		nc.Close()

@@ -70,6 +70,7 @@ func handshake(t *testing.T, tt *TLS, cc *tls.Config) (*x509.Certificate, error,
 		var ok [2]byte
 		_, cerr = tc.Read(ok[:])
 	}
+	c.Close() // a failed client must not leave the server waiting
 	return leaf, cerr, <-srvErr
 }
 
@@ -126,9 +127,10 @@ func TestTLSMinVersion(t *testing.T) {
 	f.cfg.MinVersion = "1.2"
 	tt, err = NewTLS(f.cfg, nil)
 	require.NoError(t, err)
-	cc.MaxVersion = tls.VersionTLS11
-	_, cerr, _ = handshake(t, tt, cc)
+	cc.MinVersion, cc.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	_, cerr, serr = handshake(t, tt, cc)
 	require.Error(t, cerr)
+	require.ErrorContains(t, serr, "unsupported versions")
 }
 
 func TestTLSClientCertificates(t *testing.T) {

@@ -122,8 +122,9 @@ func (r *relay) clientToServer() error {
 	if r.limits.clientIdle > 0 {
 		r.watch()
 	}
+	poll := wire.NewPoller(r.client)
 	for {
-		if err := wire.WaitReadable(r.client); err != nil && err != wire.ErrNoRawConn {
+		if err := poll.Wait(); err != nil && err != wire.ErrNoRawConn {
 			return err
 		}
 		if err := r.pump(r.client, r.forwardUp); err != nil {
@@ -249,8 +250,9 @@ func (r *relay) serverToClient() error {
 		}
 		return err
 	}
+	poll := wire.NewPoller(r.server)
 	for {
-		if err := wire.WaitReadable(r.server); err != nil && err != wire.ErrNoRawConn {
+		if err := poll.Wait(); err != nil && err != wire.ErrNoRawConn {
 			return err
 		}
 		if err := r.pump(r.server, forward); err != nil {

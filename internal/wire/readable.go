@@ -13,28 +13,51 @@ import (
 var ErrNoRawConn = errors.New("connection has no raw file descriptor")
 
 // WaitReadable blocks until c has bytes to read (or EOF/error) without
-// holding a buffer, using the runtime's netpoller. It honours c's read
-// deadline. This is what lets an idle session cost no buffer memory.
-func WaitReadable(c net.Conn) error {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+// holding a buffer. It allocates; a loop should use a Poller.
+func WaitReadable(c net.Conn) error { return NewPoller(c).Wait() }
+
+// Poller waits for one connection to become readable without holding a
+// buffer, using the runtime's netpoller, and honours the connection's read
+// deadline. This is what lets an idle session cost no buffer memory. It is
+// made once per connection and used by one goroutine; Wait does not
+// allocate.
+type Poller struct {
+	rc    syscall.RawConn // nil: no descriptor to poll (net.Pipe, TLS)
+	first bool
+	fn    func(fd uintptr) bool
+}
+
+// NewPoller prepares a Poller for c.
+func NewPoller(c net.Conn) *Poller {
+	p := &Poller{}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			p.rc = rc
+		}
+	}
+	p.fn = p.ready
+	return p
+}
+
+// Wait blocks until the connection is readable. It returns ErrNoRawConn at
+// once for connections it cannot poll; callers then simply Read.
+func (p *Poller) Wait() error {
+	if p.rc == nil {
 		return ErrNoRawConn
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return err
+	p.first = true
+	return p.rc.Read(p.fn)
+}
+
+func (p *Poller) ready(fd uintptr) bool {
+	if !p.first {
+		// Woken by the poller: readable (a rare spurious wake-up is
+		// harmless, the caller's Read then waits in the usual way).
+		return true
 	}
-	first := true
-	return rc.Read(func(fd uintptr) bool {
-		if !first {
-			// Woken by the poller: readable (a rare spurious wake-up is
-			// harmless, the caller's Read then waits in the usual way).
-			return true
-		}
-		first = false
-		// Returning false parks the goroutine until fd is readable.
-		return peek(fd) != syscall.EAGAIN
-	})
+	p.first = false
+	// Returning false parks the goroutine until fd is readable.
+	return peek(fd) != syscall.EAGAIN
 }
 
 // peek looks at one byte waiting on fd without consuming it or blocking.
