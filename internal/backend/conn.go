@@ -7,6 +7,7 @@ package backend
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -26,6 +27,9 @@ type Conn struct {
 	net.Conn
 	// Addr is the server as configured (for logs and errors).
 	Addr string
+	// Network and Address are what was dialled; cancel requests go there
+	// even if a reload has since changed the configured hosts.
+	Network, Address string
 	// PID and Secret are the server's BackendKeyData.
 	PID    uint32
 	Secret []byte
@@ -111,6 +115,11 @@ func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, sr
 
 // Alive reports, without blocking, whether an idle connection is usable.
 func (c *Conn) Alive() bool { return wire.Alive(c.Conn) }
+
+// Cancel asks the server to cancel what this connection is running.
+func (c *Conn) Cancel(ctx context.Context) error {
+	return Cancel(ctx, c.Network, c.Address, c.PID, c.Secret)
+}
 
 // CreatedAt is when the connection was opened (the pool's max_lifetime
 // counts from it).

@@ -118,7 +118,7 @@ func dialOnce(ctx context.Context, o Options) (*Conn, error) {
 		return nil, err
 	}
 	nc = sc
-	c := &Conn{Conn: nc, Addr: o.Display, Params: make(map[string]string, 16), Created: time.Now()}
+	c := &Conn{Conn: nc, Addr: o.Display, Network: o.Network, Address: o.Address, Params: make(map[string]string, 16), Created: time.Now()}
 	if err := c.startup(ctx, o); err != nil {
 		nc.Close()
 		return nil, err

@@ -1,13 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"sync"
-	"time"
-
-	"github.com/sluice-proxy/sluice/internal/backend"
 )
 
 // cancelKey is what a client presents in a CancelRequest: the server PID
@@ -63,13 +59,5 @@ func (s *Server) cancel(pid uint32, secret []byte) {
 		s.log.Debug("cancel request for unknown session ignored", "pid", pid)
 		return
 	}
-	conn, network, address := sess.cancelTarget()
-	if conn == nil {
-		return
-	}
-	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	if err := backend.Cancel(ctx, network, address, conn.PID, conn.Secret); err != nil {
-		s.log.Warn("forwarding cancel request failed", "server", conn.Addr, "error", err)
-	}
+	sess.sendCancel("cancel request")
 }

@@ -162,3 +162,28 @@ func TestGarbageAfterLoginGetsProtocolViolation(t *testing.T) {
 	require.Contains(t, string(buf[:n]), "08P01")
 	require.Contains(t, string(buf[:n]), "invalid frontend message")
 }
+
+// Cancel requests are served even when max_client_connections is reached.
+func TestCancelWorksAtTheClientLimit(t *testing.T) {
+	h := startWith(t, "", "limits:\n  max_client_connections: 1\n")
+	ctx := context.Background()
+	c := h.connect(ctx)
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "SELECT pg_sleep(30)").ReadAll()
+		res <- err
+	}()
+	// Cancel until it takes effect (the query may not have started yet).
+	deadline := time.After(20 * time.Second)
+	for {
+		require.NoError(t, c.CancelRequest(ctx))
+		select {
+		case err := <-res:
+			require.Equal(t, "57014", pgCode(err), "%v", err)
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the cancel never took effect")
+		}
+	}
+}

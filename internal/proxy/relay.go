@@ -34,9 +34,18 @@ type relay struct {
 	sendFailed bool // a write to the server failed (send_deadline or I/O)
 
 	// expectZ counts the ReadyForQuery messages the server owes (one per
-	// Query, Sync and FunctionCall sent); gotZ those received.
+	// Query, Sync and FunctionCall sent); gotZ those received. They decide
+	// whether the connection can be reused, and fail safe: PostgreSQL
+	// ignores a Sync during copy-in, so they can disagree, and then the
+	// connection is closed rather than reused.
 	expectZ atomic.Int64
 	gotZ    atomic.Int64
+	// askSeq numbers the Query/Sync/FunctionCall messages sent; zSeenAt is
+	// askSeq when the last ReadyForQuery arrived. The timeouts treat the
+	// server as owing an answer only while askSeq > zSeenAt, which never
+	// drifts (at worst, in a pipeline, a timeout is armed late).
+	askSeq  atomic.Int64
+	zSeenAt atomic.Int64
 
 	// Set by serverToClient.
 	down     wire.Scanner
@@ -183,6 +192,7 @@ func (r *relay) forwardUp(chunk []byte) error {
 			}
 		case 'Q', 'S', 'F':
 			r.expectZ.Add(1)
+			r.askSeq.Add(1)
 			r.lastUp = typ
 			asked = true
 		default:
@@ -225,6 +235,8 @@ func (r *relay) serverToClient() error {
 		if typ == 'Z' {
 			r.txStatus.Store(uint32(first))
 			r.gotZ.Add(1)
+			r.zSeenAt.Store(r.askSeq.Load())
+			r.timedOut.Store(false)
 		}
 	}
 	watching := r.limits.receiveDeadline > 0 || r.limits.receiveTimeout > 0 || r.limits.clientIdle > 0
@@ -233,13 +245,16 @@ func (r *relay) serverToClient() error {
 			r.log.Debug("Received data from database", "length", len(chunk),
 				"local", r.server.LocalAddr().String(), "remote", r.server.RemoteAddr().String())
 		}
-		slow := r.rewrite.active() || (r.timedOut.Load() && r.down.AtBoundary())
+		if r.down.AtBoundary() && r.timedOut.Swap(false) {
+			r.rewrite.armed = true
+		}
+		slow := r.rewrite.armed || r.rewrite.active()
 		if err := r.down.Scan(chunk, 0, visit); err != nil {
 			return err
 		}
 		var err error
 		if slow {
-			err = r.rewrite.forward(r.client, chunk, r.limits.receiveTimeout, &r.timedOut)
+			err = r.rewrite.forward(r.client, chunk, r.limits.receiveTimeout)
 		} else {
 			_, err = r.client.Write(chunk)
 		}
@@ -271,7 +286,7 @@ func (r *relay) watch() {
 	if r.stopping.Load() {
 		return // run has set deadlines to stop the loops: keep them
 	}
-	owed := r.gotZ.Load() < r.expectZ.Load()
+	owed := r.owed()
 	if r.limits.clientIdle > 0 {
 		if owed {
 			r.client.SetReadDeadline(time.Time{})
@@ -298,15 +313,19 @@ func (r *relay) watch() {
 	}
 }
 
+// owed reports whether the client asked something after the last
+// ReadyForQuery (see askSeq).
+func (r *relay) owed() bool { return r.askSeq.Load() > r.zSeenAt.Load() }
+
 // onSilence runs when the server sent nothing for receive_timeout while a
 // query was running: the query is cancelled on the server, whose 57014
 // error is rewritten to name receive_timeout, and the session goes on.
 func (r *relay) onSilence() {
-	if r.stopping.Load() || r.gotZ.Load() >= r.expectZ.Load() {
+	if r.stopping.Load() || !r.owed() {
 		return
 	}
 	r.timedOut.Store(true)
-	if r.gotZ.Load() >= r.expectZ.Load() {
+	if !r.owed() {
 		// The answer came while we were deciding: a cancel now could hit
 		// the client's next query instead.
 		r.timedOut.Store(false)

@@ -25,22 +25,39 @@ type session struct {
 	client net.Conn
 	start  time.Time
 
-	mu         sync.Mutex // guards the fields below, read by cancel/terminate
-	server     *backend.Conn
-	network    string
-	address    string
-	relay      *relay
+	mu     sync.Mutex // guards the fields below, read by cancel/terminate
+	server *backend.Conn
+	relay  *relay
+	// cancelling counts cancel requests in flight to server; cancelled
+	// records that one was sent. PostgreSQL acts on a cancel whenever it
+	// arrives, so a connection that was sent one is never reused: a late
+	// cancel could otherwise stop the next client's query.
+	cancelling sync.WaitGroup
+	cancelled  bool
 	terminated bool
 	// stop ends a wait for a server connection when the session is
 	// terminated before it has one.
 	stop context.CancelFunc
 }
 
-// cancelTarget returns the server connection a cancel must reach now.
-func (ss *session) cancelTarget() (*backend.Conn, string, string) {
+// sendCancel asks the server to cancel the query this session is running
+// now, if it has a server connection; see cancelling.
+func (ss *session) sendCancel(why string) {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.server, ss.network, ss.address
+	conn := ss.server
+	if conn == nil {
+		ss.mu.Unlock()
+		return // includes cancel requests, served whatever the client count
+	}
+	ss.cancelled = true
+	ss.cancelling.Add(1)
+	ss.mu.Unlock()
+	defer ss.cancelling.Done()
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if err := conn.Cancel(ctx); err != nil {
+		ss.srv.log.Warn("forwarding a cancel request failed", "why", why, "server", conn.Addr, "pid", conn.PID, "error", err)
+	}
 }
 
 // terminate ends the session from outside (shutdown). A session in relay
@@ -55,7 +72,7 @@ func (ss *session) terminate() {
 	if ss.relay != nil {
 		ss.relay.shutdown.Store(true)
 		ss.server.Conn.Close()
-		return
+		return // includes cancel requests, served whatever the client count
 	}
 	ss.client.Close()
 }
@@ -83,17 +100,17 @@ func (ss *session) serve() {
 	defer s.metrics.ClientConnections.Dec()
 	st := s.state.Load()
 	cfg := st.cfg
+	ss.client.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
+	start, err := ss.readStartup(cfg.Limits.MaxStartupPacket, cfg.TLS)
+	if err != nil || start == nil {
+		return // includes cancel requests, served whatever the client count
+	}
 	if n := s.clients.Add(1); n > int64(cfg.Limits.MaxClientConnections) {
 		defer s.clients.Add(-1)
 		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("too many client connections (limits.max_client_connections = %d)", cfg.Limits.MaxClientConnections))
 		return
 	}
 	defer s.clients.Add(-1)
-	ss.client.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
-	start, err := ss.readStartup(cfg.Limits.MaxStartupPacket, cfg.TLS)
-	if err != nil || start == nil {
-		return
-	}
 	user, dbName := start.Get("user"), start.Get("database")
 	if dbName == "" {
 		dbName = user
@@ -215,14 +232,13 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 		}
 		return
 	}
-	opts := e.opts.Load()
 	ss.mu.Lock()
 	if ss.terminated {
 		ss.mu.Unlock()
 		e.pool.Release(conn)
 		return
 	}
-	ss.server, ss.network, ss.address = conn, opts.Network, opts.Address
+	ss.server = conn
 	r := &relay{client: ss.client, server: conn.Conn, bufs: s.buffers(db.Backend.ReceiveChunkSize), log: s.log,
 		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient),
 		limits: relayLimits{
@@ -230,13 +246,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 			receiveDeadline: db.Backend.ReceiveDeadline.D(),
 			receiveTimeout:  db.Backend.ReceiveTimeout.D(),
 			clientIdle:      s.state.Load().cfg.Limits.ClientIdleTimeout.D(),
-			cancel: func() {
-				ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-				defer done()
-				if err := backend.Cancel(ctx, opts.Network, opts.Address, conn.PID, conn.Secret); err != nil {
-					s.log.Warn("cancelling a query after receive_timeout failed", "server", conn.Addr, "error", err)
-				}
-			},
+			cancel:          func() { ss.sendCancel("receive_timeout") },
 		}}
 	r.txStatus.Store('I')
 	ss.relay = r
@@ -253,9 +263,16 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	s.cancels.remove(conn.PID, secret)
 	ss.mu.Lock()
 	ss.server, ss.relay = nil, nil
+	cancelled := ss.cancelled
 	ss.mu.Unlock()
 	ss.client.Close()
-	ss.releaseServer(e, conn, r)
+	ss.cancelling.Wait()
+	if cancelled {
+		s.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
+		e.pool.Discard(conn)
+	} else {
+		ss.releaseServer(e, conn, r)
+	}
 	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
 		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
 		"server_pid", conn.PID)
