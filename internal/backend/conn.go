@@ -8,6 +8,7 @@ package backend
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -114,7 +115,14 @@ func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, sr
 }
 
 // Alive reports, without blocking, whether an idle connection is usable.
-func (c *Conn) Alive() bool { return wire.Alive(c.Conn) }
+// For a TLS connection the socket under it is checked: an idle server
+// sends nothing, so any byte there (a TLS alert, an error) means trouble.
+func (c *Conn) Alive() bool {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		return wire.Alive(tc.NetConn())
+	}
+	return wire.Alive(c.Conn)
+}
 
 // Cancel asks the server to cancel what this connection is running.
 func (c *Conn) Cancel(ctx context.Context) error {

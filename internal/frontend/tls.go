@@ -91,6 +91,17 @@ func SharedTLS(c config.TLS, log *slog.Logger) *TLS {
 	return t
 }
 
+// Err reports why no certificate could be loaded so far (nil once one
+// has been): callers can refuse to start with a broken tls section.
+func (t *TLS) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.current != nil {
+		return nil
+	}
+	return t.err
+}
+
 // Config returns the *tls.Config to serve with; each handshake gets the
 // certificate current at that moment.
 func (t *TLS) Config() *tls.Config { return t.base }

@@ -217,6 +217,7 @@ func TestTLSMissingFiles(t *testing.T) {
 	cfg := config.TLS{Mode: "require", CertFile: dir + "/none.crt", KeyFile: dir + "/none.key", MinVersion: "1.2"}
 	tt, err := NewTLS(cfg, nil)
 	require.ErrorContains(t, err, "tls.cert_file/tls.key_file")
+	require.Equal(t, err, tt.Err())
 	_, cerr, serr := handshake(t, tt, &tls.Config{InsecureSkipVerify: true})
 	require.Error(t, cerr)
 	require.Error(t, serr)
@@ -230,6 +231,7 @@ func TestTLSMissingFiles(t *testing.T) {
 	_, cerr, serr = handshake(t, tt, &tls.Config{InsecureSkipVerify: true})
 	require.NoError(t, cerr)
 	require.NoError(t, serr)
+	require.NoError(t, tt.Err())
 
 	f := newTLSFixture(t)
 	f.cfg.ClientCAFile = dir + "/none-ca.pem"

@@ -58,9 +58,19 @@ func TestTerminatedIdleServerConnectionsAreNeverHandedOut(t *testing.T) {
 	ctx := context.Background()
 	require.Eventually(t, func() bool { return h.srv.PoolStats()[0].Idle == 5 }, 30*time.Second, 10*time.Millisecond)
 	cl := pgtest.Cluster(t)
-	rows, err := cl.Query(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'")
+	rows, err := cl.Query(ctx, "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'")
 	require.NoError(t, err)
-	require.Equal(t, "5", rows[0][0])
+	require.Len(t, rows, 5)
+	pids := make([]string, len(rows))
+	for i, r := range rows {
+		pids[i] = r[0]
+	}
+	// pg_terminate_backend only signals: wait until those backends are gone
+	// (their FATAL message and EOF are then on sluice's sockets).
+	require.Eventually(t, func() bool {
+		left, err := cl.Query(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ("+strings.Join(pids, ",")+")")
+		return err == nil && left[0][0] == "0"
+	}, 30*time.Second, 10*time.Millisecond)
 	for i := range 20 {
 		c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
 		require.NoError(t, err, "client %d", i)

@@ -61,6 +61,7 @@ func (s *Server) dialOptions(db *config.Database, u *config.User) backend.Option
 		User: u.Name, Password: u.ServerPassword, Database: db.DBName,
 		DialTimeout: b.DialTimeout.D(),
 		KeepAlive:   b.TCPKeepalive.D(),
+		TLS:         backend.TLSOptionsFor(db.ServerTLS, h),
 		Retries:     b.EffectiveRetries(),
 		Wait:        b.Wait,
 		Logger:      s.log,
@@ -167,6 +168,9 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 // and new server connections. Listener addresses need a restart.
 func (s *Server) Reload(cfg *config.Config) error {
 	old := s.state.Load()
+	if err := checkTLS(cfg, s.log); err != nil {
+		return err
+	}
 	st, err := newState(cfg, old)
 	if err != nil {
 		return err

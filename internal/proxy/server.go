@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
@@ -56,12 +57,27 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
+	if err := checkTLS(cfg, log); err != nil {
+		return nil, err
+	}
 	st, err := newState(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.state.Store(st)
 	return s, nil
+}
+
+// checkTLS loads the client-side certificate once so that a bad file stops
+// start-up (or a reload) with a clear error instead of failing handshakes.
+func checkTLS(cfg *config.Config, log *slog.Logger) error {
+	if cfg.TLS.Mode == "disable" {
+		return nil
+	}
+	if err := frontend.SharedTLS(cfg.TLS, log).Err(); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	return nil
 }
 
 // Metrics returns the server's metrics (for the admin endpoint).

@@ -10,14 +10,29 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the helpers use, so that a TestMain can
+// call them too (with Must).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// Must is a TB for TestMain: it panics on failure.
+var Must TB = mustTB{}
+
+type mustTB struct{}
+
+func (mustTB) Helper()           {}
+func (mustTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // CA is a throwaway certificate authority.
 type CA struct {
@@ -40,7 +55,7 @@ func nextSerial() *big.Int {
 
 // NewCA creates a CA called name and writes its certificate to
 // dir/<name>-ca.pem.
-func NewCA(t testing.TB, dir, name string) *CA {
+func NewCA(t TB, dir, name string) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -71,7 +86,7 @@ func NewCA(t testing.TB, dir, name string) *CA {
 // Issue signs a certificate named cn, valid for both server and client
 // authentication, for hosts (DNS names or IP addresses), and writes
 // dir/<cn>.crt and dir/<cn>.key (mode 0600). It returns the file names.
-func (ca *CA) Issue(t testing.TB, dir, cn string, hosts ...string) (certFile, keyFile string) {
+func (ca *CA) Issue(t TB, dir, cn string, hosts ...string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -108,7 +123,7 @@ func (ca *CA) Issue(t testing.TB, dir, cn string, hosts ...string) (certFile, ke
 
 // writePEM replaces path atomically (write to a temporary name, rename),
 // as certificate renewal tools do.
-func writePEM(t testing.TB, path, typ string, der []byte, mode os.FileMode) {
+func writePEM(t TB, path, typ string, der []byte, mode os.FileMode) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
