@@ -29,5 +29,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
+bench: build ## sluice vs PgBouncer vs direct PostgreSQL; writes docs/benchmarks.md (BENCH_TIME, BENCH_ROUNDS, ...)
+	bench/run.sh
+
 clean:
 	rm -rf bin
