@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
@@ -140,17 +139,9 @@ func TestCancelRequestReachesTheServer(t *testing.T) {
 	cancelled := make(chan error, 1)
 	go func() {
 		// Wait until the sleep is visibly running, then cancel it.
-		sql := fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND query LIKE '%%pg_sleep(30)%%' AND state = 'active'", c.PID())
-		for {
-			res := monitor.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
-			if res.Err != nil {
-				cancelled <- res.Err
-				return
-			}
-			if string(res.Rows[0][0]) == "1" {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := pgtest.WaitActive(ctx, monitor, c.PID(), "pg_sleep(30)"); err != nil {
+			cancelled <- err
+			return
 		}
 		cancelled <- c.CancelRequest(ctx)
 	}()
