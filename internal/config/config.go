@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-proxy/sluice/internal/access"
 )
 
 // Config is the root of sluice's configuration file.
@@ -29,6 +31,10 @@ type Config struct {
 	ShutdownTimeout Duration             `yaml:"shutdown_timeout"` // default 30s
 	Users           []User               `yaml:"users"`
 	Databases       map[string]*Database `yaml:"databases"` // required, at least one
+	// Access is the client allow-list (see AccessRule); empty allows all.
+	Access []AccessRule `yaml:"access"`
+
+	accessRules access.Rules // compiled from Access by Parse
 }
 
 // Listen configures where sluice accepts PostgreSQL clients.
@@ -84,6 +90,11 @@ type Limits struct {
 	ClientLoginTimeout   Duration `yaml:"client_login_timeout"`   // default 15s; startup+auth must finish within it
 	MaxStartupPacket     int      `yaml:"max_startup_packet"`     // default 10000 bytes (as PostgreSQL)
 	ClientIdleTimeout    Duration `yaml:"client_idle_timeout"`    // default 0 = none; idle sessions are closed with 57P01
+	// Failed logins per source address: each takes a token from a bucket
+	// of AuthFailureBurst tokens refilled at AuthFailuresPerMinute; an
+	// address with none left is refused with 28000. Burst 0 disables.
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"` // default 60
+	AuthFailureBurst      int `yaml:"auth_failure_burst"`       // default 10
 }
 
 // User is one login role known to sluice.
@@ -194,9 +205,11 @@ func defaultConfig() *Config {
 		TLS:             TLS{Mode: DefaultTLSMode, MinVersion: DefaultTLSMinVersion},
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
 		Limits: Limits{
-			MaxClientConnections: DefaultMaxClientConnections,
-			ClientLoginTimeout:   Duration(DefaultClientLoginTimeout),
-			MaxStartupPacket:     DefaultMaxStartupPacket,
+			MaxClientConnections:  DefaultMaxClientConnections,
+			ClientLoginTimeout:    Duration(DefaultClientLoginTimeout),
+			MaxStartupPacket:      DefaultMaxStartupPacket,
+			AuthFailuresPerMinute: DefaultAuthFailuresPerMinute,
+			AuthFailureBurst:      DefaultAuthFailureBurst,
 		},
 	}
 }

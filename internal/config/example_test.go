@@ -78,7 +78,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 44)
+	require.Len(t, paths, 50)
 }
 
 func TestExampleFile(t *testing.T) {
@@ -111,6 +111,9 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, ServerTLS{Mode: "verify-full", CAFile: "/etc/sluice/pg-ca.crt",
 		CertFile: "/etc/sluice/sluice-client.crt", KeyFile: "/etc/sluice/sluice-client.key"}, cfg.Databases["appdb"].ServerTLS)
 	require.Equal(t, "prefer", cfg.Databases["reports"].ServerTLS.Mode)
+	require.Equal(t, AccessRule{CIDR: "10.0.0.0/8", Users: []string{"app", "reporting"}, Databases: []string{"appdb", "reports"},
+		Method: "scram-sha-256"}, cfg.Access[1])
+	require.Len(t, cfg.AccessRules(), 3)
 }
 
 // TestDocsCoverEveryKey keeps docs/configuration.md in step with the structs:

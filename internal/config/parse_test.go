@@ -42,9 +42,11 @@ func TestDefaults(t *testing.T) {
 		TLS:             TLS{Mode: "disable", MinVersion: "1.2"},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Limits: Limits{
-			MaxClientConnections: 10000,
-			ClientLoginTimeout:   Duration(15 * time.Second),
-			MaxStartupPacket:     10000,
+			MaxClientConnections:  10000,
+			ClientLoginTimeout:    Duration(15 * time.Second),
+			MaxStartupPacket:      10000,
+			AuthFailuresPerMinute: 60,
+			AuthFailureBurst:      10,
 		},
 		Users: []User{{Name: "app", Password: "secret", ServerPassword: "secret"}},
 		Databases: map[string]*Database{"appdb": {

@@ -37,6 +37,7 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 	validateTLS(cfg.TLS, c)
 
 	validateUsers(cfg, c, lookup)
+	validateAccess(cfg, c)
 
 	if len(cfg.Databases) == 0 {
 		if !c.bad["databases"] {

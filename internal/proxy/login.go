@@ -4,22 +4,55 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sluice-proxy/sluice/internal/access"
 	"github.com/sluice-proxy/sluice/internal/auth"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// authenticate checks the client's password with the configured method.
-// An unknown user runs the same exchange against mock credentials, so a
-// client cannot tell unknown users from wrong passwords. On failure the
-// client has been sent the error and the session must end.
-func (ss *session) authenticate(st *state, u *config.User, name string) error {
+// admit decides, before any password is exchanged, whether the client may
+// try to log in: its address must not have used up its failed logins, and
+// an access rule must allow it. It returns the matching rule's method
+// override ("" = the user's own). On refusal the client has been sent a
+// 28000 error and the session must end.
+func (ss *session) admit(cfg *config.Config, user, db string) (method string, ok bool) {
+	addr := ss.client.RemoteAddr()
+	if !ss.srv.limiter.Allow(addr) {
+		ss.srv.metrics.ClientLoginFailure.WithLabelValues("rate_limited").Inc()
+		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
+			"user", user, "database", db)
+		return "", false
+	}
+	d := cfg.AccessRules().Check(addr, user, db)
+	if d.Allowed {
+		return d.Method, true
+	}
+	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
+	if d.Rule < 0 {
+		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("no access rule allows connections from %s for user %q to database %q", access.Describe(addr), user, db))
+	} else {
+		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
+			"rule", fmt.Sprintf("access[%d]", d.Rule))
+	}
+	return "", false
+}
+
+// authenticate checks the client's password with the configured method,
+// or with override when an access rule sets one. An unknown user runs the
+// same exchange against mock credentials, so a client cannot tell unknown
+// users from wrong passwords. A wrong password counts against the
+// client's address (limits.auth_failure_burst). On failure the client has
+// been sent the error and the session must end.
+func (ss *session) authenticate(st *state, u *config.User, name, override string) error {
 	method := st.cfg.Auth.Method
 	var creds *auth.Credentials
 	if u != nil {
 		method = u.EffectiveAuthMethod(method)
 		creds = st.creds[u.Name]
+	}
+	if override != "" {
+		method = override
 	}
 	err := auth.Authenticate(frontend.AuthConn{Conn: ss.client}, auth.Method(method), name, creds)
 	if err == nil && u == nil {
@@ -30,6 +63,13 @@ func (ss *session) authenticate(st *state, u *config.User, name string) error {
 		return nil
 	case errors.Is(err, auth.ErrWrongPassword):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
+		// Counted before the client hears of it, so that its next attempt
+		// already sees the failure.
+		if ss.srv.limiter.Fail(ss.client.RemoteAddr()) {
+			ss.srv.log.Warn("too many failed logins: refusing this address until it gets tokens back",
+				"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
+				"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
+		}
 		ss.fail(wire.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "method", method)
 	case errors.Is(err, auth.ErrProtocol):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("protocol").Inc()

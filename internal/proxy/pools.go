@@ -179,6 +179,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		s.log.Warn("listen settings changed; they take effect after a restart")
 	}
 	s.state.Store(st)
+	s.limiter.Configure(cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst)
 	s.mu.Lock()
 	for k, e := range s.pools {
 		db := cfg.Databases[k.database]

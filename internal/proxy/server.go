@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/access"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
@@ -32,6 +33,9 @@ type Server struct {
 	metrics *metrics.Metrics
 	state   atomic.Pointer[state]
 	cancels cancelRegistry
+	// limiter counts failed logins per client address; it lives across
+	// reloads, which only change its rates.
+	limiter *access.Limiter
 
 	mu        sync.Mutex
 	pools     map[poolKey]*poolEntry
@@ -65,6 +69,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.state.Store(st)
+	s.limiter = access.NewLimiter(cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst, 0)
 	return s, nil
 }
 

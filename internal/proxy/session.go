@@ -14,7 +14,6 @@ import (
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
-	"github.com/sluice-proxy/sluice/internal/pool"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -115,6 +114,10 @@ func (ss *session) serve() {
 	if dbName == "" {
 		dbName = user
 	}
+	method, ok := ss.admit(cfg, user, dbName)
+	if !ok {
+		return
+	}
 	if start.Get("replication") != "" && start.Get("replication") != "false" && start.Get("replication") != "0" {
 		ss.fail(wire.CodeFeatureNotSupported, "replication connections are not supported by sluice", "user", user)
 		return
@@ -126,7 +129,7 @@ func (ss *session) serve() {
 		return
 	}
 	u := cfg.User(user)
-	if err := ss.authenticate(st, u, user); err != nil {
+	if err := ss.authenticate(st, u, user, method); err != nil {
 		return
 	}
 	settings, err := start.Settings()
@@ -137,65 +140,6 @@ func (ss *session) serve() {
 		return
 	}
 	ss.run(db, u, settings)
-}
-
-// readStartup answers SSL requests ('S' and a TLS handshake when tls.mode
-// allows it, else 'N') and GSS requests ('N') until a StartupMessage
-// arrives, serves cancel requests, and negotiates the protocol version.
-// It returns nil when the connection is done with.
-func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, error) {
-	secured := false
-	for range 3 {
-		st, err := frontend.ReadStartup(ss.client, maxLen)
-		if err != nil {
-			var pe *frontend.ProtocolError
-			if errors.As(err, &pe) {
-				ss.fail(pe.Code, pe.Msg)
-			} else if !errors.Is(err, net.ErrClosed) {
-				ss.srv.log.Info("client left during startup", "remote", ss.remote(), "error", err)
-			}
-			return nil, err
-		}
-		switch st.Kind {
-		case frontend.KindSSL, frontend.KindGSSEnc:
-			if secured {
-				ss.fail(wire.CodeProtocolViolation, "SSL/GSS encryption request received after TLS was established")
-				return nil, errors.New("negotiation after TLS")
-			}
-			if st.Kind == frontend.KindSSL && tc.Mode != "disable" {
-				conn, err := frontend.SharedTLS(tc, ss.srv.log).Upgrade(ss.client)
-				if err != nil {
-					ss.srv.log.Info("client refused", "remote", ss.remote(), "reason", err)
-					return nil, err
-				}
-				ss.mu.Lock() // terminate reads ss.client
-				ss.client, secured = conn, true
-				ss.mu.Unlock()
-				continue
-			}
-			if _, err := ss.client.Write([]byte{'N'}); err != nil {
-				return nil, err
-			}
-			continue
-		case frontend.KindCancel:
-			ss.srv.cancel(st.PID, st.Secret)
-			return nil, nil
-		}
-		// Unix sockets are exempt: libpq never uses TLS over them.
-		if tc.Mode == "require" && !secured && ss.remote() != "unix" {
-			ss.fail(wire.CodeInvalidAuthSpec, "sluice requires TLS: connect with sslmode=require or stronger", "user", st.Get("user"))
-			return nil, errors.New("plain-text client refused")
-		}
-		if needed, unrecognized := st.Negotiation(); needed {
-			msg := &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized}
-			if err := wire.Write(ss.client, msg); err != nil {
-				return nil, err
-			}
-		}
-		return st, nil
-	}
-	ss.fail(wire.CodeProtocolViolation, "too many SSL/GSS negotiation requests")
-	return nil, errors.New("negotiation loop")
 }
 
 // run attaches a server connection, greets the client and relays.
@@ -299,79 +243,4 @@ func greeting(conn *backend.Conn, secret uint32) []byte {
 	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: conn.PID, SecretKey: sec}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	buf, _ := wire.Append(nil, msgs...)
 	return buf
-}
-
-// afterRelay tells the client why the session ends when sluice ends it,
-// only at a message boundary: shutdown (57P01), client_idle_timeout
-// (57P01), or a lost or unresponsive server (08006).
-func (ss *session) afterRelay(r *relay, db *config.Database) {
-	if r.terminated || !r.down.AtBoundary() {
-		return
-	}
-	var msg *pgproto3.ErrorResponse
-	switch {
-	case r.shutdown.Load():
-		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
-	case errors.As(r.upErr, new(wire.ErrLength)):
-		msg = wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", r.upErr)
-	case r.idleTimeout.Load():
-		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection due to limits.client_idle_timeout (%s)", ss.srv.state.Load().cfg.Limits.ClientIdleTimeout.D())
-	case r.sendFailed && isTimeout(r.upErr):
-		msg = wire.Error(wire.CodeConnectionFailure, "the database server did not accept data within backend.send_deadline (%s); connection closed", db.Backend.SendDeadline.D())
-	case r.serverFirst.Load() && isTimeout(r.downErr):
-		msg = wire.Error(wire.CodeConnectionFailure, "the database server sent nothing within backend.receive_deadline (%s); connection closed", db.Backend.ReceiveDeadline.D())
-	case r.serverFirst.Load() || r.sendFailed:
-		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost")
-	default:
-		return
-	}
-	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-	wire.Write(ss.client, msg)
-	ss.srv.log.Warn("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message,
-		"server_error", errString(r.downErr), "client_error", errString(r.upErr))
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-// releaseServer cleans the server connection for reuse, or closes it when
-// it was left in an unknown state.
-func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
-	if r.shutdown.Load() || r.serverFirst.Load() || !r.clean() {
-		e.pool.Discard(conn)
-		return
-	}
-	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	if err := conn.Reset(ctx, byte(r.txStatus.Load())); err != nil {
-		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
-		e.pool.Discard(conn)
-		return
-	}
-	e.pool.Release(conn)
-}
-
-func (ss *session) failAcquire(db *config.Database, err error) {
-	var se *backend.ServerError
-	var ce *backend.ConnectError
-	switch {
-	case errors.Is(err, context.Canceled):
-		ss.fail(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
-	case errors.Is(err, pool.ErrExhausted):
-		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("no server connection available for database %q within pool.borrow_timeout (%s): all %d are busy",
-			db.Name, db.Pool.BorrowTimeout.D(), db.Pool.MaxSize))
-	case errors.As(err, &se):
-		se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
-		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-		wire.Write(ss.client, se.Response)
-		ss.srv.log.Warn("server refused login", "database", db.Name, "sqlstate", se.Response.Code, "message", se.Response.Message)
-	case errors.As(err, &ce):
-		ss.fail(wire.CodeConnectionFailure, ce.Error())
-	default:
-		ss.fail(wire.CodeConnectionFailure, "could not get a server connection: "+err.Error())
-	}
 }

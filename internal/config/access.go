@@ -1,0 +1,108 @@
+package config
+
+import (
+	"slices"
+
+	"github.com/sluice-proxy/sluice/internal/access"
+)
+
+// AccessRule is one entry of the top-level access list, sluice's
+// pg_hba.conf: the first rule that matches a client's address, user and
+// database decides whether it may log in and with which method. With
+// rules present, a client no rule matches is refused (SQLSTATE 28000).
+type AccessRule struct {
+	// CIDR is where the rule applies: "10.0.0.0/8", a single address,
+	// "all" (every client, Unix sockets included) or "local" (Unix-socket
+	// clients only). Required.
+	CIDR      string   `yaml:"cidr"`
+	Users     []string `yaml:"users"`     // optional; empty = any user
+	Databases []string `yaml:"databases"` // optional; empty = any database
+	// Method overrides the user's auth method: scram-sha-256, md5,
+	// password, trust, or reject (refuse). Empty = the user's own method.
+	Method string `yaml:"method"`
+}
+
+// Defaults of the failed-login limiter (limits.auth_failure_*).
+const (
+	DefaultAuthFailuresPerMinute = 60
+	DefaultAuthFailureBurst      = 10
+)
+
+// AccessMethods are the values of access[].method.
+var AccessMethods = append(slices.Clone(AuthMethods), access.MethodReject)
+
+// AccessRules returns the access list compiled for matching; empty when
+// there is none (every client may try to log in). Parse compiles it once;
+// on a hand-built Config it is compiled on each call, and a rule whose
+// cidr does not parse refuses every client (fail closed).
+func (c *Config) AccessRules() access.Rules {
+	if c.accessRules != nil || len(c.Access) == 0 {
+		return c.accessRules
+	}
+	rules, _ := compileAccess(c.Access)
+	return rules
+}
+
+// compileAccess builds the rules, reporting the index and error of the
+// first bad cidr; a bad rule is compiled as "all, reject".
+func compileAccess(list []AccessRule) (access.Rules, map[int]error) {
+	rules := make(access.Rules, len(list))
+	var errs map[int]error
+	for i, r := range list {
+		src, err := access.ParseSource(r.CIDR)
+		method := r.Method
+		if err != nil {
+			if errs == nil {
+				errs = map[int]error{}
+			}
+			errs[i] = err
+			src, _ = access.ParseSource(access.SourceAll)
+			method = access.MethodReject
+		}
+		rules[i] = access.Rule{Source: src, Users: r.Users, Databases: r.Databases, Method: method}
+	}
+	return rules, errs
+}
+
+// validateAccess checks the access list and limits.auth_failure_*, and
+// compiles the rules into cfg. Users and databases named in rules must be
+// configured: a typo in a reject rule would otherwise silently not apply.
+func validateAccess(cfg *Config, c *collector) {
+	if cfg.Limits.AuthFailureBurst < 0 || cfg.Limits.AuthFailureBurst > 1_000_000 {
+		c.invalid("limits.auth_failure_burst", "must be between 0 (no limit) and 1000000, got %d", cfg.Limits.AuthFailureBurst)
+	}
+	if cfg.Limits.AuthFailureBurst != 0 {
+		intRange(c, "limits.auth_failures_per_minute", cfg.Limits.AuthFailuresPerMinute, 1, 1_000_000)
+	} else if cfg.Limits.AuthFailuresPerMinute < 0 {
+		c.invalid("limits.auth_failures_per_minute", "must not be negative, got %d", cfg.Limits.AuthFailuresPerMinute)
+	}
+
+	rules, errs := compileAccess(cfg.Access)
+	for i, r := range cfg.Access {
+		p := index("access", i)
+		if err := errs[i]; err != nil {
+			c.invalid(p+".cidr", "%s", err)
+		}
+		if r.Method != "" {
+			enum(c, p+".method", r.Method, AccessMethods)
+		}
+		for j, name := range r.Users {
+			u := cfg.User(name)
+			if u == nil {
+				c.invalid(index(p+".users", j), "unknown user %q (not in users[]; leave users out to match any user)", name)
+				continue
+			}
+			if u.Password == "" && slices.Contains(AuthMethods, r.Method) && r.Method != "trust" {
+				c.invalid(p+".method", "user %q has no password, so %s can never let it in; use trust or give the user a password", name, r.Method)
+			}
+		}
+		for j, name := range r.Databases {
+			if _, ok := cfg.Databases[name]; !ok {
+				c.invalid(index(p+".databases", j), "unknown database %q (not in databases; leave databases out to match any database)", name)
+			}
+		}
+	}
+	if len(rules) > 0 {
+		cfg.accessRules = rules
+	}
+}

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/pool"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// afterRelay tells the client why the session ends when sluice ends it,
+// only at a message boundary: shutdown (57P01), client_idle_timeout
+// (57P01), or a lost or unresponsive server (08006).
+func (ss *session) afterRelay(r *relay, db *config.Database) {
+	if r.terminated || !r.down.AtBoundary() {
+		return
+	}
+	var msg *pgproto3.ErrorResponse
+	switch {
+	case r.shutdown.Load():
+		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case errors.As(r.upErr, new(wire.ErrLength)):
+		msg = wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", r.upErr)
+	case r.idleTimeout.Load():
+		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection due to limits.client_idle_timeout (%s)", ss.srv.state.Load().cfg.Limits.ClientIdleTimeout.D())
+	case r.sendFailed && isTimeout(r.upErr):
+		msg = wire.Error(wire.CodeConnectionFailure, "the database server did not accept data within backend.send_deadline (%s); connection closed", db.Backend.SendDeadline.D())
+	case r.serverFirst.Load() && isTimeout(r.downErr):
+		msg = wire.Error(wire.CodeConnectionFailure, "the database server sent nothing within backend.receive_deadline (%s); connection closed", db.Backend.ReceiveDeadline.D())
+	case r.serverFirst.Load() || r.sendFailed:
+		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost")
+	default:
+		return
+	}
+	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+	wire.Write(ss.client, msg)
+	ss.srv.log.Warn("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message,
+		"server_error", errString(r.downErr), "client_error", errString(r.upErr))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// releaseServer cleans the server connection for reuse, or closes it when
+// it was left in an unknown state.
+func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
+	if r.shutdown.Load() || r.serverFirst.Load() || !r.clean() {
+		e.pool.Discard(conn)
+		return
+	}
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if err := conn.Reset(ctx, byte(r.txStatus.Load())); err != nil {
+		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
+		e.pool.Discard(conn)
+		return
+	}
+	e.pool.Release(conn)
+}
+
+func (ss *session) failAcquire(db *config.Database, err error) {
+	var se *backend.ServerError
+	var ce *backend.ConnectError
+	switch {
+	case errors.Is(err, context.Canceled):
+		ss.fail(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case errors.Is(err, pool.ErrExhausted):
+		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("no server connection available for database %q within pool.borrow_timeout (%s): all %d are busy",
+			db.Name, db.Pool.BorrowTimeout.D(), db.Pool.MaxSize))
+	case errors.As(err, &se):
+		se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
+		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		wire.Write(ss.client, se.Response)
+		ss.srv.log.Warn("server refused login", "database", db.Name, "sqlstate", se.Response.Code, "message", se.Response.Message)
+	case errors.As(err, &ce):
+		ss.fail(wire.CodeConnectionFailure, ce.Error())
+	default:
+		ss.fail(wire.CodeConnectionFailure, "could not get a server connection: "+err.Error())
+	}
+}
