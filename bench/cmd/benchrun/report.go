@@ -162,7 +162,7 @@ func render(cfg *config, e *env, info *runInfo, res *results) report {
 		}
 	}
 	d.WriteString("\n## Hot-path micro-benchmarks\n\n")
-	d.WriteString("`go test -run '^$' -bench . -benchmem ./internal/wire/ ./internal/pool/`, run by `make bench` after the servers stopped:\n\n")
+	d.WriteString("`go test -run '^$' -bench . -benchmem ./internal/wire/ ./internal/pool/ ./internal/proxy/`, run by `make bench` after the servers stopped:\n\n")
 	if info.micro == "" {
 		info.micro = "(skipped: BENCH_MICRO=0)\n"
 	}

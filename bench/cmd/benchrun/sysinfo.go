@@ -93,7 +93,7 @@ func (i *runInfo) markdown(cfg *config) string {
 
 // runMicro runs the hot-path micro-benchmarks and returns their output.
 func runMicro(ctx context.Context) string {
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "./internal/wire/", "./internal/pool/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "./internal/wire/", "./internal/pool/", "./internal/proxy/")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out) + "\n(go test failed: " + err.Error() + ")\n"
