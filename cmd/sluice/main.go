@@ -37,7 +37,7 @@ Start with 'sluice demo' to see it run in front of a throwaway PostgreSQL,
 then write a config file (see docs/configuration.md) and use 'sluice run'.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd())
+	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd())
 	return root
 }
 

@@ -18,7 +18,8 @@ type AccessRule struct {
 	Users     []string `yaml:"users"`     // optional; empty = any user
 	Databases []string `yaml:"databases"` // optional; empty = any database
 	// Method overrides the user's auth method: scram-sha-256, md5,
-	// password, trust, or reject (refuse). Empty = the user's own method.
+	// password, trust, token, or reject (refuse). Empty = the user's own
+	// method.
 	Method string `yaml:"method"`
 }
 
@@ -92,8 +93,8 @@ func validateAccess(cfg *Config, c *collector) {
 				c.invalid(index(p+".users", j), "unknown user %q (not in users[]; leave users out to match any user)", name)
 				continue
 			}
-			if u.Password == "" && slices.Contains(AuthMethods, r.Method) && r.Method != "trust" {
-				c.invalid(p+".method", "user %q has no password, so %s can never let it in; use trust or give the user a password", name, r.Method)
+			if u.Password == "" && slices.Contains(AuthMethods, r.Method) && r.Method != "trust" && r.Method != "token" {
+				c.invalid(p+".method", "user %q has no password, so %s can never let it in; use trust or token, or give the user a password", name, r.Method)
 			}
 		}
 		for j, name := range r.Databases {

@@ -28,6 +28,7 @@ type Config struct {
 	Auth            Auth                 `yaml:"auth"`
 	Limits          Limits               `yaml:"limits"`
 	TLS             TLS                  `yaml:"tls"`
+	Token           Token                `yaml:"token"`
 	ShutdownTimeout Duration             `yaml:"shutdown_timeout"` // default 30s
 	Users           []User               `yaml:"users"`
 	Databases       map[string]*Database `yaml:"databases"` // required, at least one
@@ -81,7 +82,20 @@ type ServerTLS struct {
 
 // Auth configures how clients authenticate to sluice.
 type Auth struct {
-	Method string `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust
+	Method string `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust | token
+}
+
+// Token configures short-lived signed login tokens (auth method token, see
+// internal/token): clients send a token from `sluice token` as their
+// password. The proxy only ever needs the public key; the private key is
+// read by the `sluice token` command alone.
+type Token struct {
+	// PublicKeyFile is a PEM (PKIX) Ed25519 public key; required when any
+	// auth method is token. Read at start-up and on reload.
+	PublicKeyFile string `yaml:"public_key_file"`
+	// PrivateKeyFile is a PEM (PKCS#8) Ed25519 private key, used only by
+	// `sluice token` to sign tokens. Default "".
+	PrivateKeyFile string `yaml:"private_key_file"`
 }
 
 // Limits protects sluice from too many or too slow clients.
@@ -184,7 +198,7 @@ const (
 var (
 	LogLevels   = []string{"debug", "info", "warn", "error"}
 	LogFormats  = []string{"text", "json"}
-	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust"}
+	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust", "token"}
 	PoolModes   = []string{"session", "transaction", "statement"}
 	Networks    = []string{"tcp", "unix"}
 	TLSModes    = []string{"disable", "allow", "require"}

@@ -38,6 +38,7 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 
 	validateUsers(cfg, c, lookup)
 	validateAccess(cfg, c)
+	validateToken(cfg, c)
 
 	if len(cfg.Databases) == 0 {
 		if !c.bad["databases"] {
@@ -109,8 +110,8 @@ func checkUserPassword(u *User, p, global string, c *collector) {
 	method := u.EffectiveAuthMethod(global)
 	kind := u.PasswordKind()
 	switch {
-	case u.Password == "" && method != "trust":
-		c.invalid(p+".password", "required (auth method %s); only users with auth_method: trust may have none", method)
+	case u.Password == "" && method != "trust" && method != "token":
+		c.invalid(p+".password", "required (auth method %s); only users with auth_method trust or token may have none", method)
 	case kind == PasswordSCRAM:
 		if err := checkSCRAM(u.Password); err != nil {
 			c.invalid(p+".password", "looks like a SCRAM-SHA-256 verifier but is malformed: %s", err)

@@ -3,30 +3,46 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sluice-proxy/sluice/internal/access"
 	"github.com/sluice-proxy/sluice/internal/auth"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
+	"github.com/sluice-proxy/sluice/internal/token"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
+// methodToken is the auth method whose "password" is a signed token.
+const methodToken = "token"
+
+// admission is what admit decided: the database the client was let in
+// for (tokens are checked against it) and the matching access rule's
+// method override ("" = the user's own).
+type admission struct {
+	database string
+	method   string
+}
+
 // admit decides, before any password is exchanged, whether the client may
 // try to log in: its address must not have used up its failed logins, and
-// an access rule must allow it. It returns the matching rule's method
-// override ("" = the user's own). On refusal the client has been sent a
-// 28000 error and the session must end.
-func (ss *session) admit(cfg *config.Config, user, db string) (method string, ok bool) {
+// an access rule must allow it. It returns the database and the matching
+// rule's method override. On refusal the client has been sent a 28000
+// error and the session must end.
+func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) {
 	addr := ss.client.RemoteAddr()
 	if !ss.srv.limiter.Allow(addr) {
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("rate_limited").Inc()
 		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
 			"user", user, "database", db)
-		return "", false
+		return admission{}, false
 	}
 	d := cfg.AccessRules().Check(addr, user, db)
 	if d.Allowed {
-		return d.Method, true
+		return admission{database: db, method: d.Method}, true
 	}
 	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
 	if d.Rule < 0 {
@@ -35,26 +51,31 @@ func (ss *session) admit(cfg *config.Config, user, db string) (method string, ok
 		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
 			"rule", fmt.Sprintf("access[%d]", d.Rule))
 	}
-	return "", false
+	return admission{}, false
 }
 
 // authenticate checks the client's password with the configured method,
-// or with override when an access rule sets one. An unknown user runs the
+// or with the access rule's override when it sets one. An unknown user runs the
 // same exchange against mock credentials, so a client cannot tell unknown
 // users from wrong passwords. A wrong password counts against the
 // client's address (limits.auth_failure_burst). On failure the client has
 // been sent the error and the session must end.
-func (ss *session) authenticate(st *state, u *config.User, name, override string) error {
+func (ss *session) authenticate(st *state, u *config.User, name string, adm admission) error {
 	method := st.cfg.Auth.Method
 	var creds *auth.Credentials
 	if u != nil {
 		method = u.EffectiveAuthMethod(method)
 		creds = st.creds[u.Name]
 	}
-	if override != "" {
-		method = override
+	if adm.method != "" {
+		method = adm.method
 	}
-	err := auth.Authenticate(frontend.AuthConn{Conn: ss.client}, auth.Method(method), name, creds)
+	var err error
+	if method == methodToken {
+		err = ss.checkToken(st, u, name, adm.database)
+	} else {
+		err = auth.Authenticate(frontend.AuthConn{Conn: ss.client}, auth.Method(method), name, creds)
+	}
 	if err == nil && u == nil {
 		err = auth.ErrWrongPassword // trust for a user sluice does not know
 	}
@@ -79,4 +100,42 @@ func (ss *session) authenticate(st *state, u *config.User, name, override string
 		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return err
+}
+
+// checkToken asks for a cleartext password, as auth method password does,
+// and verifies it as a token for name and database. A bad token is
+// reported as auth.ErrWrongPassword, so the client sees exactly what a
+// wrong password gets; the reason goes to the log, the token never does.
+func (ss *session) checkToken(st *state, u *config.User, name, database string) error {
+	conn := frontend.AuthConn{Conn: ss.client}
+	if err := conn.Send(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
+		return fmt.Errorf("sending password request: %w", err)
+	}
+	msg, err := conn.ReceivePassword(pgproto3.AuthTypeCleartextPassword)
+	if err != nil {
+		return fmt.Errorf("receiving password message: %w", err)
+	}
+	var pm *pgproto3.PasswordMessage
+	switch m := msg.(type) {
+	case *pgproto3.PasswordMessage:
+		pm = m
+	case *pgproto3.Terminate:
+		return fmt.Errorf("client terminated during authentication: %w", io.EOF)
+	default:
+		return fmt.Errorf("%w: expected %T, got %T", auth.ErrProtocol, pm, msg)
+	}
+	var reason error
+	switch {
+	case u == nil:
+		reason = errors.New("unknown user")
+	case st.tokenKey == nil: // prevented by config validation
+		reason = errors.New("token.public_key_file is not set")
+	default:
+		reason = token.Verify(st.tokenKey, pm.Password, name, database, time.Now())
+	}
+	if reason != nil {
+		ss.srv.log.Info("login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
+		return auth.ErrWrongPassword
+	}
+	return nil
 }

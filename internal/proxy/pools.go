@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sort"
@@ -13,21 +14,36 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/pool"
+	"github.com/sluice-proxy/sluice/internal/token"
 )
 
 // state is one loaded configuration with what is derived from it once
-// (password credentials, so no login pays for key derivation).
+// (password credentials, so no login pays for key derivation, and the
+// token public key, so no login reads a file).
 type state struct {
 	cfg   *config.Config
 	creds map[string]*auth.Credentials
+	// tokenKey verifies login tokens; nil when token.public_key_file is
+	// unset (config validation then guarantees no method is token).
+	tokenKey ed25519.PublicKey
 }
 
 // newState derives credentials for cfg, reusing prev's where the user's
 // password did not change.
 func newState(cfg *config.Config, prev *state) (*state, error) {
 	st := &state{cfg: cfg, creds: make(map[string]*auth.Credentials, len(cfg.Users))}
+	if path := cfg.Token.PublicKeyFile; path != "" {
+		k, err := token.LoadPublicKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("token.public_key_file: %w", err)
+		}
+		st.tokenKey = k
+	}
 	for i := range cfg.Users {
 		u := &cfg.Users[i]
+		if u.Password == "" {
+			continue // trust or token user: no credentials to check against
+		}
 		if prev != nil {
 			if old := prev.cfg.User(u.Name); old != nil && old.Password == u.Password {
 				st.creds[u.Name] = prev.creds[u.Name]

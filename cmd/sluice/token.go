@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/token"
+)
+
+// tokenCmd is `sluice token`: it signs a short-lived login token with the
+// private key and prints it on stdout, for a client to use as its password.
+func tokenCmd() *cobra.Command {
+	var path, keyPath, user, database string
+	var ttl time.Duration
+	c := &cobra.Command{
+		Use:   "token --config FILE --user USER --database DB [--ttl 15m]",
+		Short: "Print a short-lived signed login token to use as a password",
+		Long: `Print a short-lived login token, signed with the Ed25519 private key of
+token.private_key_file (or --key), for a user whose auth method is token.
+The client sends it as its password, e.g.
+
+  PGPASSWORD=$(sluice token -c sluice.yaml --user app --database appdb) psql ...
+
+sluice checks it with token.public_key_file. The token is a secret until it
+expires: keep --ttl short. 'sluice token keygen' creates a key pair.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if user == "" || database == "" {
+				return errors.New("--user and --database are required")
+			}
+			if keyPath == "" {
+				cfg, err := config.Load(path)
+				if err != nil {
+					return err
+				}
+				if keyPath = cfg.Token.PrivateKeyFile; keyPath == "" {
+					return fmt.Errorf("%s: token.private_key_file is not set (or pass --key FILE)", path)
+				}
+			}
+			priv, err := token.LoadPrivateKey(keyPath)
+			if err != nil {
+				return err
+			}
+			tok, err := token.Issue(priv, user, database, ttl, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&path, "config", "c", "sluice.yaml", "path to the YAML config file (for token.private_key_file)")
+	c.Flags().StringVar(&keyPath, "key", "", "PEM Ed25519 private key file; overrides token.private_key_file")
+	c.Flags().StringVar(&user, "user", "", "the user the token logs in as (required)")
+	c.Flags().StringVar(&database, "database", "", "the database the token is for, as clients name it (required)")
+	c.Flags().DurationVar(&ttl, "ttl", 15*time.Minute, "how long the token is valid")
+	c.AddCommand(keygenCmd())
+	return c
+}
+
+func keygenCmd() *cobra.Command {
+	var priv, pub string
+	c := &cobra.Command{
+		Use:   "keygen --private FILE --public FILE",
+		Short: "Create an Ed25519 key pair for login tokens (never overwrites files)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := token.GenerateKeyPair(priv, pub); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (keep it secret: token.private_key_file) and %s (token.public_key_file)\n", priv, pub)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&priv, "private", "", "where to write the PEM private key (mode 0600)")
+	c.Flags().StringVar(&pub, "public", "", "where to write the PEM public key")
+	c.MarkFlagRequired("private")
+	c.MarkFlagRequired("public")
+	return c
+}
