@@ -72,7 +72,13 @@ func startWith(t *testing.T, poolYAML, topLevel string) *harness {
 	if !strings.Contains(topLevel, "log:") {
 		topLevel += "log:\n  level: debug\n"
 	}
-	cfg, err := config.Parse([]byte(configText(t, sock, poolYAML, "")+topLevel), func(string) (string, bool) { return "", false })
+	return startConfig(t, sock, configText(t, sock, poolYAML, "")+topLevel)
+}
+
+// startConfig starts sluice from a whole config text; sock is its socket_dir.
+func startConfig(t *testing.T, sock, text string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
 	var level slog.Level

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"github.com/sluice-proxy/sluice/internal/token"
 )
 
@@ -32,22 +30,7 @@ func startTokenProxy(t *testing.T, pubPath, topLevel string) *harness {
 	require.Contains(t, text, from)
 	text = strings.Replace(text, from, to, 1)
 	text += fmt.Sprintf("token:\n  public_key_file: %s\nlog:\n  level: debug\n", pubPath) + topLevel
-	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	require.NoError(t, err)
-	require.NoError(t, srv.Start())
-	h := &harness{t: t, srv: srv, port: srv.Addr().(*net.TCPAddr).Port, sock: sock, logs: logs, cfg: cfg}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("sluice log:\n%s", logs.String())
-		}
-	})
-	return h
+	return startConfig(t, sock, text)
 }
 
 func TestTokenLogin(t *testing.T) {
