@@ -104,6 +104,9 @@ type Limits struct {
 	ClientLoginTimeout   Duration `yaml:"client_login_timeout"`   // default 15s; startup+auth must finish within it
 	MaxStartupPacket     int      `yaml:"max_startup_packet"`     // default 10000 bytes (as PostgreSQL)
 	ClientIdleTimeout    Duration `yaml:"client_idle_timeout"`    // default 0 = none; idle sessions are closed with 57P01
+	// IdleTransactionTimeout ends a transaction-pooled client that sits
+	// idle inside a transaction while holding a server connection (25P03).
+	IdleTransactionTimeout Duration `yaml:"idle_transaction_timeout"` // default 0 = none
 	// Failed logins per source address: each takes a token from a bucket
 	// of AuthFailureBurst tokens refilled at AuthFailuresPerMinute; an
 	// address with none left is refused with 28000. Burst 0 disables.
@@ -130,7 +133,7 @@ type Database struct {
 	Name     string   `yaml:"-"`         // the map key (name clients connect to); set by the loader
 	Hosts    []string `yaml:"hosts"`     // required, non-empty; only the first is used for now
 	DBName   string   `yaml:"dbname"`    // database name on the server; default: the key
-	PoolMode string   `yaml:"pool_mode"` // default "session"; only session is implemented
+	PoolMode string   `yaml:"pool_mode"` // default "session"; or "transaction", "statement"
 	Pool     Pool     `yaml:"pool"`
 	Backend  Backend  `yaml:"backend"`
 	// ServerTLS is TLS to this database's servers.
@@ -146,6 +149,10 @@ type Pool struct {
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 10m; idle connections unused longer are recycled
 	MaxLifetime       Duration `yaml:"max_lifetime"`        // default 1h, jittered ±10%; connections are retired after it
 	HealthCheckPeriod Duration `yaml:"health_check_period"` // default 60s; how often idle connections are checked
+	// MaxPreparedStatements bounds the protocol-level prepared statements
+	// sluice keeps on each server connection in transaction and statement
+	// mode (least recently used are closed first).
+	MaxPreparedStatements int `yaml:"max_prepared_statements"` // default 500
 }
 
 // Backend tunes server connections (names follow GatewayD's client settings).
@@ -165,30 +172,31 @@ type Backend struct {
 
 // Default values, exported so that other packages and docs can refer to them.
 const (
-	DefaultListenAddress        = "127.0.0.1:6432"
-	DefaultAdminAddress         = "127.0.0.1:9930"
-	DefaultLogLevel             = "info"
-	DefaultLogFormat            = "text"
-	DefaultAuthMethod           = "scram-sha-256"
-	DefaultShutdownTimeout      = 30 * time.Second
-	DefaultMaxClientConnections = 10000
-	DefaultClientLoginTimeout   = 15 * time.Second
-	DefaultMaxStartupPacket     = 10000
-	DefaultPoolMode             = "session"
-	DefaultPoolMinSize          = 0
-	DefaultPoolMaxSize          = 20
-	DefaultBorrowTimeout        = 120 * time.Second
-	DefaultIdleTimeout          = 10 * time.Minute
-	DefaultMaxLifetime          = time.Hour
-	DefaultHealthCheckPeriod    = 60 * time.Second
-	DefaultTCPKeepalive         = 30 * time.Second
-	DefaultReceiveChunkSize     = 8192
-	DefaultDialTimeout          = 60 * time.Second
-	DefaultRetries              = 3
-	DefaultBackoff              = time.Second
-	DefaultBackoffMultiplier    = 2.0
-	DefaultTLSMode              = "disable"
-	DefaultTLSMinVersion        = "1.2"
+	DefaultListenAddress         = "127.0.0.1:6432"
+	DefaultAdminAddress          = "127.0.0.1:9930"
+	DefaultLogLevel              = "info"
+	DefaultLogFormat             = "text"
+	DefaultAuthMethod            = "scram-sha-256"
+	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultMaxClientConnections  = 10000
+	DefaultClientLoginTimeout    = 15 * time.Second
+	DefaultMaxStartupPacket      = 10000
+	DefaultPoolMode              = "session"
+	DefaultPoolMinSize           = 0
+	DefaultPoolMaxSize           = 20
+	DefaultBorrowTimeout         = 120 * time.Second
+	DefaultIdleTimeout           = 10 * time.Minute
+	DefaultMaxLifetime           = time.Hour
+	DefaultHealthCheckPeriod     = 60 * time.Second
+	DefaultMaxPreparedStatements = 500
+	DefaultTCPKeepalive          = 30 * time.Second
+	DefaultReceiveChunkSize      = 8192
+	DefaultDialTimeout           = 60 * time.Second
+	DefaultRetries               = 3
+	DefaultBackoff               = time.Second
+	DefaultBackoffMultiplier     = 2.0
+	DefaultTLSMode               = "disable"
+	DefaultTLSMinVersion         = "1.2"
 	// DefaultServerTLSMode is libpq's default sslmode: TLS when the server
 	// offers it, plain otherwise. It protects against passive snooping only.
 	DefaultServerTLSMode = "prefer"
@@ -233,12 +241,13 @@ func defaultDatabase(name string) *Database {
 		Name:     name,
 		PoolMode: DefaultPoolMode,
 		Pool: Pool{
-			MinSize:           DefaultPoolMinSize,
-			MaxSize:           DefaultPoolMaxSize,
-			BorrowTimeout:     Duration(DefaultBorrowTimeout),
-			IdleTimeout:       Duration(DefaultIdleTimeout),
-			MaxLifetime:       Duration(DefaultMaxLifetime),
-			HealthCheckPeriod: Duration(DefaultHealthCheckPeriod),
+			MinSize:               DefaultPoolMinSize,
+			MaxSize:               DefaultPoolMaxSize,
+			BorrowTimeout:         Duration(DefaultBorrowTimeout),
+			IdleTimeout:           Duration(DefaultIdleTimeout),
+			MaxLifetime:           Duration(DefaultMaxLifetime),
+			HealthCheckPeriod:     Duration(DefaultHealthCheckPeriod),
+			MaxPreparedStatements: DefaultMaxPreparedStatements,
 		},
 		Backend: Backend{
 			ReceiveChunkSize:  DefaultReceiveChunkSize,

@@ -78,7 +78,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 52)
+	require.Len(t, paths, 54)
 }
 
 func TestExampleFile(t *testing.T) {

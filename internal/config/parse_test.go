@@ -55,7 +55,7 @@ func TestDefaults(t *testing.T) {
 			DBName:   "appdb",
 			PoolMode: "session",
 			Pool: Pool{MinSize: 0, MaxSize: 20, BorrowTimeout: Duration(120 * time.Second),
-				IdleTimeout: Duration(10 * time.Minute), MaxLifetime: Duration(time.Hour), HealthCheckPeriod: Duration(time.Minute)},
+				IdleTimeout: Duration(10 * time.Minute), MaxLifetime: Duration(time.Hour), HealthCheckPeriod: Duration(time.Minute), MaxPreparedStatements: 500},
 			Backend: Backend{
 				ReceiveChunkSize:   8192,
 				DialTimeout:        Duration(60 * time.Second),
@@ -138,7 +138,7 @@ databases:
 `
 	cfg := mustParse(t, doc, nil)
 	require.Equal(t, []string{"10.0.0.1:5432"}, cfg.Databases["b"].Hosts)
-	require.Equal(t, Pool{MinSize: 2, MaxSize: 9, BorrowTimeout: Duration(DefaultBorrowTimeout), IdleTimeout: Duration(DefaultIdleTimeout), MaxLifetime: Duration(DefaultMaxLifetime), HealthCheckPeriod: Duration(DefaultHealthCheckPeriod)}, cfg.Databases["b"].Pool)
+	require.Equal(t, Pool{MinSize: 2, MaxSize: 9, BorrowTimeout: Duration(DefaultBorrowTimeout), IdleTimeout: Duration(DefaultIdleTimeout), MaxLifetime: Duration(DefaultMaxLifetime), HealthCheckPeriod: Duration(DefaultHealthCheckPeriod), MaxPreparedStatements: DefaultMaxPreparedStatements}, cfg.Databases["b"].Pool)
 	require.Equal(t, 5, cfg.Databases["b"].Backend.Retries)
 	require.Equal(t, 5, cfg.Databases["a"].Pool.MaxSize)
 	require.Equal(t, []string{"first:1"}, cfg.Databases["c"].Hosts, "earlier merged mappings win")

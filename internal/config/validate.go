@@ -34,6 +34,7 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 	}
 	intRange(c, "limits.max_startup_packet", cfg.Limits.MaxStartupPacket, 1024, 1<<20)
 	nonNegative(c, "limits.client_idle_timeout", cfg.Limits.ClientIdleTimeout)
+	nonNegative(c, "limits.idle_transaction_timeout", cfg.Limits.IdleTransactionTimeout)
 	validateTLS(cfg.TLS, c)
 
 	validateUsers(cfg, c, lookup)
@@ -141,12 +142,7 @@ func validateDatabase(db *Database, p string, c *collector) {
 	if db.DBName == "" {
 		db.DBName = db.Name
 	}
-	switch {
-	case db.PoolMode == "transaction" || db.PoolMode == "statement":
-		c.invalid(p+".pool_mode", "%s pooling is not implemented yet; use session", db.PoolMode)
-	default:
-		enum(c, p+".pool_mode", db.PoolMode, PoolModes)
-	}
+	enum(c, p+".pool_mode", db.PoolMode, PoolModes)
 
 	if db.Pool.MinSize < 0 {
 		c.invalid(p+".pool.min_size", "must be >= 0, got %d", db.Pool.MinSize)
@@ -160,6 +156,7 @@ func validateDatabase(db *Database, p string, c *collector) {
 	nonNegative(c, p+".pool.idle_timeout", db.Pool.IdleTimeout)
 	nonNegative(c, p+".pool.max_lifetime", db.Pool.MaxLifetime)
 	nonNegative(c, p+".pool.health_check_period", db.Pool.HealthCheckPeriod)
+	intRange(c, p+".pool.max_prepared_statements", db.Pool.MaxPreparedStatements, 1, 100000)
 
 	b := db.Backend
 	if b.Network != "" {
