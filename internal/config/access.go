@@ -93,8 +93,8 @@ func validateAccess(cfg *Config, c *collector) {
 				c.invalid(index(p+".users", j), "unknown user %q (not in users[]; leave users out to match any user)", name)
 				continue
 			}
-			if u.Password == "" && slices.Contains(AuthMethods, r.Method) && r.Method != "trust" && r.Method != "token" {
-				c.invalid(p+".method", "user %q has no password, so %s can never let it in; use trust or token, or give the user a password", name, r.Method)
+			if u.Password == "" && slices.Contains(AuthMethods, r.Method) && !passwordless(r.Method) && cfg.Auth.AuthUser == "" {
+				c.invalid(p+".method", "user %q has no password, so %s can never let it in; use trust, token or cert, or give the user a password (or set auth.auth_user)", name, r.Method)
 			}
 		}
 		for j, name := range r.Databases {

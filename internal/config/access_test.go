@@ -58,7 +58,7 @@ func TestAccessProblems(t *testing.T) {
 		{"bad address", minimal + "access:\n  - cidr: db.example\n", []string{`access[0].cidr: invalid address "db.example"`}},
 		{"missing cidr", minimal + "access:\n  - users: [app]\n", []string{`access[0].cidr: required: a CIDR such as "10.0.0.0/8"`}},
 		{"bad method", minimal + "access:\n  - {cidr: all, method: peer}\n", []string{
-			`access[0].method: must be one of scram-sha-256, md5, password, trust, token or reject, got "peer"`}},
+			`access[0].method: must be one of scram-sha-256, md5, password, trust, token, cert or reject, got "peer"`}},
 		{"unknown user", minimal + "access:\n  - {cidr: all, users: [app, ap]}\n", []string{`access[0].users[1]: unknown user "ap" (not in users[]`}},
 		{"unknown database", minimal + "access:\n  - {cidr: all, databases: [appdbb]}\n", []string{`access[0].databases[0]: unknown database "appdbb"`}},
 		{"passwordless user with a password method", strings.Replace(minimal, "databases:", trustUser+"databases:", 1) +

@@ -82,7 +82,17 @@ type ServerTLS struct {
 
 // Auth configures how clients authenticate to sluice.
 type Auth struct {
-	Method string `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust | token
+	Method string `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust | token | cert
+	// AuthUser names the users[] entry whose server login sluice uses to
+	// run AuthQuery (PgBouncer's auth_user). When set, users that are not
+	// in users[], or are listed without a password, are looked up with
+	// AuthQuery in the database the client asks for. Default "" (off).
+	AuthUser string `yaml:"auth_user"`
+	// AuthQuery returns (name, stored password) for $1, the user name.
+	AuthQuery string `yaml:"auth_query"` // default DefaultAuthQuery
+	// AuthQueryCacheTTL is how long a looked-up password is reused per
+	// (database, user); 0 looks it up on every login.
+	AuthQueryCacheTTL Duration `yaml:"auth_query_cache_ttl"` // default 60s
 }
 
 // Token configures short-lived signed login tokens (auth method token, see
@@ -126,6 +136,11 @@ type User struct {
 	ServerPassword string `yaml:"server_password"`
 	// AuthMethod optionally overrides auth.method for this user.
 	AuthMethod string `yaml:"auth_method"`
+	// PasswordFile and ServerPasswordFile name files holding Password and
+	// ServerPassword (one trailing newline is dropped), read at load and
+	// on each reload; each excludes its inline counterpart.
+	PasswordFile       string `yaml:"password_file"`
+	ServerPasswordFile string `yaml:"server_password_file"`
 }
 
 // Database is one logical database clients can connect to.
@@ -177,6 +192,8 @@ const (
 	DefaultLogLevel              = "info"
 	DefaultLogFormat             = "text"
 	DefaultAuthMethod            = "scram-sha-256"
+	DefaultAuthQuery             = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"
+	DefaultAuthQueryCacheTTL     = 60 * time.Second
 	DefaultShutdownTimeout       = 30 * time.Second
 	DefaultMaxClientConnections  = 10000
 	DefaultClientLoginTimeout    = 15 * time.Second
@@ -206,7 +223,7 @@ const (
 var (
 	LogLevels   = []string{"debug", "info", "warn", "error"}
 	LogFormats  = []string{"text", "json"}
-	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust", "token"}
+	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust", "token", "cert"}
 	PoolModes   = []string{"session", "transaction", "statement"}
 	Networks    = []string{"tcp", "unix"}
 	TLSModes    = []string{"disable", "allow", "require"}
@@ -223,7 +240,7 @@ func defaultConfig() *Config {
 		Listen:          Listen{Address: DefaultListenAddress},
 		Admin:           Admin{Address: DefaultAdminAddress},
 		Log:             Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		Auth:            Auth{Method: DefaultAuthMethod},
+		Auth:            Auth{Method: DefaultAuthMethod, AuthQuery: DefaultAuthQuery, AuthQueryCacheTTL: Duration(DefaultAuthQueryCacheTTL)},
 		TLS:             TLS{Mode: DefaultTLSMode, MinVersion: DefaultTLSMinVersion},
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
 		Limits: Limits{

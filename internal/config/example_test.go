@@ -14,6 +14,12 @@ import (
 
 var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret"}
 
+// exampleFiles stands in for password files: every path holds its own
+// base name and a newline.
+func exampleFiles(path string) ([]byte, error) {
+	return []byte(path[strings.LastIndexByte(path, '/')+1:] + "\n"), nil
+}
+
 // keyPaths lists every leaf key of the Config tree as it is written in the
 // docs: "listen.address", "users[].name", "databases.<name>.pool.max_size".
 func keyPaths(t reflect.Type, prefix string) []string {
@@ -78,13 +84,13 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 54)
+	require.Len(t, paths, 59)
 }
 
 func TestExampleFile(t *testing.T) {
 	data, err := os.ReadFile("testdata/example.yaml")
 	require.NoError(t, err)
-	cfg, err := Parse(data, fakeEnv(exampleEnv))
+	cfg, err := ParseWith(data, fakeEnv(exampleEnv), exampleFiles)
 	require.NoError(t, err)
 
 	var root yaml.Node
@@ -100,6 +106,9 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, "app-secret", cfg.User("app").Password)
 	require.Equal(t, "rep-secret", cfg.User("reporting").ServerPassword)
 	require.Equal(t, "pa$word", cfg.User("legacy").ServerPassword)
+	require.Equal(t, "sluice_auth.password", cfg.User("sluice_auth").Password)
+	require.Equal(t, "sluice_auth.server-password", cfg.User("sluice_auth").ServerPassword)
+	require.Equal(t, "sluice_auth", cfg.Auth.AuthUser)
 	require.Equal(t, "app_production", cfg.Databases["appdb"].DBName)
 	require.Equal(t, 2, cfg.Databases["appdb"].Pool.MinSize)
 	require.Equal(t, "reports", cfg.Databases["reports"].DBName)
@@ -134,6 +143,6 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	require.GreaterOrEqual(t, start, 0, "docs need a yaml example")
 	rest := doc[start+len("```yaml\n"):]
 	example := rest[:strings.Index(rest, "```")]
-	_, err = Parse([]byte(example), fakeEnv(exampleEnv))
+	_, err = ParseWith([]byte(example), fakeEnv(exampleEnv), exampleFiles)
 	require.NoError(t, err, "the example in docs/configuration.md must parse")
 }

@@ -24,7 +24,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("databases: {a: {hosts: [\"h:1\"], pool: &p {<<: *p}}}"))
 	env := fakeEnv(exampleEnv)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse(data, env)
+		cfg, err := ParseWith(data, env, exampleFiles)
 		if err != nil {
 			var ps Problems
 			if !errors.As(err, &ps) || len(ps) == 0 || cfg != nil {

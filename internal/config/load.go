@@ -14,10 +14,24 @@ import (
 // Parse decodes a configuration file, applies defaults, expands ${VAR} in
 // users[].password and users[].server_password with lookupEnv, and
 // validates. On any problem it returns a nil *Config and a Problems error
-// listing all of them. A nil lookupEnv means no variable is set.
+// listing all of them. A nil lookupEnv means no variable is set. Parse
+// reads no files: a users[].password_file or server_password_file is a
+// problem here; use ParseWith or Load.
 func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	return ParseWith(data, lookupEnv, nil)
+}
+
+// ParseWith is Parse that reads users[].password_file and
+// users[].server_password_file with readFile (Load passes ReadSecretFile;
+// tests pass a fake). A nil readFile refuses every such file.
+func ParseWith(data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	if readFile == nil {
+		readFile = func(string) ([]byte, error) {
+			return nil, errors.New("secret files are not read here (use sluice check-config or run with the file)")
+		}
 	}
 	c := newCollector()
 	var root yaml.Node
@@ -49,7 +63,7 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	if d.budget <= 0 {
 		return nil, c.probs
 	}
-	validate(cfg, c, lookupEnv)
+	validate(cfg, c, sources{env: lookupEnv, readFile: readFile})
 	if len(c.probs) > 0 {
 		return nil, c.probs
 	}
@@ -65,12 +79,12 @@ func trimYAMLPrefix(err error) string {
 }
 
 // Load reads and parses the file at path, expanding variables from the
-// process environment. Errors reading the file are returned as they are;
+// process environment and password files from disk. Errors reading the file are returned as they are;
 // problems with its content as Problems.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, os.LookupEnv)
+	return ParseWith(data, os.LookupEnv, ReadSecretFile)
 }

@@ -38,7 +38,7 @@ func TestDefaults(t *testing.T) {
 		Listen:          Listen{Address: "127.0.0.1:6432"},
 		Admin:           Admin{Address: "127.0.0.1:9930"},
 		Log:             Log{Level: "info", Format: "text"},
-		Auth:            Auth{Method: "scram-sha-256"},
+		Auth:            Auth{Method: "scram-sha-256", AuthQuery: DefaultAuthQuery, AuthQueryCacheTTL: Duration(60 * time.Second)},
 		TLS:             TLS{Mode: "disable", MinVersion: "1.2"},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Limits: Limits{

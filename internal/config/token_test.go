@@ -31,7 +31,7 @@ func TestTokenUsers(t *testing.T) {
 		{"access without key", minimal + "access:\n  - {cidr: all, method: token}\n",
 			"token.public_key_file: required because access[0].method is token"},
 		{"password method for token user", doc + "token: {public_key_file: k.pub}\naccess:\n  - {cidr: all, users: [svc], method: md5}\n",
-			`access[0].method: user "svc" has no password, so md5 can never let it in; use trust or token`},
+			`access[0].method: user "svc" has no password, so md5 can never let it in; use trust, token or cert`},
 		{"unknown token key", minimal + "token: {public_key: k.pub}\n", `token.public_key: unknown key (known keys here: private_key_file, public_key_file)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 // validate checks ranges, enums, required keys and cross-field rules, and
 // fills the defaults that depend on other values (dbname, server_password).
 // Environment variables are expanded first so that checks see real values.
-func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
+func validate(cfg *Config, c *collector, src sources) {
 	if cfg.Listen.Address == "" {
 		c.invalid("listen.address", "required (a host:port such as 127.0.0.1:6432)")
 	} else if err := checkListenAddr(cfg.Listen.Address); err != nil {
@@ -37,9 +37,11 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 	nonNegative(c, "limits.idle_transaction_timeout", cfg.Limits.IdleTransactionTimeout)
 	validateTLS(cfg.TLS, c)
 
-	validateUsers(cfg, c, lookup)
+	validateUsers(cfg, c, src)
 	validateAccess(cfg, c)
 	validateToken(cfg, c)
+	validateAuthQuery(cfg, c)
+	validateCert(cfg, c)
 
 	if len(cfg.Databases) == 0 {
 		if !c.bad["databases"] {
@@ -69,7 +71,7 @@ func validate(cfg *Config, c *collector, lookup func(string) (string, bool)) {
 	}
 }
 
-func validateUsers(cfg *Config, c *collector, lookup func(string) (string, bool)) {
+func validateUsers(cfg *Config, c *collector, src sources) {
 	firstIndex := map[string]int{}
 	for i := range cfg.Users {
 		u := &cfg.Users[i]
@@ -86,10 +88,27 @@ func validateUsers(cfg *Config, c *collector, lookup func(string) (string, bool)
 		}
 		var envErr bool
 		for _, f := range []struct {
-			path string
-			val  *string
-		}{{p + ".password", &u.Password}, {p + ".server_password", &u.ServerPassword}} {
-			v, err := expandEnv(*f.val, lookup)
+			path, filePath string
+			val            *string
+			file           string
+		}{{p + ".password", p + ".password_file", &u.Password, u.PasswordFile},
+			{p + ".server_password", p + ".server_password_file", &u.ServerPassword, u.ServerPasswordFile}} {
+			if f.file != "" {
+				if *f.val != "" {
+					c.invalid(f.filePath, "set either %s or %s, not both", lastKey(f.path), lastKey(f.filePath))
+					envErr = true
+					continue
+				}
+				v, err := readSecret(f.file, src.readFile)
+				if err != nil {
+					c.invalid(f.filePath, "%s", err)
+					envErr = true
+					continue
+				}
+				*f.val = v
+				continue
+			}
+			v, err := expandEnv(*f.val, src.env)
 			if err != nil {
 				c.invalid(f.path, "%s", err)
 				envErr = true
@@ -100,19 +119,19 @@ func validateUsers(cfg *Config, c *collector, lookup func(string) (string, bool)
 		if envErr {
 			continue
 		}
-		checkUserPassword(u, p, cfg.Auth.Method, c)
+		checkUserPassword(u, p, cfg, c)
 		if u.ServerPassword == "" && u.PasswordKind() == PasswordPlain {
 			u.ServerPassword = u.Password
 		}
 	}
 }
 
-func checkUserPassword(u *User, p, global string, c *collector) {
-	method := u.EffectiveAuthMethod(global)
+func checkUserPassword(u *User, p string, cfg *Config, c *collector) {
+	method := u.EffectiveAuthMethod(cfg.Auth.Method)
 	kind := u.PasswordKind()
 	switch {
-	case u.Password == "" && method != "trust" && method != "token":
-		c.invalid(p+".password", "required (auth method %s); only users with auth_method trust or token may have none", method)
+	case u.Password == "" && !passwordless(method) && cfg.Auth.AuthUser == "":
+		c.invalid(p+".password", "required (auth method %s); only users with auth_method trust, token or cert may have none, or set auth.auth_user to look passwords up with auth.auth_query", method)
 	case kind == PasswordSCRAM:
 		if err := checkSCRAM(u.Password); err != nil {
 			c.invalid(p+".password", "looks like a SCRAM-SHA-256 verifier but is malformed: %s", err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,18 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// methodToken is the auth method whose "password" is a signed token.
-const methodToken = "token"
+// methodToken is the auth method whose "password" is a signed token;
+// methodCert the one that logs in with the TLS client certificate's CN.
+const (
+	methodToken = "token"
+	methodCert  = "cert"
+)
+
+// certError is a failed certificate login: the client gets 28000 with
+// msg, as PostgreSQL answers for cert authentication.
+type certError struct{ msg string }
+
+func (e *certError) Error() string { return e.msg }
 
 // admission is what admit decided: the database the client was let in
 // for (tokens are checked against it) and the matching access rule's
@@ -71,9 +82,13 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		method = adm.method
 	}
 	var err error
-	if method == methodToken {
+	var ce *certError
+	switch method {
+	case methodToken:
 		err = ss.checkToken(st, u, name, adm.database)
-	} else {
+	case methodCert:
+		err = ss.checkCert(u, name)
+	default:
 		err = auth.Authenticate(frontend.AuthConn{Conn: ss.client}, auth.Method(method), name, creds)
 	}
 	if err == nil && u == nil {
@@ -82,15 +97,13 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &ce):
+		ss.srv.metrics.ClientLoginFailure.WithLabelValues("bad_certificate").Inc()
+		ss.countFailure(st, name)
+		ss.fail(wire.CodeInvalidAuthSpec, ce.msg, "method", method)
 	case errors.Is(err, auth.ErrWrongPassword):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
-		// Counted before the client hears of it, so that its next attempt
-		// already sees the failure.
-		if ss.srv.limiter.Fail(ss.client.RemoteAddr()) {
-			ss.srv.log.Warn("too many failed logins: refusing this address until it gets tokens back",
-				"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
-				"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
-		}
+		ss.countFailure(st, name)
 		ss.fail(wire.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "method", method)
 	case errors.Is(err, auth.ErrProtocol):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("protocol").Inc()
@@ -100,6 +113,44 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return err
+}
+
+// countFailure charges a failed login to the client's address. It is
+// counted before the client hears of it, so that its next attempt already
+// sees the failure.
+func (ss *session) countFailure(st *state, name string) {
+	if ss.srv.limiter.Fail(ss.client.RemoteAddr()) {
+		ss.srv.log.Warn("too many failed logins: refusing this address until it gets tokens back",
+			"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
+			"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
+	}
+}
+
+// checkCert accepts the client if it came over TLS with a certificate
+// that verified against tls.client_ca_file (the handshake refuses one
+// that does not) and whose subject CN is the user name, as PostgreSQL's
+// cert method does. Nothing is exchanged with the client.
+func (ss *session) checkCert(u *config.User, name string) error {
+	tc, ok := ss.client.(*tls.Conn)
+	if !ok {
+		ss.srv.log.Info("certificate login without TLS", "remote", ss.remote(), "user", name)
+		return &certError{"connection requires a valid client certificate"}
+	}
+	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 || len(cs.VerifiedChains) == 0 {
+		ss.srv.log.Info("certificate login without a verified client certificate", "remote", ss.remote(), "user", name)
+		return &certError{"connection requires a valid client certificate"}
+	}
+	cn := cs.PeerCertificates[0].Subject.CommonName
+	if u == nil || cn != name {
+		reason := "the certificate's common name is not the user name"
+		if u == nil {
+			reason = "unknown user"
+		}
+		ss.srv.log.Info("certificate login rejected", "remote", ss.remote(), "user", name, "cn", cn, "reason", reason)
+		return &certError{fmt.Sprintf("certificate authentication failed for user %q", name)}
+	}
+	return nil
 }
 
 // checkToken asks for a cleartext password, as auth method password does,
