@@ -39,6 +39,9 @@ type Conn struct {
 	// Created is when the connection was opened.
 	Created time.Time
 
+	// tx is transaction pooling's knowledge of the session (see Tx).
+	tx *TxState
+
 	// br buffers reads outside the relay; it must be empty whenever the
 	// relay takes over the raw Conn.
 	br *bufio.Reader

@@ -38,6 +38,11 @@ func (c *Conn) Reset(ctx context.Context, status byte) error {
 			return fmt.Errorf("server in transaction status %q after reset", st)
 		}
 	}
+	if c.tx != nil { // DISCARD ALL dropped every setting and statement
+		clear(c.tx.Settings)
+		c.tx.Statements.Clear()
+		c.tx.UnnamedOwner = 0
+	}
 	return c.release()
 }
 

@@ -30,6 +30,9 @@ type Metrics struct {
 	ConnectAttempts    prometheus.Counter
 	ConnectFailures    prometheus.Counter
 	CancelRequests     prometheus.Counter
+	// Transaction pooling: clients pinned to their server connection.
+	Pins          *prometheus.CounterVec
+	PinnedClients *prometheus.GaugeVec
 }
 
 // New creates the metrics; pools is called at every scrape to report
@@ -68,9 +71,17 @@ func New(pools func() []PoolStat) *Metrics {
 			Name: "sluice_cancel_requests_total",
 			Help: "Cancel requests received from clients.",
 		}),
+		Pins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_pins_total",
+			Help: "Times a transaction-pooled client was pinned to its server connection, by reason (temp_table, advisory_lock, listen, hold_cursor, sql_prepare, set_role, load).",
+		}, []string{"reason"}),
+		PinnedClients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_pinned_clients",
+			Help: "Transaction-pooled clients currently pinned to their server connection, by reason.",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.ClientConnections, m.ClientSessions, m.ClientLoginFailure, bytes,
-		m.ConnectAttempts, m.ConnectFailures, m.CancelRequests, &poolCollector{pools: pools},
+		m.ConnectAttempts, m.ConnectFailures, m.CancelRequests, m.Pins, m.PinnedClients, &poolCollector{pools: pools},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

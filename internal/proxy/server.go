@@ -45,6 +45,7 @@ type Server struct {
 	closing   bool
 
 	clients  atomic.Int64   // open client connections
+	pids     atomic.Uint32  // process IDs issued to transaction-pooled clients
 	sessWG   sync.WaitGroup // session goroutines
 	bgWG     sync.WaitGroup // accept loops and pool fillers
 	bgCtx    context.Context
@@ -196,6 +197,13 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.bgCancel()
+	s.mu.Lock()
+	for sess := range s.sessions { // transaction-pooled clients leave when idle
+		if sess.isTx() {
+			sess.drain()
+		}
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.sessWG.Wait(); close(done) }()
 	select {

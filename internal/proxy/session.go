@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -37,6 +38,39 @@ type session struct {
 	// stop ends a wait for a server connection when the session is
 	// terminated before it has one.
 	stop context.CancelFunc
+	// tx is set for transaction and statement pool mode.
+	tx *txClient
+	// draining asks a transaction-pooled client to leave at its next
+	// idle point (sluice is shutting down).
+	draining atomic.Bool
+}
+
+func (ss *session) isTerminated() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.terminated
+}
+
+// attachServer and detachServer record the server connection a
+// transaction-pooled session uses, for cancel requests.
+func (ss *session) attachServer(conn *backend.Conn) {
+	ss.mu.Lock()
+	ss.server, ss.cancelled = conn, false
+	ss.mu.Unlock()
+}
+
+func (ss *session) detachServer() {
+	ss.mu.Lock()
+	ss.server = nil
+	ss.mu.Unlock()
+}
+
+// drain asks a transaction-pooled client to leave as soon as it is idle.
+func (ss *session) drain() {
+	if ss.draining.Swap(true) {
+		return
+	}
+	ss.client.SetReadDeadline(time.Unix(1, 0))
 }
 
 // sendCancel asks the server to cancel the query this session is running
@@ -128,8 +162,8 @@ func (ss *session) serve() {
 		s.metrics.ClientLoginFailure.WithLabelValues("unknown_database").Inc()
 		return
 	}
-	u := cfg.User(user)
-	if err := ss.authenticate(st, u, user, method); err != nil {
+	u, err := ss.authenticate(st, cfg.User(user), user, method)
+	if err != nil {
 		return
 	}
 	settings, err := start.Settings()
@@ -137,6 +171,10 @@ func (ss *session) serve() {
 		var pe *frontend.ProtocolError
 		errors.As(err, &pe)
 		ss.fail(pe.Code, pe.Msg, "user", user)
+		return
+	}
+	if db.PoolMode == "transaction" || db.PoolMode == "statement" {
+		ss.runTx(db, u, settings)
 		return
 	}
 	ss.run(db, u, settings)
@@ -197,7 +235,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	ss.mu.Unlock()
 
 	secret := s.cancels.add(conn.PID, ss)
-	greet := greeting(conn, secret)
+	greet := greetingFor(conn, conn.PID, secret)
 	ss.client.SetDeadline(time.Time{})
 	s.metrics.ClientSessions.Inc()
 	if _, err := ss.client.Write(greet); err == nil {
@@ -226,9 +264,11 @@ func addCounter(c interface{ Add(float64) }) func(int) {
 	return func(n int) { c.Add(float64(n)) }
 }
 
-// greeting is what PostgreSQL sends after a successful login: the client
-// sees the server's parameters and real PID, with sluice's own secret.
-func greeting(conn *backend.Conn, secret uint32) []byte {
+// greetingFor is what PostgreSQL sends after a successful login: the
+// client sees the server's parameters and, in session mode, the server's
+// real PID (in transaction mode one sluice issues), always with sluice's
+// own secret.
+func greetingFor(conn *backend.Conn, pid, secret uint32) []byte {
 	names := make([]string, 0, len(conn.Params))
 	for k := range conn.Params {
 		names = append(names, k)
@@ -240,7 +280,7 @@ func greeting(conn *backend.Conn, secret uint32) []byte {
 		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: conn.Params[k]})
 	}
 	sec := []byte{byte(secret >> 24), byte(secret >> 16), byte(secret >> 8), byte(secret)}
-	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: conn.PID, SecretKey: sec}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: pid, SecretKey: sec}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	buf, _ := wire.Append(nil, msgs...)
 	return buf
 }

@@ -20,6 +20,8 @@ const (
 	CodeFeatureNotSupported   = "0A000"
 	CodeQueryCanceled         = "57014"
 	CodeInvalidParameterValue = "22023"
+	// CodeIdleInTransactionTimeout is idle_in_transaction_session_timeout.
+	CodeIdleInTransactionTimeout = "25P03"
 )
 
 // Error builds a FATAL ErrorResponse with a SQLSTATE and message.

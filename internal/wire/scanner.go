@@ -87,3 +87,12 @@ func (s *Scanner) Scan(chunk []byte, maxBody uint32, visit Visit) error {
 // AtBoundary reports whether the bytes scanned so far end exactly at a
 // message boundary, i.e. nothing of a partial message is pending.
 func (s *Scanner) AtBoundary() bool { return s.hdrLen == 0 }
+
+// PartialHeader returns how many bytes of a message header the last chunk
+// ended with (0 when it ended at a boundary or inside a body).
+func (s *Scanner) PartialHeader() int {
+	if s.hdrLen < HeaderLen {
+		return s.hdrLen
+	}
+	return 0
+}

@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/sqlscan"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// attachment is one transaction-pooled client's use of one server
+// connection, from attach to detach. Its goroutine (run) is the
+// serverToClient loop and the connection's owner: it alone returns the
+// connection to the pool (or closes it), then closes done. The client's
+// goroutine sends under mu and never after detached is set.
+type attachment struct {
+	ss     *session
+	client *txClient
+	entry  *poolEntry
+	conn   *backend.Conn
+	tx     *backend.TxState
+	done   chan struct{}
+	queued atomic.Int32 // len(queue), read without mu on the hot path
+
+	mu   sync.Mutex
+	cond sync.Cond // signalled when detaching ends
+	// Guarded by mu.
+	queue          []pending
+	asks, gotZ     int64 // Query/Sync/FunctionCall sent; ReadyForQuery received
+	status         byte  // of the last ReadyForQuery
+	lastSent       byte  // type of the last message sent
+	inflight       bool  // the client goroutine is between taking mu and finishing its write
+	effects        sqlscan.Effects
+	sawParamStatus bool
+	wake           bool // the client goroutine asked run to look at the flags
+	clientGone     bool // the client left: clean up and end
+	detaching      bool // run is deciding whether to detach; senders wait
+	detached       bool // the connection is gone from this client
+	fatal          bool // the client must be disconnected (set with detached)
+}
+
+func newAttachment(ss *session, c *txClient, e *poolEntry, conn *backend.Conn) *attachment {
+	a := &attachment{ss: ss, client: c, entry: e, conn: conn, tx: conn.Tx(c.maxStatements), done: make(chan struct{}), status: 'I'}
+	a.cond.L = &a.mu
+	return a
+}
+
+// owedLocked reports whether the server owes answers or the client has
+// sent part of a batch without its Sync.
+func (a *attachment) busyLocked() bool {
+	switch a.lastSent {
+	case 0, 'Q', 'S', 'F':
+	default:
+		return true
+	}
+	return a.asks != a.gotZ || len(a.queue) > 0 || a.client.up.midStream()
+}
+
+// detachableLocked reports whether the connection can leave the client
+// now: idle outside a transaction with every request answered, and no
+// state that pins the client to it (unless that state may be gone).
+func (a *attachment) detachableLocked() bool {
+	if a.inflight || a.detaching || a.detached || a.status != 'I' || a.busyLocked() {
+		return false
+	}
+	return len(a.client.pins) == 0 || a.needSnapshotLocked()
+}
+
+func (a *attachment) needSnapshotLocked() bool {
+	return a.sawParamStatus || a.effects&(sqlscan.SetsSession|sqlscan.MayPin|sqlscan.MayUnpin|sqlscan.Load) != 0
+}
+
+// wakeLocked interrupts run's wait for server bytes so it looks at the
+// flags (a.mu held).
+func (a *attachment) wakeLocked() {
+	a.wake = true
+	a.conn.Conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+var errDetach = errors.New("detach")
+
+// run is the serverToClient loop; see attachment.
+func (a *attachment) run() {
+	defer close(a.done)
+	var f downFilter
+	poll := wire.NewPoller(a.conn.Conn)
+	bufs := a.client.bufs
+	for {
+		err := poll.Wait()
+		if err == wire.ErrNoRawConn {
+			err = nil
+		}
+		if err == nil {
+			err = a.pumpDown(&f, bufs)
+		}
+		if err == nil {
+			continue
+		}
+		if isTimeout(err) {
+			a.mu.Lock()
+			woken := a.wake
+			a.wake = false
+			gone := a.clientGone
+			detach := a.detachableLocked()
+			if detach {
+				a.detaching = true
+			}
+			a.conn.Conn.SetReadDeadline(time.Time{})
+			a.mu.Unlock()
+			switch {
+			case gone:
+				a.cleanup()
+				return
+			case detach:
+				err = errDetach
+			case woken:
+				continue
+			}
+		}
+		if err == errDetach {
+			if a.detach() {
+				continue // pinned: stay attached
+			}
+			return
+		}
+		// The server connection failed (or the client write did).
+		a.serverLost(err)
+		return
+	}
+}
+
+// pumpDown forwards server bytes until a read would block, or returns
+// errDetach once a ReadyForQuery leaves the connection detachable.
+func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
+	bp := bufs.Get()
+	defer bufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := a.conn.Conn.Read(buf)
+		if n > 0 {
+			res, ferr := f.filter(a, buf[:n])
+			if ferr != nil {
+				return ferr
+			}
+			if len(res.out) > 0 {
+				if _, werr := a.ss.client.Write(res.out); werr != nil {
+					return clientWriteError{werr}
+				}
+				a.client.bytesDown(len(res.out))
+			}
+			if res.stmtBreach {
+				return errStatementMode
+			}
+			if res.endsWithZ {
+				a.mu.Lock()
+				d := a.detachableLocked()
+				if d {
+					a.detaching = true
+				} else {
+					a.client.armClientDeadline(a)
+				}
+				a.mu.Unlock()
+				if d {
+					return errDetach
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if n < len(buf) {
+			return nil
+		}
+	}
+}
+
+type clientWriteError struct{ error }
+
+var errStatementMode = errors.New("transaction opened in statement pool mode")
+
+// detach ends the attachment at an idle point, or keeps it when the
+// client's session now holds state that cannot move (it returns true
+// then). Settings and pins are read from the server when the client may
+// have changed them.
+func (a *attachment) detach() (stay bool) {
+	c := a.client
+	a.mu.Lock()
+	snap := a.needSnapshotLocked()
+	if a.effects&sqlscan.Load != 0 {
+		c.load = true
+	}
+	a.effects, a.sawParamStatus = 0, false
+	a.mu.Unlock()
+	pins := c.pins
+	if snap {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p, err := a.conn.Snapshot(ctx, c.maxStatements)
+		cancel()
+		if err != nil {
+			a.serverLost(err)
+			return false
+		}
+		pins = p
+		c.want = cloneSettings(a.tx.Settings)
+	}
+	if c.load && len(pins) == 0 || c.load && pins[len(pins)-1] != backend.PinLoad {
+		pins = append(pins, backend.PinLoad)
+	}
+	c.setPins(pins)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.detaching = false
+	a.cond.Broadcast()
+	if len(pins) > 0 {
+		a.client.armClientDeadline(a)
+		return true
+	}
+	a.detached = true
+	a.ss.detachServer()
+	a.ss.releaseTx(a.entry, a.conn, 'I', false)
+	a.client.armClientDeadline(a)
+	return false
+}
+
+// cleanup handles a client that left while attached; it returns whether
+// the connection was left reusable.
+func (a *attachment) cleanup() bool {
+	a.mu.Lock()
+	busy := a.busyLocked()
+	status := a.status
+	a.detached = true
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	a.ss.detachServer()
+	if busy {
+		a.entry.pool.Discard(a.conn)
+		return false
+	}
+	a.ss.releaseTx(a.entry, a.conn, status, len(a.client.pins) > 0)
+	return true
+}
+
+// serverLost ends the attachment after the server connection failed. A
+// client idle outside a transaction with nothing pinned keeps its sluice
+// connection; any other gets 08006 (or 57P01 when sluice is stopping)
+// and is disconnected, since its transaction or session state is gone.
+func (a *attachment) serverLost(err error) {
+	a.mu.Lock()
+	idle := !a.busyLocked() && a.status == 'I' && len(a.client.pins) == 0
+	a.detached, a.detaching = true, false
+	var cw clientWriteError
+	clientSide := errors.As(err, &cw)
+	a.fatal = !idle || clientSide || err == errStatementMode
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	ss := a.ss
+	ss.detachServer()
+	a.entry.pool.Discard(a.conn)
+	if clientSide {
+		ss.client.Close()
+		return
+	}
+	if !a.fatal {
+		ss.srv.log.Info("server connection lost while the client was idle; the client keeps its connection",
+			"server", a.conn.Addr, "pid", a.conn.PID, "error", err)
+		return
+	}
+	msg := wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost during a transaction; the transaction's outcome is unknown")
+	switch {
+	case err == errStatementMode:
+		msg = wire.Error(wire.CodeFeatureNotSupported, "transactions spanning several statements are not allowed in pool_mode statement; the transaction was rolled back")
+	case ss.isTerminated():
+		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case idle:
+		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost; session state held on it (%v) is gone", a.client.pins)
+	}
+	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+	wire.Write(ss.client, msg)
+	ss.srv.log.Warn("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message, "server_error", errString(err))
+	ss.client.Close()
+}
+
+func cloneSettings(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+)
+
+// nextPID issues the process ID a transaction-pooled client is shown.
+// Its server process changes from transaction to transaction, so the ID
+// is sluice's: cancel requests carrying it reach whichever server
+// connection the client holds at that moment. IDs start at a random
+// point so that two sluice instances rarely issue the same ones.
+func (s *Server) nextPID() uint32 {
+	for {
+		if s.pids.Load() == 0 {
+			var b [4]byte
+			rand.Read(b[:])
+			s.pids.CompareAndSwap(0, binary.BigEndian.Uint32(b[:])&0x3fffffff|1<<30)
+		}
+		if pid := s.pids.Add(1) & 0x7fffffff; pid != 0 {
+			return pid
+		}
+	}
+}
+
+// isTx reports whether the session is transaction-pooled (mu guards tx).
+func (ss *session) isTx() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.tx != nil
+}
+
+// releaseTx returns a transaction-pooled connection to the pool: rolled
+// back if a transaction is open, reset with DISCARD ALL when the client
+// pinned state to it, and closed instead when a cancel was sent through
+// it (a late cancel must not hit the next client) or cleaning failed.
+func (ss *session) releaseTx(e *poolEntry, conn *backend.Conn, status byte, pinned bool) {
+	ss.mu.Lock()
+	cancelled := ss.cancelled
+	ss.cancelled = false
+	ss.mu.Unlock()
+	ss.cancelling.Wait()
+	if cancelled {
+		ss.srv.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
+		e.pool.Discard(conn)
+		return
+	}
+	var err error
+	if pinned || status != 'I' {
+		ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+		if pinned {
+			err = conn.Reset(ctx, status)
+		} else {
+			err = conn.Rollback(ctx)
+		}
+		done()
+	}
+	if err != nil {
+		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
+		e.pool.Discard(conn)
+		return
+	}
+	e.pool.Release(conn)
+}
+
+// setPins records why the client now holds its server connection between
+// transactions, counting each new reason in metrics and logging it.
+func (c *txClient) setPins(pins []string) {
+	m := c.ss.srv.metrics
+	for _, r := range pins {
+		if !slices.Contains(c.pins, r) {
+			m.Pins.WithLabelValues(r).Inc()
+			m.PinnedClients.WithLabelValues(r).Inc()
+			c.ss.srv.log.Debug("client pinned to its server connection", "reason", r, "remote", c.ss.remote(), "database", c.db.Name)
+		}
+	}
+	for _, r := range c.pins {
+		if !slices.Contains(pins, r) {
+			m.PinnedClients.WithLabelValues(r).Dec()
+			c.ss.srv.log.Debug("client no longer pinned", "reason", r, "remote", c.ss.remote(), "database", c.db.Name)
+		}
+	}
+	c.pins = pins
+}

@@ -1,0 +1,366 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/frontend"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// txClient is a transaction-pooled client: the session state that
+// follows it from server connection to server connection, and its
+// clientToServer loop (serve, run by the session goroutine). While no
+// transaction runs it holds no server connection and no buffer.
+type txClient struct {
+	ss            *session
+	entry         *poolEntry
+	db            *config.Database
+	id            uint64
+	mode          string            // "transaction" or "statement"
+	want          map[string]string // session settings, by lower-case name
+	stmts         map[string]*clientStmt
+	unnamed       *clientStmt
+	unnamedSeq    uint64
+	pins          []string // why the client holds its connection between transactions
+	load          bool     // LOAD was run: pinned for good
+	maxStatements int
+	idleTx        time.Duration
+	clientIdle    time.Duration
+	bufs          *wire.Buffers
+	bytesUp       func(int)
+	bytesDown     func(int)
+
+	up         upFramer
+	att        *attachment // the current or last attachment
+	cur        *attachment // the attachment a chunk is being processed for
+	out        []byte      // bytes for the server, built under cur.mu
+	terminated bool        // the client sent Terminate
+}
+
+var txClientIDs atomic.Uint64
+
+// errFatal ends a session whose client was already told why.
+var errFatal = errors.New("session ended")
+
+var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
+
+// runTx logs a transaction-pooled client in: one server connection
+// checks its startup settings and provides the parameters it is greeted
+// with, then goes back to the pool; the client is served until it leaves.
+func (ss *session) runTx(db *config.Database, u *config.User, settings []frontend.Param) {
+	s := ss.srv
+	cfg := s.state.Load().cfg
+	e := s.poolFor(db, u)
+	c := &txClient{ss: ss, entry: e, db: db, id: txClientIDs.Add(1), mode: db.PoolMode,
+		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
+		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
+		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: addCounter(s.metrics.BytesClientToSrv),
+		bytesDown: addCounter(s.metrics.BytesSrvToClient)}
+	for _, p := range settings {
+		c.want[strings.ToLower(p.Name)] = p.Value
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ss.mu.Lock()
+	ss.stop, ss.tx = cancel, c
+	terminated := ss.terminated
+	ss.mu.Unlock()
+	if terminated {
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		ss.draining.Store(true) // Shutdown began while this client logged in
+	}
+	s.mu.Unlock()
+	conn, err := c.acquire(ctx)
+	if err != nil {
+		return
+	}
+	pid := s.nextPID()
+	secret := s.cancels.add(pid, ss)
+	defer s.cancels.remove(pid, secret)
+	greet := greetingFor(conn, pid, secret)
+	e.pool.Release(conn)
+	ss.client.SetDeadline(time.Time{})
+	s.metrics.ClientSessions.Inc()
+	if _, err := ss.client.Write(greet); err == nil {
+		c.serve()
+	}
+	c.setPins(nil)
+	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
+		"duration", time.Since(ss.start).Round(time.Millisecond), "pool_mode", db.PoolMode)
+}
+
+// acquire takes a server connection and gives it the client's settings;
+// on failure the client has been told why.
+func (c *txClient) acquire(ctx context.Context) (*backend.Conn, error) {
+	ss, e := c.ss, c.entry
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		ss.failAcquire(c.db, err)
+		return nil, errFatal
+	}
+	if err := conn.SyncSettings(ctx, c.want, c.maxStatements); err != nil {
+		var se *backend.ServerError
+		if errors.As(err, &se) {
+			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
+			ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+			wire.Write(ss.client, se.Response)
+			e.pool.Release(conn) // the failed statement left it idle and clean
+		} else {
+			ss.fail(wire.CodeConnectionFailure, "could not prepare server connection: "+err.Error())
+			e.pool.Discard(conn)
+		}
+		return nil, errFatal
+	}
+	return conn, nil
+}
+
+// attach returns the live attachment, waiting for the last one to end
+// and attaching a server connection when there is none.
+func (c *txClient) attach() (*attachment, error) {
+	if a := c.att; a != nil {
+		a.mu.Lock()
+		live := !a.detached
+		a.mu.Unlock()
+		if live {
+			return a, nil
+		}
+		<-a.done
+		if a.fatal {
+			return nil, errFatal
+		}
+		c.att = nil
+	}
+	ss := c.ss
+	if ss.draining.Load() {
+		return nil, errDraining
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ss.mu.Lock()
+	ss.stop = cancel
+	ss.mu.Unlock()
+	conn, err := c.acquire(ctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	a := newAttachment(ss, c, c.entry, conn)
+	ss.attachServer(conn)
+	c.att = a
+	go a.run()
+	return a, nil
+}
+
+var errDraining = errors.New("sluice is shutting down")
+
+// serve is the clientToServer loop.
+func (c *txClient) serve() {
+	ss := c.ss
+	poll := wire.NewPoller(ss.client)
+	for {
+		c.armIdle()
+		err := poll.Wait()
+		if err == wire.ErrNoRawConn {
+			err = nil
+		}
+		if err == nil {
+			err = c.pumpUp()
+		}
+		switch {
+		case err == nil:
+			continue
+		case isTimeout(err):
+			if c.onTimeout() {
+				continue
+			}
+		case errors.Is(err, errFatal):
+		case errors.Is(err, errDraining):
+			c.leave(wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down"))
+		case errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed):
+			c.leave(wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err))
+		default:
+			c.leave(nil) // Terminate, end of file, or a broken client connection
+		}
+		return
+	}
+}
+
+// pumpUp reads and forwards client bytes until a read would block.
+func (c *txClient) pumpUp() error {
+	bp := c.bufs.Get()
+	defer c.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := c.ss.client.Read(buf)
+		if n > 0 {
+			if ferr := c.forward(buf[:n]); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if n < len(buf) {
+			return nil
+		}
+	}
+}
+
+// forward processes one chunk of client bytes under the attachment's
+// lock and writes the result to the server outside it.
+func (c *txClient) forward(chunk []byte) error {
+	if c.up.hdrLen == 0 && len(chunk) == 5 && chunk[0] == 'X' && !c.attached() {
+		c.terminated = true
+		return errTerminated
+	}
+	for {
+		a, err := c.attach()
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		for a.detaching {
+			a.cond.Wait()
+		}
+		if a.detached {
+			a.mu.Unlock()
+			continue
+		}
+		a.inflight = true
+		c.cur = a
+		bp := outBuffers.Get().(*[]byte)
+		c.out = (*bp)[:0]
+		ferr := c.up.feed(chunk, c)
+		out := c.out
+		c.out, c.cur = nil, nil
+		a.mu.Unlock()
+		var werr error
+		if len(out) > 0 {
+			_, werr = a.conn.Conn.Write(out)
+			c.bytesUp(len(out))
+		}
+		if cap(out) <= 1<<20 {
+			*bp = out[:0]
+			outBuffers.Put(bp)
+		}
+		a.mu.Lock()
+		a.inflight = false
+		if werr != nil {
+			// The server side fails too: let run report it.
+			a.conn.Conn.Close()
+		} else if a.detachableLocked() {
+			a.wakeLocked()
+		}
+		a.mu.Unlock()
+		if werr != nil {
+			<-a.done
+			if a.fatal {
+				return errFatal
+			}
+			return ferr
+		}
+		return ferr
+	}
+}
+
+func (c *txClient) attached() bool {
+	a := c.att
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.detached
+}
+
+// armIdle sets the client's read deadline for the wait ahead.
+func (c *txClient) armIdle() {
+	if a := c.att; a != nil {
+		a.mu.Lock()
+		c.armClientDeadline(a)
+		a.mu.Unlock()
+		return
+	}
+	c.armClientDeadline(nil)
+}
+
+// armClientDeadline sets the client read deadline from the state: idle
+// in a transaction (idle_transaction_timeout), idle outside one
+// (client_idle_timeout), or at once when sluice is draining and the
+// client can be let go. a.mu is held when a is not nil.
+func (c *txClient) armClientDeadline(a *attachment) {
+	live := a != nil && !a.detached
+	var d time.Duration
+	switch {
+	case !live:
+		d = c.clientIdle
+	case a.busyLocked():
+	case a.status == 'T' || a.status == 'E':
+		d = c.idleTx
+	default:
+		d = c.clientIdle
+	}
+	dl := time.Time{}
+	if d > 0 {
+		dl = time.Now().Add(d)
+	}
+	if c.ss.draining.Load() && (!live || (!a.busyLocked() && a.status == 'I')) {
+		dl = time.Unix(1, 0)
+	}
+	c.ss.client.SetReadDeadline(dl)
+}
+
+// onTimeout decides what a client read deadline meant; false ends the
+// session (the client has been told why).
+func (c *txClient) onTimeout() bool {
+	live, busy, status := false, false, byte('I')
+	if a := c.att; a != nil {
+		a.mu.Lock()
+		live, busy, status = !a.detached, a.busyLocked(), a.status
+		a.mu.Unlock()
+	}
+	switch {
+	case busy:
+		return true
+	case c.ss.draining.Load() && status == 'I':
+		c.leave(wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down"))
+	case live && (status == 'T' || status == 'E') && c.idleTx > 0:
+		c.leave(wire.Error(wire.CodeIdleInTransactionTimeout, "terminating connection due to idle-in-transaction timeout (limits.idle_transaction_timeout = %s)", c.idleTx))
+	case status == 'I' && c.clientIdle > 0:
+		c.leave(wire.Error(wire.CodeAdminShutdown, "terminating connection due to limits.client_idle_timeout (%s)", c.clientIdle))
+	default:
+		return true // a deadline set for a state that has passed
+	}
+	return false
+}
+
+// leave ends the client's session: a live attachment is cleaned up
+// first, then msg (if any) is sent.
+func (c *txClient) leave(msg *pgproto3.ErrorResponse) {
+	ss := c.ss
+	if a := c.att; a != nil {
+		a.mu.Lock()
+		if !a.detached {
+			a.clientGone = true
+			a.wakeLocked()
+		}
+		a.mu.Unlock()
+		<-a.done
+	}
+	if msg != nil {
+		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		wire.Write(ss.client, msg)
+		ss.srv.log.Info("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message)
+	}
+}
