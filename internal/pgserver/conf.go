@@ -14,14 +14,18 @@ import (
 // can be rewritten on a retry without touching initdb's file.
 const confFile = "pgserver.conf"
 
-// hbaConf: the superuser is trusted (tests and tooling need no password);
-// everyone else must authenticate. "md5" means SCRAM for SCRAM-stored
-// passwords and MD5 for MD5-stored ones, so one cluster serves both kinds of
-// test role.
+// hbaConf: the superuser is trusted (tests and tooling need no password),
+// also for replication connections, so pg_basebackup and a standby's
+// walreceiver can stream from the cluster (StartStandby); everyone else must
+// authenticate. "md5" means SCRAM for SCRAM-stored passwords and MD5 for
+// MD5-stored ones, so one cluster serves both kinds of test role.
 const hbaConf = `# written by sluice internal/pgserver
 local all postgres trust
 host  all postgres 127.0.0.1/32 trust
 host  all postgres ::1/128 trust
+local replication postgres trust
+host  replication postgres 127.0.0.1/32 trust
+host  replication postgres ::1/128 trust
 local all all md5
 host  all all 127.0.0.1/32 md5
 host  all all ::1/128 md5

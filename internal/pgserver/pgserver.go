@@ -49,6 +49,7 @@ type Cluster struct {
 
 	root     string // temp dir created by Start; removed by Stop
 	owner    *owner
+	settings map[string]string // Options.Settings, rewritten on every (re)start
 	timeout  time.Duration
 	stopOnce sync.Once
 	stopErr  error
@@ -82,6 +83,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		LogFile:   filepath.Join(root, "data", "server.log"),
 		root:      root,
 		owner:     own,
+		settings:  opts.Settings,
 		timeout:   opts.StartTimeout,
 	}
 	if c.timeout <= 0 {
@@ -100,20 +102,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 func (c *Cluster) start(ctx context.Context, opts Options) error {
-	// A unix socket path is limited to 107 bytes; fail clearly, not in the log.
-	if n := len(filepath.Join(c.SocketDir, ".s.PGSQL.65535")); n > 107 {
-		return fmt.Errorf("pgserver: socket path under %s is %d bytes, over the 107-byte limit; use a shorter Options.Dir", c.root, n)
-	}
-	if err := os.Chmod(c.root, 0o755); err != nil {
-		return fmt.Errorf("pgserver: %w", err)
-	}
-	if err := os.Mkdir(c.SocketDir, 0o755); err != nil {
-		return fmt.Errorf("pgserver: %w", err)
-	}
-	if err := c.owner.chown(c.root, c.SocketDir); err != nil {
-		return err
-	}
-	if err := c.owner.checkTraversable(c.root); err != nil {
+	if err := c.prepareRoot(); err != nil {
 		return err
 	}
 	if _, err := c.owner.run(ctx, c.root, filepath.Join(c.BinDir, "initdb"),
@@ -123,8 +112,14 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if err := writeInitialConf(c.DataDir, c.owner); err != nil {
 		return err
 	}
+	return c.listen(ctx, opts.Port)
+}
+
+// listen starts the postmaster on fixedPort, or on a free port (retrying
+// on a clash) when fixedPort is 0.
+func (c *Cluster) listen(ctx context.Context, fixedPort int) error {
 	for attempt := 1; ; attempt++ {
-		port := opts.Port
+		port := fixedPort
 		if port == 0 {
 			p, err := pickPort()
 			if err != nil {
@@ -133,11 +128,11 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 			port = p
 		}
 		c.Port = port
-		err := c.startOnce(ctx, opts.Settings)
+		err := c.startOnce(ctx, c.settings)
 		if err == nil {
 			return nil
 		}
-		if opts.Port != 0 || attempt >= maxPortAttempts || !errors.Is(err, errPortInUse) || ctx.Err() != nil {
+		if fixedPort != 0 || attempt >= maxPortAttempts || !errors.Is(err, errPortInUse) || ctx.Err() != nil {
 			return err
 		}
 	}

@@ -31,9 +31,10 @@ func (c *Cluster) Stop() error {
 	return c.stopErr
 }
 
-// shutdown stops a running postmaster; nil if none is running.
+// shutdown stops a running postmaster; nil if none is running (also when
+// postmaster.pid is stale, as after Kill).
 func (c *Cluster) shutdown() error {
-	if c.pid() == 0 {
+	if pid := c.pid(); pid == 0 || !c.isOurPostmaster(pid) {
 		return nil
 	}
 	// A fresh context: Stop must work even when the test's context is done.
