@@ -2,26 +2,298 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
 // txPool is the pool YAML for a transaction-pooled appdb of size n.
-func txPool(n string) string { return "max_size: " + n + "\n    pool_mode: transaction" }
+func txPool(n int) string { return fmt.Sprintf("max_size: %d\n    pool_mode: transaction", n) }
 
-func TestTxSmoke(t *testing.T) {
-	h := start(t, txPool("1"))
+// serverConns counts the app user's server connections (sluice's: the
+// tests connect as app only through sluice).
+func serverConns(t *testing.T, state string) int {
+	t.Helper()
+	where := ""
+	if state != "" {
+		where = " AND state = '" + state + "'"
+	}
+	rows, err := pgtest.Cluster(t).Query(context.Background(),
+		"SELECT count(*) FROM pg_stat_activity WHERE usename = '"+pgtest.AppUser+"'"+where)
+	require.NoError(t, err)
+	n, err := strconv.Atoi(rows[0][0])
+	require.NoError(t, err)
+	return n
+}
+
+// waitServerConns waits (10 s at most) until serverConns(state) is want.
+func waitServerConns(t *testing.T, state string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for serverConns(t, state) != want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, want, serverConns(t, state))
+}
+
+func TestTxClientsShareOneServerConnection(t *testing.T) {
+	h := start(t, txPool(1))
 	ctx := context.Background()
 	a, b := h.connect(ctx), h.connect(ctx)
 	require.Equal(t, []string{"1"}, query(t, a, "SELECT 1"))
 	require.Equal(t, []string{"2"}, query(t, b, "SELECT 2"))
-	require.Equal(t, []string{"3"}, query(t, a, "SELECT 3"))
+	pidA := query(t, a, "SELECT pg_backend_pid()")
+	require.Equal(t, pidA, query(t, b, "SELECT pg_backend_pid()"), "one server connection serves both")
+	require.NotEqual(t, strconv.Itoa(int(a.PID())), pidA[0], "clients are shown a PID issued by sluice")
+	require.Equal(t, 1, serverConns(t, ""))
 }
 
-func TestTxPgbenchModes(t *testing.T) {
-	h := start(t, txPool("3"))
-	for _, mode := range []string{"simple", "extended", "prepared"} {
-		pgbench(t, h, "-S", "-M", mode, "-c", "20", "-j", "2", "-T", "3")
+// Acceptance 1: pgbench in all three protocol modes, 200 clients over 10
+// server connections, no failed transaction, never more than 10 server
+// connections.
+func TestTxPgbench200ClientsOver10Connections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long load test")
 	}
+	h := start(t, txPool(10))
+	ctx, cancel := context.WithCancel(context.Background())
+	var most atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			rows, err := pgtest.Cluster(t).Query(context.Background(),
+				"SELECT count(*) FROM pg_stat_activity WHERE usename = '"+pgtest.AppUser+"'")
+			if err == nil {
+				n, _ := strconv.ParseInt(rows[0][0], 10, 64)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		pgbench(t, h, "-S", "-M", mode, "-c", "200", "-j", "2", "-T", "15")
+	}
+	cancel()
+	wg.Wait()
+	require.LessOrEqual(t, most.Load(), int64(10), "pg_stat_activity showed more than max_size sluice connections")
+	require.Positive(t, most.Load())
+}
+
+func TestTxErrorsInsideTransactions(t *testing.T) {
+	h := start(t, txPool(1))
+	ctx := context.Background()
+	a, b := h.connect(ctx), h.connect(ctx)
+	_, err := a.Exec(ctx, "BEGIN; SELECT 1/0").ReadAll()
+	require.ErrorContains(t, err, "division by zero")
+	require.Equal(t, byte('E'), a.TxStatus())
+	done := make(chan []string)
+	go func() { done <- query(t, b, "SELECT 'b'") }() // waits: a holds the only connection
+	time.Sleep(50 * time.Millisecond)
+	_, err = a.Exec(ctx, "SELECT 1").ReadAll()
+	require.ErrorContains(t, err, "current transaction is aborted")
+	query(t, a, "ROLLBACK")
+	require.Equal(t, []string{"b"}, <-done)
+	require.Equal(t, []string{"ok"}, query(t, a, "SELECT 'ok'"))
+}
+
+func TestTxCopyInAndOut(t *testing.T) {
+	h := start(t, txPool(2))
+	ctx := context.Background()
+	c := h.connect(ctx)
+	query(t, c, "CREATE TABLE IF NOT EXISTS tx_copy(n int)")
+	query(t, c, "TRUNCATE tx_copy")
+	var in []byte
+	for i := 1; i <= 10000; i++ {
+		in = fmt.Appendf(in, "%d\n", i)
+	}
+	tag, err := c.CopyFrom(ctx, bytesReader(in), "COPY tx_copy FROM STDIN")
+	require.NoError(t, err)
+	require.EqualValues(t, 10000, tag.RowsAffected())
+	var out syncWriter
+	_, err = c.CopyTo(ctx, &out, "COPY (SELECT sum(n) FROM tx_copy) TO STDOUT")
+	require.NoError(t, err)
+	require.Equal(t, "50005000\n", out.String())
+	query(t, c, "DROP TABLE tx_copy")
+}
+
+func TestTxPipelineWithNamedStatements(t *testing.T) {
+	h := start(t, txPool(1))
+	ctx := context.Background()
+	a, b := h.connect(ctx), h.connect(ctx)
+	_, err := a.Prepare(ctx, "plus", "SELECT $1::int + 1", nil)
+	require.NoError(t, err)
+	_, err = b.Prepare(ctx, "plus", "SELECT $1::int + 2", nil) // same client name, other query
+	require.NoError(t, err)
+	for i := range 20 {
+		for c, add := range map[*pgconn.PgConn]int{a: 1, b: 2} {
+			batch := &pgconn.Batch{} // ExecBatch consumes it
+			batch.ExecPrepared("plus", [][]byte{[]byte(strconv.Itoa(i))}, nil, nil)
+			batch.ExecParams("SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil)
+			batch.ExecPrepared("plus", [][]byte{[]byte("100")}, nil, nil)
+			res, err := c.ExecBatch(ctx, batch).ReadAll()
+			require.NoError(t, err)
+			require.Len(t, res, 3, "%+v", res)
+			require.Len(t, res[0].Rows, 1, "%+v %+v %+v", res[0], res[1], res[2])
+			require.Equal(t, strconv.Itoa(i+add), string(res[0].Rows[0][0]))
+			require.Equal(t, "x", string(res[1].Rows[0][0]))
+			require.Equal(t, strconv.Itoa(100+add), string(res[2].Rows[0][0]))
+		}
+	}
+	// Closing a statement makes it unknown to that client only.
+	require.NoError(t, a.Deallocate(ctx, "plus"))
+	_, err = a.ExecPrepared(ctx, "plus", [][]byte{[]byte("1")}, nil, nil).Close()
+	var pe *pgconn.PgError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "26000", pe.Code)
+	res := b.ExecPrepared(ctx, "plus", [][]byte{[]byte("1")}, nil, nil).Read()
+	require.NoError(t, res.Err)
+	require.Equal(t, "3", string(res.Rows[0][0]))
+	// A second Parse of a name is refused, as PostgreSQL does.
+	_, err = b.Prepare(ctx, "plus", "SELECT 1", nil)
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "42P05", pe.Code)
+	// A failed Parse leaves no statement behind.
+	_, err = a.Prepare(ctx, "bad", "SELECT FROM nowhere_at_all", nil)
+	require.Error(t, err)
+	_, err = a.Prepare(ctx, "bad", "SELECT 'good'", nil)
+	require.NoError(t, err)
+}
+
+// lib/pq prepares the unnamed statement in one batch and binds it in the
+// next, after the connection may have served someone else.
+func TestTxUnnamedStatementAcrossBatches(t *testing.T) {
+	h := start(t, txPool(1))
+	ctx := context.Background()
+	a, b := h.connect(ctx), h.connect(ctx)
+	_, err := a.Prepare(ctx, "", "SELECT $1::int * 10", nil)
+	require.NoError(t, err)
+	_, err = b.Prepare(ctx, "", "SELECT $1::text || '!'", nil)
+	require.NoError(t, err)
+	res := a.ExecPrepared(ctx, "", [][]byte{[]byte("4")}, nil, nil).Read()
+	require.NoError(t, res.Err)
+	require.Equal(t, "40", string(res.Rows[0][0]))
+	res = b.ExecPrepared(ctx, "", [][]byte{[]byte("hi")}, nil, nil).Read()
+	require.NoError(t, res.Err)
+	require.Equal(t, "hi!", string(res.Rows[0][0]))
+}
+
+func TestTxIdleTransactionTimeout(t *testing.T) {
+	h := startWith(t, txPool(1), "limits:\n  idle_transaction_timeout: 300ms\n")
+	ctx := context.Background()
+	c := h.connect(ctx)
+	query(t, c, "BEGIN")
+	time.Sleep(time.Second)
+	_, err := c.Exec(ctx, "SELECT 1").ReadAll()
+	var pe *pgconn.PgError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "25P03", pe.Code)
+	require.Contains(t, pe.Message, "idle_transaction_timeout")
+	require.Equal(t, 0, serverConns(t, "idle in transaction"))
+	other := h.connect(ctx) // the connection went back to the pool
+	require.Equal(t, []string{"1"}, query(t, other, "SELECT 1"))
+}
+
+func TestStatementModeRefusesTransactions(t *testing.T) {
+	h := start(t, "max_size: 1\n    pool_mode: statement")
+	ctx := context.Background()
+	c := h.connect(ctx)
+	require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"))
+	_, err := c.Exec(ctx, "BEGIN").ReadAll()
+	var pe *pgconn.PgError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "0A000", pe.Code)
+	require.Contains(t, pe.Message, "pool_mode statement")
+	waitServerConns(t, "idle in transaction", 0)
+	other := h.connect(ctx)
+	require.Equal(t, []string{"1"}, query(t, other, "SELECT 1"))
+}
+
+// A cancel is never delivered to a query of another client, even with
+// many cancels racing the end of the queries they target.
+func TestTxCancelsNeverHitAnotherClient(t *testing.T) {
+	h := start(t, txPool(10))
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var victims sync.WaitGroup
+	var victimErrs atomic.Int64
+	var victimQueries atomic.Int64
+	for range 20 {
+		c := h.connect(ctx)
+		victims.Add(1)
+		go func() {
+			defer victims.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Exec(ctx, "SELECT pg_sleep(0.02)").ReadAll(); err != nil {
+					victimErrs.Add(1)
+					t.Errorf("victim query failed: %v", err)
+					return
+				}
+				victimQueries.Add(1)
+			}
+		}()
+	}
+	var cancellers sync.WaitGroup
+	var cancelled atomic.Int64
+	for i := range 100 {
+		c := h.connect(ctx)
+		cancellers.Add(1)
+		go func() {
+			defer cancellers.Done()
+			for j := range 3 {
+				go func() {
+					time.Sleep(time.Duration((i*7+j*13)%60) * time.Millisecond)
+					c.CancelRequest(ctx)
+				}()
+				_, err := c.Exec(ctx, "SELECT pg_sleep(0.1)").ReadAll()
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) && pe.Code == "57014" {
+					cancelled.Add(1)
+				} else if err != nil {
+					t.Errorf("canceller query failed: %v", err)
+				}
+				time.Sleep(70 * time.Millisecond) // let a late cancel land
+			}
+		}()
+	}
+	cancellers.Wait()
+	close(stop)
+	victims.Wait()
+	require.Zero(t, victimErrs.Load())
+	require.Positive(t, victimQueries.Load())
+	require.Positive(t, cancelled.Load(), "no cancel took effect: the test proves nothing")
+	t.Logf("%d of 300 canceller queries cancelled; %d victim queries unharmed", cancelled.Load(), victimQueries.Load())
+}
+
+// A client killed inside a transaction leaves no open transaction.
+func TestTxClientKilledMidTransaction(t *testing.T) {
+	h := start(t, txPool(2))
+	ctx := context.Background()
+	c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	query(t, c, "CREATE TABLE IF NOT EXISTS tx_killed(n int)")
+	query(t, c, "BEGIN")
+	query(t, c, "INSERT INTO tx_killed VALUES (1)")
+	require.Equal(t, 1, serverConns(t, "idle in transaction"))
+	c.Conn().Close() // no Terminate: the process died
+	waitServerConns(t, "idle in transaction", 0)
+	other := h.connect(ctx)
+	require.Equal(t, []string{"0"}, query(t, other, "SELECT count(*) FROM tx_killed"), "the insert was rolled back")
+	query(t, other, "DROP TABLE tx_killed")
 }

@@ -1,0 +1,55 @@
+package proxy_test
+
+import (
+	"bytes"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// syncWriter collects bytes written from any goroutine.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// metricValue reads a counter's or gauge's current value.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	require.NoError(t, m.Write(&d))
+	if d.Gauge != nil {
+		return d.Gauge.GetValue()
+	}
+	return d.Counter.GetValue()
+}
+
+// eventuallyMetric waits (10 s at most) for a metric to reach want: sluice
+// updates pin metrics right after the ReadyForQuery the client waits for.
+func eventuallyMetric(t *testing.T, m prometheus.Metric, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, m) != want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Equal(t, want, metricValue(t, m))
+}
