@@ -45,17 +45,20 @@ func Authenticate(conn Conn, method Method, user string, creds *Credentials) err
 		return authPassword(conn, creds)
 	case MethodMD5:
 		if creds != nil && creds.md5Hash == "" {
-			return authSCRAM(conn, creds.scram, false)
+			_, err := authSCRAM(conn, creds.scram, false)
+			return err
 		}
 		return authMD5(conn, creds)
 	case MethodSCRAM:
 		switch {
 		case creds == nil:
-			return authSCRAM(conn, mockSCRAM(user), true)
+			_, err := authSCRAM(conn, mockSCRAM(user), true)
+			return err
 		case !creds.hasSCRAM:
 			return authMD5(conn, creds)
 		}
-		return authSCRAM(conn, creds.scram, false)
+		_, err := authSCRAM(conn, creds.scram, false)
+		return err
 	}
 	return fmt.Errorf("auth: unknown authentication method %q", method)
 }
@@ -126,11 +129,24 @@ func authMD5(conn Conn, creds *Credentials) error {
 	return nil
 }
 
+// scramTranscript is the three messages of a successful SCRAM exchange
+// that make up its AuthMessage.
+type scramTranscript struct {
+	clientFirst, serverFirst, clientFinal string
+}
+
 // authSCRAM runs SCRAM-SHA-256 (RFC 5802/7677, no channel binding) with the
 // xdg-go/scram server. The SCRAM user name in the client-first message is
 // ignored (libpq and pgx send it empty): the lookup returns sc whatever it
-// is. With mock set the exchange can only fail.
-func authSCRAM(conn Conn, sc scram.StoredCredentials, mock bool) error {
+// is. With mock set the exchange can only fail. On success it returns the
+// messages exchanged.
+func authSCRAM(conn Conn, sc scram.StoredCredentials, mock bool) (scramTranscript, error) {
+	var tr scramTranscript
+	err := authSCRAMInto(conn, sc, mock, &tr)
+	return tr, err
+}
+
+func authSCRAMInto(conn Conn, sc scram.StoredCredentials, mock bool, tr *scramTranscript) error {
 	srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return sc, nil })
 	if err != nil {
 		return fmt.Errorf("auth: creating SCRAM server: %w", err)
@@ -147,7 +163,8 @@ func authSCRAM(conn Conn, sc scram.StoredCredentials, mock bool) error {
 	if first.AuthMechanism != scramMechanism {
 		return protocolError("client selected an invalid SASL authentication mechanism %q", first.AuthMechanism)
 	}
-	serverFirst, err := conv.Step(string(first.Data))
+	clientFirst := string(first.Data) // first is only valid until the next receive
+	serverFirst, err := conv.Step(clientFirst)
 	if err != nil {
 		return protocolError("malformed SCRAM client-first-message: %v", err)
 	}
@@ -171,6 +188,7 @@ func authSCRAM(conn Conn, sc scram.StoredCredentials, mock bool) error {
 	if err := conn.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)}); err != nil {
 		return fmt.Errorf("auth: sending SASL final: %w", err)
 	}
+	*tr = scramTranscript{clientFirst: clientFirst, serverFirst: serverFirst, clientFinal: string(final.Data)}
 	return nil
 }
 

@@ -32,6 +32,9 @@ type Options struct {
 	TLS TLSOptions
 	// Attempted, if set, is told the outcome of every attempt (metrics).
 	Attempted func(err error)
+	// Keys, when set, log in instead of Password: what auth_query
+	// recovered from a client's login (a SCRAM ClientKey or an md5 hash).
+	Keys *auth.ServerKeys
 }
 
 // ConnectError is returned when every attempt failed.
@@ -136,7 +139,11 @@ func (c *Conn) startup(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := auth.Login(c, o.User, o.Password); err != nil {
+	login := func() error { return auth.Login(c, o.User, o.Password) }
+	if o.Keys != nil {
+		login = func() error { return auth.LoginKeys(c, o.User, o.Keys) }
+	}
+	if err := login(); err != nil {
 		return err
 	}
 	for {

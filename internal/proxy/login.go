@@ -70,8 +70,11 @@ func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) 
 // same exchange against mock credentials, so a client cannot tell unknown
 // users from wrong passwords. A wrong password counts against the
 // client's address (limits.auth_failure_burst). On failure the client has
-// been sent the error and the session must end.
-func (ss *session) authenticate(st *state, u *config.User, name string, adm admission) error {
+// been sent the error and the session must end. With auth.auth_user set,
+// a user without a password in the config is checked against the one
+// auth_query returns (see authenticateLookedUp). It returns the user the
+// session runs as: u, or a bare entry for a user found by auth_query.
+func (ss *session) authenticate(st *state, u *config.User, name string, adm admission) (*config.User, error) {
 	method := st.cfg.Auth.Method
 	var creds *auth.Credentials
 	if u != nil {
@@ -83,20 +86,27 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	}
 	var err error
 	var ce *certError
-	switch method {
-	case methodToken:
+	var le *lookupError
+	switch {
+	case method == methodToken:
 		err = ss.checkToken(st, u, name, adm.database)
-	case methodCert:
+	case method == methodCert:
 		err = ss.checkCert(u, name)
+	case usesAuthQuery(st.cfg, u, method) && st.cfg.Databases[adm.database] != nil:
+		u, err = ss.authenticateLookedUp(st, u, name, method, st.cfg.Databases[adm.database])
 	default:
-		err = auth.Authenticate(frontend.AuthConn{Conn: ss.client}, auth.Method(method), name, creds)
+		err = auth.Authenticate(clientAuthConn(ss), auth.Method(method), name, creds)
 	}
 	if err == nil && u == nil {
 		err = auth.ErrWrongPassword // trust for a user sluice does not know
 	}
 	switch {
 	case err == nil:
-		return nil
+		return u, nil
+	case errors.As(err, &le):
+		ss.srv.metrics.ClientLoginFailure.WithLabelValues("auth_query").Inc()
+		ss.srv.log.Error("auth_query look-up failed", "remote", ss.remote(), "user", name, "database", adm.database, "error", le.err)
+		ss.fail(wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
 	case errors.As(err, &ce):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("bad_certificate").Inc()
 		ss.countFailure(st, name)
@@ -112,8 +122,11 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("disconnect").Inc()
 		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
-	return err
+	return nil, err
 }
+
+// clientAuthConn is the client connection as an auth.Conn.
+func clientAuthConn(ss *session) auth.Conn { return frontend.AuthConn{Conn: ss.client} }
 
 // countFailure charges a failed login to the client's address. It is
 // counted before the client hears of it, so that its next attempt already

@@ -78,7 +78,7 @@ func startWith(t *testing.T, poolYAML, topLevel string) *harness {
 // startConfig starts sluice from a whole config text; sock is its socket_dir.
 func startConfig(t *testing.T, sock, text string) *harness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
+	cfg, err := config.ParseWith([]byte(text), func(string) (string, bool) { return "", false }, config.ReadSecretFile)
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
 	var level slog.Level

@@ -26,12 +26,14 @@ type state struct {
 	// tokenKey verifies login tokens; nil when token.public_key_file is
 	// unset (config validation then guarantees no method is token).
 	tokenKey ed25519.PublicKey
+	// auth caches auth_query results for this configuration.
+	auth *authCache
 }
 
 // newState derives credentials for cfg, reusing prev's where the user's
 // password did not change.
 func newState(cfg *config.Config, prev *state) (*state, error) {
-	st := &state{cfg: cfg, creds: make(map[string]*auth.Credentials, len(cfg.Users))}
+	st := &state{cfg: cfg, creds: make(map[string]*auth.Credentials, len(cfg.Users)), auth: &authCache{}}
 	if path := cfg.Token.PublicKeyFile; path != "" {
 		k, err := token.LoadPublicKey(path)
 		if err != nil {
@@ -95,6 +97,23 @@ func poolConfig(db *config.Database) pool.Config {
 		IdleTimeout: db.Pool.IdleTimeout.D(), MaxLifetime: db.Pool.MaxLifetime.D(), HealthCheckPeriod: db.Pool.HealthCheckPeriod.D()}
 }
 
+// setPoolKeys makes the (db, u) pool log in with keys (recovered by an
+// auth_query login) from now on, creating the pool if needed. The latest
+// login's keys win, so after a password change new server connections
+// use the new keys.
+func (s *Server) setPoolKeys(db *config.Database, u *config.User, keys *auth.ServerKeys) {
+	e := s.poolFor(db, u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := e.opts.Load()
+	if cur.Keys.Equal(keys) {
+		return
+	}
+	opts := *cur
+	opts.Keys = keys
+	e.opts.Store(&opts)
+}
+
 // poolFor returns the pool for (db, user), creating it on first use.
 func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
 	key := poolKey{db.Name, u.Name}
@@ -136,6 +155,9 @@ func (s *Server) fillPools() {
 			continue
 		}
 		for i := range cfg.Users {
+			if usesAuthQuery(cfg, &cfg.Users[i], cfg.Users[i].EffectiveAuthMethod(cfg.Auth.Method)) && cfg.Users[i].ServerPassword == "" {
+				continue // no way to log in until the user has logged in once
+			}
 			e := s.poolFor(db, &cfg.Users[i])
 			s.bgWG.Add(1)
 			go func() {
@@ -200,10 +222,16 @@ func (s *Server) Reload(cfg *config.Config) error {
 	for k, e := range s.pools {
 		db := cfg.Databases[k.database]
 		u := cfg.User(k.user)
+		if u == nil && cfg.Auth.AuthUser != "" {
+			u = &config.User{Name: k.user} // looked up with auth_query
+		}
 		if db == nil || u == nil {
 			continue // sessions still using it finish; no new ones start
 		}
 		opts := s.dialOptions(db, u)
+		if u.Password == "" && u.ServerPassword == "" && cfg.Auth.AuthUser != "" {
+			opts.Keys = e.opts.Load().Keys // keep what the last auth_query login recovered
+		}
 		e.opts.Store(&opts)
 		e.pool.Resize(poolConfig(db))
 	}
