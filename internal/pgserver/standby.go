@@ -260,12 +260,21 @@ func (c *Cluster) Timeline(ctx context.Context) (uint32, error) {
 }
 
 // CurrentLSN returns, as text ("0/3000148"), on a primary the end of the
-// WAL inserted so far (pg_current_wal_insert_lsn(): with the cluster's
+// last WAL record inserted, on a standby pg_last_wal_replay_lsn(). The
+// primary's value is pg_current_wal_insert_lsn() (with the cluster's
 // synchronous_commit=off, pg_current_wal_lsn(), the write position, can
-// still be before the last commit), on a standby pg_last_wal_replay_lsn().
+// still be before the last commit), moved back to the page start when it
+// points just past a page header: after a WAL segment switch (pg_basebackup
+// causes one) the insert position is 0/3000028 while the last record ends,
+// and a standby's replay stops, at 0/3000000. No record ends within the
+// first 40 bytes of a page except a continuation ending there, and a standby
+// past the page start has replayed that too, so the comparison stays exact.
 func (c *Cluster) CurrentLSN(ctx context.Context) (string, error) {
 	rows, err := c.Query(ctx, `SELECT CASE WHEN pg_catalog.pg_is_in_recovery()
-		THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_insert_lsn() END`)
+		THEN pg_catalog.pg_last_wal_replay_lsn() ELSE (
+			SELECT CASE WHEN off <= 40 THEN lsn - off ELSE lsn END
+			FROM (SELECT lsn, (lsn - '0/0'::pg_lsn) % pg_catalog.current_setting('wal_block_size')::numeric AS off
+				FROM (SELECT pg_catalog.pg_current_wal_insert_lsn() AS lsn) l) o) END`)
 	if err != nil {
 		return "", err
 	}
