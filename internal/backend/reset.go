@@ -69,21 +69,30 @@ func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
 	if q.Len() == 0 {
 		return nil
 	}
+	_, err := c.exec(ctx, q.String(), nil)
+	return err
+}
+
+// exec runs sql (one simple Query, possibly several statements) outside
+// the relay, handing every message but ReadyForQuery to fn (may be nil),
+// and returns the final transaction status. The server's first error is
+// returned as *ServerError; the connection is then still usable.
+func (c *Conn) exec(ctx context.Context, sql string, fn func(pgproto3.BackendMessage)) (byte, error) {
 	defer c.watch(ctx)()
-	if err := c.Send(&pgproto3.Query{String: q.String()}); err != nil {
-		return err
+	if err := c.Send(&pgproto3.Query{String: sql}); err != nil {
+		return 0, err
 	}
-	_, srvErr, err := c.readUntilReady(nil)
+	status, srvErr, err := c.readUntilReady(fn)
 	if err == nil {
 		err = c.release()
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if srvErr != nil {
-		return &ServerError{Response: srvErr}
+		return status, &ServerError{Response: srvErr}
 	}
-	return nil
+	return status, nil
 }
 
 // reported returns the server's reported value of a parameter, matching

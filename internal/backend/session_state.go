@@ -52,6 +52,9 @@ func (c *Conn) Tx(maxStatements int) *TxState {
 // server rejects is returned as *ServerError and nothing changes.
 func (c *Conn) SyncSettings(ctx context.Context, want map[string]string, maxStatements int) error {
 	tx := c.Tx(maxStatements)
+	if c.settingsMatch(tx, want) {
+		return nil // the common case, checked without allocating
+	}
 	var q strings.Builder
 	var set []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
@@ -85,19 +88,8 @@ func (c *Conn) SyncSettings(ctx context.Context, want map[string]string, maxStat
 	if q.Len() == 0 {
 		return nil
 	}
-	defer c.watch(ctx)()
-	if err := c.Send(&pgproto3.Query{String: q.String()}); err != nil {
+	if _, err := c.exec(ctx, q.String(), nil); err != nil {
 		return err
-	}
-	_, srvErr, err := c.readUntilReady(nil)
-	if err == nil {
-		err = c.release()
-	}
-	if err != nil {
-		return err
-	}
-	if srvErr != nil {
-		return &ServerError{Response: srvErr}
 	}
 	for _, k := range set {
 		tx.Settings[k] = want[k]
@@ -106,6 +98,26 @@ func (c *Conn) SyncSettings(ctx context.Context, want map[string]string, maxStat
 		delete(tx.Settings, k)
 	}
 	return nil
+}
+
+// settingsMatch reports whether the connection's session settings are
+// want already.
+func (c *Conn) settingsMatch(tx *TxState, want map[string]string) bool {
+	for k, v := range want {
+		cur, ok := tx.Settings[k]
+		if !ok {
+			cur, ok = c.reportedOK(k)
+		}
+		if !ok || cur != v {
+			return false
+		}
+	}
+	for k := range tx.Settings {
+		if _, ok := want[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // quoteSettingName quotes each dot-separated part of a setting name as
@@ -160,13 +172,9 @@ func (c *Conn) Snapshot(ctx context.Context, maxStatements int) (pins []string, 
 		names = append(names, "''")
 	}
 	q := fmt.Sprintf(snapshotSettingsSQL, strings.Join(names, ", ")) + "; " + snapshotPinsSQL
-	defer c.watch(ctx)()
-	if err := c.Send(&pgproto3.Query{String: q}); err != nil {
-		return nil, err
-	}
 	settings := map[string]string{}
 	result := 0
-	_, srvErr, err := c.readUntilReady(func(m pgproto3.BackendMessage) {
+	_, err = c.exec(ctx, q, func(m pgproto3.BackendMessage) {
 		switch m := m.(type) {
 		case *pgproto3.RowDescription:
 			result++
@@ -189,14 +197,8 @@ func (c *Conn) Snapshot(ctx context.Context, maxStatements int) (pins []string, 
 			}
 		}
 	})
-	if err == nil {
-		err = c.release()
-	}
 	if err != nil {
 		return nil, err
-	}
-	if srvErr != nil {
-		return nil, &ServerError{Response: srvErr}
 	}
 	tx.Settings = settings
 	return pins, nil
@@ -206,19 +208,10 @@ func (c *Conn) Snapshot(ctx context.Context, maxStatements int) (pins []string, 
 // other piece of session state alone, so transaction pooling can reuse
 // the connection with its prepared statements.
 func (c *Conn) Rollback(ctx context.Context) error {
-	defer c.watch(ctx)()
-	if err := c.Send(&pgproto3.Query{String: "ROLLBACK"}); err != nil {
-		return err
-	}
-	st, srvErr, err := c.readUntilReady(nil)
-	if err == nil {
-		err = c.release()
-	}
+	st, err := c.exec(ctx, "ROLLBACK", nil)
 	switch {
 	case err != nil:
 		return err
-	case srvErr != nil:
-		return &ServerError{Response: srvErr}
 	case st != 'I':
 		return fmt.Errorf("server in transaction status %q after ROLLBACK", st)
 	}

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bytes"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +12,6 @@ import (
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
-// syncWriter collects bytes written from any goroutine.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
 
 // metricValue reads a counter's or gauge's current value.
 func metricValue(t *testing.T, m prometheus.Metric) float64 {

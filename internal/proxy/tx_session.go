@@ -44,6 +44,9 @@ type txClient struct {
 	cur        *attachment // the attachment a chunk is being processed for
 	out        []byte      // bytes for the server, built under cur.mu
 	terminated bool        // the client sent Terminate
+	// deadlineSet records that a client read deadline may be armed
+	// (guarded like armClientDeadline's callers).
+	deadlineSet bool
 }
 
 var txClientIDs atomic.Uint64
@@ -318,6 +321,10 @@ func (c *txClient) armClientDeadline(a *attachment) {
 	if c.ss.draining.Load() && (!live || (!a.busyLocked() && a.status == 'I')) {
 		dl = time.Unix(1, 0)
 	}
+	if dl.IsZero() && !c.deadlineSet {
+		return // nothing to clear: skip the timer update
+	}
+	c.deadlineSet = !dl.IsZero()
 	c.ss.client.SetReadDeadline(dl)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // txPool is the pool YAML for a transaction-pooled appdb of size n.
@@ -121,7 +122,7 @@ func TestTxCopyInAndOut(t *testing.T) {
 	tag, err := c.CopyFrom(ctx, bytesReader(in), "COPY tx_copy FROM STDIN")
 	require.NoError(t, err)
 	require.EqualValues(t, 10000, tag.RowsAffected())
-	var out syncWriter
+	var out syncbuf.Buffer
 	_, err = c.CopyTo(ctx, &out, "COPY (SELECT sum(n) FROM tx_copy) TO STDOUT")
 	require.NoError(t, err)
 	require.Equal(t, "50005000\n", out.String())
