@@ -1,0 +1,722 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// Fuzz targets for transaction pooling's parsers: the client-side framer,
+// the Parse/Bind/Describe/Close name splitters, and the server-side
+// filter. None needs the package's PostgreSQL cluster; to fuzz without
+// starting one, set SLUICE_SKIP_PG=1.
+
+// failOnPanic turns a panic into a failure of this input alone (deferred
+// by each target), so that a regression input kept in testdata does not
+// take the package's other tests down with it.
+func failOnPanic(t *testing.T) {
+	if r := recover(); r != nil {
+		t.Fatalf("panic: %v\n%s", r, debug.Stack())
+	}
+}
+
+// fuzzFrame encodes one message (independently of the code under test).
+func fuzzFrame(typ byte, body []byte) []byte {
+	m := binary.BigEndian.AppendUint32([]byte{typ}, uint32(len(body)+4))
+	return append(m, body...)
+}
+
+// fuzzChunks cuts b into pieces whose sizes come from splits, cycling
+// through it: a byte below 128 gives 1 to 8 bytes (cuts inside headers),
+// from 128 on 1 to 255 in steps of 2. An empty splits gives one piece.
+func fuzzChunks(b, splits []byte) [][]byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(splits) == 0 {
+		return [][]byte{b}
+	}
+	var out [][]byte
+	for i := 0; len(b) > 0; i++ {
+		s := splits[i%len(splits)]
+		n := int(s%8) + 1
+		if s >= 128 {
+			n = int(s-128)*2 + 1
+		}
+		n = min(n, len(b))
+		out = append(out, b[:n])
+		b = b[n:]
+	}
+	return out
+}
+
+// fuzzInput reads a fuzz input as a stream of choices; once it runs dry
+// it yields zeros (choices) and a fixed pattern (bodies).
+type fuzzInput struct{ b []byte }
+
+func (r *fuzzInput) empty() bool { return len(r.b) == 0 }
+
+func (r *fuzzInput) byte() byte {
+	if len(r.b) == 0 {
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *fuzzInput) bytes(n int) []byte {
+	out := make([]byte, n)
+	k := copy(out, r.b)
+	r.b = r.b[k:]
+	for i := k; i < n; i++ {
+		out[i] = byte(i)
+	}
+	return out
+}
+
+// --- upFramer ---------------------------------------------------------
+
+type frameEvent struct {
+	stream, end bool
+	b           []byte
+}
+
+var errSinkStop = errors.New("sink stops")
+
+// recordingSink copies what the framer hands on (messages are views into
+// the chunk) and fails at call failAt (1-based; 0: never).
+type recordingSink struct {
+	events []frameEvent
+	failAt int
+}
+
+func (s *recordingSink) record(e frameEvent) error {
+	s.events = append(s.events, e)
+	if len(s.events) == s.failAt {
+		return errSinkStop
+	}
+	return nil
+}
+
+func (s *recordingSink) message(msg []byte) error {
+	return s.record(frameEvent{b: bytes.Clone(msg)})
+}
+
+func (s *recordingSink) streamBytes(b []byte, end bool) error {
+	return s.record(frameEvent{stream: true, end: end, b: bytes.Clone(b)})
+}
+
+// refFraming is what framing b must produce, worked out on the whole
+// input: the complete messages, a trailing CopyData cut short (streamed
+// as far as it goes), how many bytes are handed on, and the first
+// invalid length.
+type refFraming struct {
+	msgs    [][]byte
+	partial []byte
+	handed  int
+	err     *wire.ErrLength
+}
+
+func refFrame(b []byte) refFraming {
+	var r refFraming
+	off := 0
+	for len(b)-off >= wire.HeaderLen {
+		l := binary.BigEndian.Uint32(b[off+1:])
+		if l < 4 || l > maxClientMessage {
+			r.err = &wire.ErrLength{Type: b[off], Length: l}
+			break
+		}
+		if uint64(len(b)-off) < uint64(l)+1 {
+			if b[off] == 'd' {
+				r.partial = b[off:]
+				r.handed = len(b)
+				return r
+			}
+			break
+		}
+		r.msgs = append(r.msgs, b[off:off+int(l)+1])
+		off += int(l) + 1
+	}
+	r.handed = off
+	return r
+}
+
+// fuzzClientStream builds a valid client stream from in: a quarter of
+// the messages CopyData, bodies mostly small, some of up to ~4 kB.
+func fuzzClientStream(in *fuzzInput) []byte {
+	var out []byte
+	for n := 0; !in.empty() && n < 64; n++ {
+		typ := in.byte()
+		if typ < 64 {
+			typ = 'd'
+		}
+		l := int(in.byte())
+		if l < 192 {
+			l %= 16
+		} else {
+			l = (l - 192) * 64
+		}
+		out = append(out, fuzzFrame(typ, in.bytes(l))...)
+	}
+	return out
+}
+
+// FuzzUpFramer feeds the framer a stream cut at fuzzer-chosen points and
+// checks what it hands on against framing worked out on the whole input:
+// the same messages whatever the cuts; CopyData streamed in non-empty
+// parts, end set on exactly the last, concatenating to the message;
+// midStream true exactly while a CopyData is partly handed on; no
+// assembly buffer kept between messages; everything handed on a prefix
+// of the input (all of it for a valid stream); an invalid length is
+// wire.ErrLength with nothing of that message or after it handed on; a
+// sink error stops feed at once; the input is never written to.
+//
+// mode bit 0: build a valid stream from data (else data is the stream);
+// mode>>4: the sink fails at that call (0: never).
+func FuzzUpFramer(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data, splits []byte, mode uint8) {
+		defer failOnPanic(t)
+		stream := data
+		valid := mode&1 != 0
+		if valid {
+			stream = fuzzClientStream(&fuzzInput{data})
+		}
+		orig := bytes.Clone(stream)
+		ref := refFrame(stream)
+		if valid && (ref.err != nil || ref.partial != nil || ref.handed != len(stream)) {
+			t.Fatalf("test bug: built stream is not valid: %+v", ref)
+		}
+		sink := &recordingSink{failAt: int(mode >> 4)}
+		var fr upFramer
+		var err error
+		var open []byte // a CopyData partly handed on
+		for _, c := range fuzzChunks(stream, splits) {
+			before := len(sink.events)
+			err = fr.feed(c, sink)
+			for _, e := range sink.events[before:] {
+				if e.stream {
+					if len(e.b) == 0 {
+						t.Fatalf("empty CopyData part")
+					}
+					if open == nil && e.b[0] != 'd' {
+						t.Fatalf("streamed message of type %q", e.b[0])
+					}
+					open = append(open, e.b...)
+					if e.end {
+						open = nil
+					}
+				} else if open != nil {
+					t.Fatalf("whole message %q handed on inside a CopyData", e.b)
+				}
+			}
+			if sink.failAt > 0 && len(sink.events) >= sink.failAt {
+				if !errors.Is(err, errSinkStop) || len(sink.events) != sink.failAt {
+					t.Fatalf("sink failed at call %d: feed returned %v after %d calls", sink.failAt, err, len(sink.events))
+				}
+				break
+			}
+			if err != nil {
+				break
+			}
+			if got := fr.midStream(); got != (open != nil) {
+				t.Fatalf("midStream() = %v with a CopyData partly handed on: %v", got, open != nil)
+			}
+			if fr.hdrLen == 0 && fr.held != nil {
+				t.Fatalf("assembly buffer kept between messages (%d bytes)", len(fr.held))
+			}
+		}
+		if !bytes.Equal(stream, orig) {
+			t.Fatalf("framer wrote to its input")
+		}
+		var handed []byte
+		var units [][]byte // whole messages and complete CopyData, in order
+		var cur []byte
+		for _, e := range sink.events {
+			handed = append(handed, e.b...)
+			if !e.stream {
+				units = append(units, e.b)
+				continue
+			}
+			cur = append(cur, e.b...)
+			if e.end {
+				units = append(units, cur)
+				cur = nil
+			}
+		}
+		if !bytes.HasPrefix(stream, handed) {
+			t.Fatalf("handed on %q, not a prefix of the input %q", handed, stream)
+		}
+		if errors.Is(err, errSinkStop) {
+			if len(units) > len(ref.msgs) {
+				t.Fatalf("%d messages, framing the whole gives %d", len(units), len(ref.msgs))
+			}
+			for i, u := range units {
+				if !bytes.Equal(u, ref.msgs[i]) {
+					t.Fatalf("message %d: %q, want %q", i, u, ref.msgs[i])
+				}
+			}
+			return
+		}
+		if ref.err != nil {
+			var el wire.ErrLength
+			if !errors.As(err, &el) || el != *ref.err {
+				t.Fatalf("feed returned %v, want %v", err, *ref.err)
+			}
+		} else if err != nil {
+			t.Fatalf("feed: %v", err)
+		}
+		if len(handed) != ref.handed {
+			t.Fatalf("handed on %d bytes, want %d", len(handed), ref.handed)
+		}
+		if len(units) != len(ref.msgs) {
+			t.Fatalf("%d messages, framing the whole gives %d", len(units), len(ref.msgs))
+		}
+		for i, u := range units {
+			if !bytes.Equal(u, ref.msgs[i]) {
+				t.Fatalf("message %d: %q, want %q", i, u, ref.msgs[i])
+			}
+		}
+		if !bytes.Equal(cur, ref.partial) {
+			t.Fatalf("unfinished CopyData %q, want %q", cur, ref.partial)
+		}
+	})
+}
+
+// --- splitParse, splitBind, splitTarget ---------------------------------
+
+// FuzzSplitMessages checks the name splitters on arbitrary bodies: they
+// never panic or write to the message; they accept exactly the bodies
+// the protocol allows (checked by an independent reading); an accepted
+// message re-encodes byte for byte with the append functions; and with
+// another name (no NUL) the re-encoded message splits back to that name
+// and the same rest. The append functions leave dst's contents alone.
+//
+// kind%4: 0 Parse, 1 Bind, 2 Describe, 3 Close.
+func FuzzSplitMessages(f *testing.F) {
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte, name string) {
+		defer failOnPanic(t)
+		typ := "PBDC"[kind%4]
+		msg := fuzzFrame(typ, body)
+		orig := bytes.Clone(msg)
+		prefix := []byte("pre")
+		renamed := bytes.IndexByte([]byte(name), 0) < 0
+		var err error
+		var again []byte
+		switch typ {
+		case 'P':
+			var p parseMsg
+			p, err = splitParse(msg)
+			parts := bytes.SplitN(body, []byte{0}, 3)
+			valid := len(parts) == 3 && len(parts[2]) >= 2 && len(parts[2]) == 2+4*int(binary.BigEndian.Uint16(parts[2]))
+			if valid != (err == nil) {
+				t.Fatalf("splitParse(%q): err %v, valid %v", body, err, valid)
+			}
+			if err != nil {
+				break
+			}
+			again = appendParse(bytes.Clone(prefix), string(p.name), p.query, p.params)
+			if renamed {
+				m2 := appendParse(nil, name, p.query, p.params)
+				p2, err := splitParse(m2)
+				if err != nil || string(p2.name) != name || !bytes.Equal(p2.query, p.query) || !bytes.Equal(p2.params, p.params) {
+					t.Fatalf("renamed Parse %q splits to %q %q %q, %v", m2, p2.name, p2.query, p2.params, err)
+				}
+				checkLength(t, m2)
+			}
+		case 'B':
+			var portal, stmt, rest []byte
+			portal, stmt, rest, err = splitBind(msg)
+			valid := bytes.Count(body, []byte{0}) >= 2
+			if valid != (err == nil) {
+				t.Fatalf("splitBind(%q): err %v, valid %v", body, err, valid)
+			}
+			if err != nil {
+				break
+			}
+			again = appendBind(bytes.Clone(prefix), portal, string(stmt), rest)
+			if renamed {
+				m2 := appendBind(nil, portal, name, rest)
+				po2, st2, re2, err := splitBind(m2)
+				if err != nil || string(st2) != name || !bytes.Equal(po2, portal) || !bytes.Equal(re2, rest) {
+					t.Fatalf("renamed Bind %q splits to %q %q %q, %v", m2, po2, st2, re2, err)
+				}
+				checkLength(t, m2)
+			}
+		default:
+			var k byte
+			var n []byte
+			k, n, err = splitTarget(msg)
+			valid := len(body) >= 2 && (body[0] == 'S' || body[0] == 'P') && bytes.IndexByte(body[1:], 0) == len(body)-2
+			if valid != (err == nil) {
+				t.Fatalf("splitTarget(%q): err %v, valid %v", body, err, valid)
+			}
+			if err != nil {
+				break
+			}
+			if k != body[0] {
+				t.Fatalf("splitTarget(%q): kind %q", body, k)
+			}
+			again = appendTarget(bytes.Clone(prefix), typ, k, string(n))
+			if renamed {
+				m2 := appendTarget(nil, typ, k, name)
+				k2, n2, err := splitTarget(m2)
+				if err != nil || k2 != k || string(n2) != name {
+					t.Fatalf("renamed %q splits to %q %q, %v", m2, k2, n2, err)
+				}
+				checkLength(t, m2)
+			}
+		}
+		if !bytes.Equal(msg, orig) {
+			t.Fatalf("splitting wrote to the message")
+		}
+		if err != nil {
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("error %v, want errMalformed", err)
+			}
+			return
+		}
+		if !bytes.HasPrefix(again, prefix) || !bytes.Equal(again[len(prefix):], orig) {
+			t.Fatalf("re-encoded %q as %q", orig, again)
+		}
+	})
+}
+
+func checkLength(t *testing.T, m []byte) {
+	t.Helper()
+	if len(m) < wire.HeaderLen || int(binary.BigEndian.Uint32(m[1:])) != len(m)-1 {
+		t.Fatalf("message %q: length field does not match", m)
+	}
+}
+
+// --- downFilter ---------------------------------------------------------
+
+// newFuzzAttachment builds the least of an attachment that filter
+// touches: queue and counters, the client's mode and statements, the
+// connection's statement cache, and a logger for unexpected answers.
+func newFuzzAttachment(mode string, maxStatements int) *attachment {
+	ss := &session{srv: &Server{log: slog.New(slog.DiscardHandler)}}
+	c := &txClient{ss: ss, mode: mode, stmts: map[string]*clientStmt{}, maxStatements: maxStatements}
+	return newAttachment(ss, c, nil, &backend.Conn{})
+}
+
+// downMsg is one server message of a generated stream.
+type downMsg struct {
+	raw        []byte
+	start, end int // offsets in the stream
+}
+
+// downEntry is one generated queue entry.
+type downEntry struct {
+	p       pending // answer, action, srv, clientName; z set from batch
+	batch   int64   // the ReadyForQuery that ends its batch
+	when    byte    // lazy mode: how far before its answer it is queued
+	at      int     // lazy mode: queued before the chunk holding this offset
+	popMsg  int     // the message that took it off the queue (-1: none)
+	skipped bool    // taken off by a ReadyForQuery, not by an answer
+}
+
+// genServerStream builds a server stream of valid messages and a queue
+// from in. ParseComplete and CloseComplete messages are matched by an
+// entry (pass, drop, or asParse) or not; before a ReadyForQuery, entries
+// the server skipped may be queued; ReadyForQuery statuses are I, T or E.
+func genServerStream(in *fuzzInput) (msgs []downMsg, entries []downEntry, stream []byte) {
+	const types = "TDCZ13ESn2"
+	batch := int64(1)
+	for !in.empty() && len(msgs) < 96 {
+		c := in.byte()
+		typ := types[c%10]
+		var body []byte
+		switch typ {
+		case '1', '3':
+			if q := in.byte(); q&3 != 0 {
+				entries = append(entries, downEntry{p: pending{answer: typ, action: answerAction(q&3 - 1)}, batch: batch, when: in.byte()})
+			}
+		case 'Z':
+			k := in.byte()
+			for i := range int(k >> 6) {
+				answer := "13"[k>>i&1]
+				entries = append(entries, downEntry{p: pending{answer: answer, action: answerAction(k >> (2 + i) % 3)}, batch: batch, when: in.byte()})
+			}
+			body = []byte{"ITE"[in.byte()%3]}
+			batch++
+		default:
+			n := int(in.byte())
+			if n < 224 {
+				n %= 24
+			} else {
+				n = (n - 223) * 50
+			}
+			body = in.bytes(n)
+		}
+		m := downMsg{raw: fuzzFrame(typ, body), start: len(stream)}
+		stream = append(stream, m.raw...)
+		m.end = len(stream)
+		msgs = append(msgs, m)
+	}
+	for j := range entries {
+		e := &entries[j]
+		e.p.srv = fmt.Sprintf("s%d", j)
+		if j%2 == 0 {
+			e.p.clientName = fmt.Sprintf("c%d", j)
+			e.p.stmt = &clientStmt{srv: e.p.srv}
+		}
+	}
+	return msgs, entries, stream
+}
+
+// downModel works out, message by message and with the whole queue in
+// place, what the client must receive: the answer at the head of the
+// queue takes its entry's action, a ReadyForQuery takes off the entries
+// of its batch still queued. It records which message took off each
+// entry; in statement mode the output stops before the first
+// ReadyForQuery outside idle (breach, -1 if none). outAfter[i] is the
+// output's length once messages before i are through.
+func downModel(msgs []downMsg, entries []downEntry, statement bool) (out []byte, outAfter []int, breach int) {
+	for j := range entries {
+		entries[j].popMsg = -1
+	}
+	head := 0
+	gotZ := int64(0)
+	breach = -1
+	outAfter = []int{0}
+	for i, m := range msgs {
+		typ := m.raw[0]
+		act := answerPass
+		switch typ {
+		case '1', '3':
+			if head < len(entries) && entries[head].p.answer == typ {
+				act = entries[head].p.action
+				entries[head].popMsg = i
+				head++
+			}
+		case 'Z':
+			gotZ++
+			for head < len(entries) && entries[head].batch <= gotZ {
+				entries[head].popMsg, entries[head].skipped = i, true
+				head++
+			}
+			if statement && m.raw[5] != 'I' && breach < 0 {
+				breach = i
+			}
+		}
+		if breach < 0 {
+			switch act {
+			case answerPass:
+				out = append(out, m.raw...)
+			case answerAsParse:
+				out = append(out, '1')
+				out = append(out, m.raw[1:]...)
+			}
+		}
+		outAfter = append(outAfter, len(out))
+	}
+	return out, outAfter, breach
+}
+
+// FuzzDownFilter feeds the filter a generated server stream cut at
+// fuzzer-chosen points, with its queue in place from the start or (lazy)
+// filled as the client would: each entry before the server starts the
+// message that takes it off. It checks against downModel: the output is
+// the input with exactly the dropped answers removed and the asParse
+// ones turned into ParseComplete, whatever the cuts; after every chunk
+// the output is a prefix of that, holds every message completed, and
+// all of it when the chunk ends at a boundary; status and endsWithZ
+// report the chunk's ReadyForQuery; at the end the attachment counted
+// every ReadyForQuery, kept its last status, saw ParameterStatus, keeps
+// exactly the entries not taken off, and undid (statement cache, client
+// statement) exactly the skipped ones. In statement mode stmtBreach
+// comes on the chunk completing the first ReadyForQuery outside idle and
+// the output stops just before it. Raw mode feeds data itself with a
+// fixed queue: no panic, only framing errors.
+//
+// flags bit 0: statement mode; bit 1: lazy queue; bit 2: raw mode,
+// flags>>3 entries.
+func FuzzDownFilter(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data, splits []byte, flags uint8) {
+		defer failOnPanic(t)
+		statement, lazy, raw := flags&1 != 0, flags&2 != 0, flags&4 != 0
+		mode := "transaction"
+		if statement {
+			mode = "statement"
+		}
+		if raw {
+			fuzzDownRaw(t, data, splits, mode, int(flags>>3))
+			return
+		}
+		msgs, entries, stream := genServerStream(&fuzzInput{data})
+		want, outAfter, breach := downModel(msgs, entries, statement)
+		a := newFuzzAttachment(mode, len(entries)+1)
+		for j := range entries {
+			e := &entries[j]
+			a.tx.Statements.Add(e.p.srv)
+			if e.p.clientName != "" {
+				a.client.stmts[e.p.clientName] = e.p.stmt
+			}
+			// Queued no later than the start of the message that takes it
+			// off, and in order.
+			limit := len(stream)
+			if e.popMsg >= 0 {
+				limit = msgs[e.popMsg].start
+			}
+			e.at = limit * int(e.when) / 256
+			if j > 0 {
+				e.at = max(e.at, entries[j-1].at)
+			}
+		}
+		queued := 0
+		enqueue := func(upTo int) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			for ; queued < len(entries) && (!lazy || entries[queued].at < upTo); queued++ {
+				e := entries[queued]
+				a.asks = e.batch - 1
+				a.enqueueLocked(e.p)
+			}
+		}
+		var fl downFilter
+		var out []byte
+		off, done := 0, 0 // bytes fed; messages completed
+		breached := false
+		for _, c := range fuzzChunks(stream, splits) {
+			end := off + len(c)
+			enqueue(end)
+			res, err := fl.filter(a, c)
+			if err != nil {
+				t.Fatalf("filter at %d..%d: %v", off, end, err)
+			}
+			prev := len(out)
+			out = append(out, res.out...)
+			first := done
+			for done < len(msgs) && msgs[done].end <= end {
+				done++
+			}
+			if breach >= 0 && done > breach {
+				if !res.stmtBreach {
+					t.Fatalf("statement mode: ReadyForQuery %q at %d..%d (chunk %d..%d) not reported as a breach",
+						msgs[breach].raw[5], msgs[breach].start, msgs[breach].end, off, end)
+				}
+				if !bytes.Equal(out, want) {
+					t.Fatalf("statement mode: output %q, want %q (before the ReadyForQuery)", out, want)
+				}
+				breached = true
+				break
+			}
+			if res.stmtBreach {
+				t.Fatalf("stmtBreach at %d..%d without a ReadyForQuery outside idle", off, end)
+			}
+			// out[:prev] was checked with the previous chunk.
+			if len(out) > len(want) || !bytes.Equal(out[prev:], want[prev:len(out)]) {
+				if breach >= 0 && len(out) > len(want) && bytes.Equal(out[prev:len(want)], want[prev:]) {
+					t.Fatalf("statement mode: %d bytes of the ReadyForQuery %q at %d..%d forwarded by chunk %d..%d, before it completed",
+						len(out)-len(want), msgs[breach].raw[5], msgs[breach].start, msgs[breach].end, off, end)
+				}
+				t.Fatalf("chunk %d..%d: output %q from offset %d, want %q", off, end, res.out, prev, want[prev:min(len(out), len(want))])
+			}
+			if len(out) < outAfter[done] {
+				t.Fatalf("after %d bytes: %d bytes out, messages completed make %d", end, len(out), outAfter[done])
+			}
+			atBoundary := done > 0 && msgs[done-1].end == end
+			if atBoundary && len(out) != outAfter[done] {
+				t.Fatalf("chunk ends at a message boundary (%d) but %d of %d bytes are out", end, len(out), outAfter[done])
+			}
+			var status byte
+			for _, m := range msgs[first:done] {
+				if m.raw[0] == 'Z' {
+					status = m.raw[5]
+				}
+			}
+			if res.status != status {
+				t.Fatalf("chunk %d..%d: status %q, want %q", off, end, res.status, status)
+			}
+			if atBoundary && msgs[done-1].raw[0] == 'Z' && !res.endsWithZ {
+				t.Fatalf("chunk %d..%d ends with a ReadyForQuery: endsWithZ false", off, end)
+			}
+			if res.endsWithZ && (!atBoundary || status == 0) {
+				t.Fatalf("chunk %d..%d: endsWithZ without ending after a ReadyForQuery", off, end)
+			}
+			off = end
+		}
+		if breach >= 0 {
+			if !breached {
+				t.Fatalf("statement mode: stream ended without stmtBreach")
+			}
+			return
+		}
+		if !bytes.Equal(out, want) {
+			t.Fatalf("output\n%q\nwant\n%q", out, want)
+		}
+		var zs int64
+		status := byte('I')
+		sawS := false
+		for _, m := range msgs {
+			switch m.raw[0] {
+			case 'Z':
+				zs++
+				status = m.raw[5]
+			case 'S':
+				sawS = true
+			}
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.gotZ != zs || a.status != status || a.sawParamStatus != sawS {
+			t.Fatalf("gotZ %d status %q sawParamStatus %v, want %d %q %v", a.gotZ, a.status, a.sawParamStatus, zs, status, sawS)
+		}
+		left := 0
+		for _, e := range entries {
+			if e.popMsg < 0 {
+				left++
+			}
+			cached := a.tx.Statements.Has(e.p.srv)
+			_, known := a.client.stmts[e.p.clientName]
+			if cached == e.skipped || e.p.clientName != "" && known == e.skipped {
+				t.Fatalf("entry %+v: cached %v, client statement kept %v", e, cached, known)
+			}
+		}
+		if len(a.queue) != left || int(a.queued.Load()) != left {
+			t.Fatalf("%d entries queued (counter %d), want %d", len(a.queue), a.queued.Load(), left)
+		}
+		if fl.carryN != 0 {
+			t.Fatalf("%d header bytes held at the end of the stream", fl.carryN)
+		}
+	})
+}
+
+// fuzzDownRaw feeds arbitrary bytes: the filter must not panic and may
+// fail only on framing; without a queue it forwards its input unchanged.
+func fuzzDownRaw(t *testing.T, data, splits []byte, mode string, n int) {
+	a := newFuzzAttachment(mode, 1)
+	a.mu.Lock()
+	for i := range n {
+		a.asks = int64(i / 2)
+		a.enqueueLocked(pending{answer: "13"[i%2], action: answerAction(i % 3)})
+	}
+	a.mu.Unlock()
+	var fl downFilter
+	fed := 0
+	for _, c := range fuzzChunks(data, splits) {
+		res, err := fl.filter(a, c)
+		if err != nil {
+			var el wire.ErrLength
+			if !errors.As(err, &el) && !errors.Is(err, errMalformed) {
+				t.Fatalf("filter: %v", err)
+			}
+			return
+		}
+		fed += len(c)
+		if res.stmtBreach {
+			return
+		}
+		if n == 0 && !bytes.Equal(res.out, c) {
+			t.Fatalf("without a queue: output %q after %d bytes, input %q", res.out, fed-len(c), c)
+		}
+	}
+}
