@@ -77,6 +77,8 @@ func (a *AutoPromote) decide(hosts []HostState, primary string, maxTimeline uint
 				best, bestLSN = h, lsn
 			}
 		case h.Reachable && h.Role == RoleFenced:
+		case h.LastProbe.IsZero():
+			return decision{why: h.Name + " not probed yet"}
 		case !h.DownSince.IsZero():
 			if now.Sub(h.DownSince) < after {
 				return decision{why: fmt.Sprintf("%s is silent; promoting once it has been for %v", h.Name, after)}

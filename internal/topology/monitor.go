@@ -23,6 +23,9 @@ type Config struct {
 	Interval time.Duration
 	// ProbeTimeout bounds one probe (dial included); 0 means Interval.
 	ProbeTimeout time.Duration
+	// MaxReplicaLag is max_replica_lag: a standby lagging more is marked
+	// Lagging, and crossing it either way is a material change. 0: never.
+	MaxReplicaLag time.Duration
 	// AutoPromote, if set, promotes a standby when the primary is gone.
 	AutoPromote *AutoPromote
 	Logger      *slog.Logger // nil: discard
@@ -161,6 +164,7 @@ func (m *Monitor) SetHosts(hosts []Host) error {
 		seen[h.Name] = true
 	}
 	m.mu.Lock()
+	before := m.stateLocked()
 	old := map[string]*hostRunner{}
 	for _, h := range m.hosts {
 		old[h.host.Name] = h
@@ -187,7 +191,7 @@ func (m *Monitor) SetHosts(hosts []Host) error {
 		gone = append(gone, r.host)
 	}
 	m.hosts = next
-	events := m.updateLocked(time.Now())
+	events := m.updateLocked(time.Now(), before)
 	m.emit(events)
 	if f, ok := m.cfg.Prober.(interface{ Forget(Host) }); ok {
 		for _, h := range gone {
@@ -226,6 +230,7 @@ func (m *Monitor) record(h *hostRunner, obs Observation, err error) {
 		m.mu.Unlock()
 		return
 	}
+	before := m.stateLocked()
 	s := &h.st
 	wasReachable, first := s.Reachable, s.LastProbe.IsZero()
 	s.LastProbe = now
@@ -245,7 +250,7 @@ func (m *Monitor) record(h *hostRunner, obs Observation, err error) {
 	case !wasReachable && s.Reachable:
 		m.log.Info("server reachable", "server", h.host.Name, "in_recovery", obs.InRecovery, "timeline", obs.Timeline)
 	}
-	events := m.updateLocked(now)
+	events := m.updateLocked(now, before)
 	if f := m.cfg.Hooks.HostProbed; f != nil {
 		st := h.st
 		events = append(events, func() { f(m.cfg.Database, st) })
@@ -263,25 +268,37 @@ func (m *Monitor) emit(events []func()) {
 	}
 }
 
-type signature struct {
+// state is what counts as a material change: a difference in it bumps
+// Version and closes the Changed channel.
+type state struct {
+	hosts   []hostSig
+	primary string
+}
+
+type hostSig struct {
+	name      string
 	reachable bool
 	role      Role
 	timeline  uint32
 	paused    bool
+	lagging   bool
 }
 
-func (m *Monitor) signatureLocked() ([]signature, string) {
-	sig := make([]signature, len(m.hosts))
+func (a state) equal(b state) bool { return a.primary == b.primary && slices.Equal(a.hosts, b.hosts) }
+
+func (m *Monitor) stateLocked() state {
+	sig := make([]hostSig, len(m.hosts))
 	for i, h := range m.hosts {
-		sig[i] = signature{h.st.Reachable, h.st.Role, h.st.Timeline, h.st.ReplayPaused}
+		sig[i] = hostSig{h.host.Name, h.st.Reachable, h.st.Role, h.st.Timeline, h.st.ReplayPaused, h.st.Lagging}
 	}
-	return sig, m.primary
+	return state{sig, m.primary}
 }
 
 // updateLocked re-derives roles, the primary, lag and the auto-promote
-// decision from the hosts' states, and returns the hooks to call.
-func (m *Monitor) updateLocked(now time.Time) []func() {
-	beforeSig, beforePrimary := m.signatureLocked()
+// decision from the hosts' states, notifies waiters if the result differs
+// materially from before (taken before the caller changed anything), and
+// returns the hooks to call.
+func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 	var events []func()
 
 	// The newest timeline seen anywhere: a standby receiving timeline N
@@ -375,11 +392,11 @@ func (m *Monitor) updateLocked(now time.Time) []func() {
 		default:
 			s.Lag, s.LagBytes, s.LagKnown = 0, 0, false
 		}
+		s.Lagging = s.LagKnown && m.cfg.MaxReplicaLag > 0 && s.Lag > m.cfg.MaxReplicaLag
 	}
 	events = append(events, m.autoPromoteLocked(now)...)
 
-	afterSig, afterPrimary := m.signatureLocked()
-	if afterPrimary != beforePrimary || !slices.Equal(beforeSig, afterSig) {
+	if !m.stateLocked().equal(before) {
 		m.version++
 		close(m.changed)
 		m.changed = make(chan struct{})
@@ -451,7 +468,7 @@ func (m *Monitor) autoPromoteLocked(now time.Time) []func() {
 	}
 	d := a.decide(m.statesLocked(), m.primary, m.maxTimeline, now)
 	if d.target == "" {
-		if d.why != m.waitingWhy && m.primary == "" {
+		if d.why != m.waitingWhy && m.primary == "" && m.allProbedLocked() {
 			m.log.Info("automatic promotion: waiting", "reason", d.why)
 		}
 		m.waitingWhy = d.why
@@ -475,22 +492,22 @@ func (m *Monitor) autoPromoteLocked(now time.Time) []func() {
 	return nil
 }
 
-// promoted logs a promotion attempt, calls the hook and probes the host at
-// once so that the snapshot catches up.
+// promoted logs a promotion attempt, calls the hook and then probes the
+// host at once so that the snapshot catches up.
 func (m *Monitor) promoted(h *hostRunner, auto bool, err error) {
 	if err != nil {
 		m.log.Error("promotion failed", "server", h.host.Name, "automatic", auto, "error", err)
 	} else {
 		m.log.Warn("promoted", "server", h.host.Name, "automatic", auto)
 	}
-	select {
-	case h.poke <- struct{}{}:
-	default:
-	}
 	if f := m.cfg.Hooks.Promoted; f != nil {
 		m.emitMu.Lock()
 		f(m.cfg.Database, h.host.Name, auto, err)
 		m.emitMu.Unlock()
+	}
+	select {
+	case h.poke <- struct{}{}:
+	default:
 	}
 }
 
@@ -551,8 +568,9 @@ func (m *Monitor) statesLocked() []HostState {
 //		<-ch
 //	}
 //
-// A change is seen within one probe interval of the server changing; lag
-// figures alone do not count as changes.
+// A change is seen within one probe interval of the server changing. Lag
+// figures alone do not count as changes; a standby crossing MaxReplicaLag
+// does.
 func (m *Monitor) Changed() <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -316,7 +316,7 @@ func TestLag(t *testing.T) {
 		f.set("p", fakeServer{obs: primaryObs(1, 1000)})
 		f.set("s1", fakeServer{obs: standbyObs(1, 1000)})
 		f.set("s2", fakeServer{obs: standbyObs(1, 1000)})
-		h := start(t, f, Config{Hosts: hosts("p", "s1", "s2")})
+		h := start(t, f, Config{Hosts: hosts("p", "s1", "s2"), MaxReplicaLag: 10 * time.Second})
 		defer h.stop()
 		h.settle()
 		time.Sleep(30 * time.Second) // idle for a long time
@@ -328,6 +328,7 @@ func TestLag(t *testing.T) {
 		}
 
 		// The primary writes every second; s1 keeps up, s2 stops replaying.
+		v := h.m.Snapshot().Version
 		for i := 1; i <= 20; i++ {
 			lsn := LSN(1000 + 100*i)
 			f.edit("p", func(s *fakeServer) { s.obs.FlushLSN = lsn })
@@ -343,6 +344,9 @@ func TestLag(t *testing.T) {
 		require.GreaterOrEqual(t, s2.Lag, 19*time.Second)
 		require.LessOrEqual(t, s2.Lag, 21*time.Second)
 		require.EqualValues(t, 2000, s2.LagBytes)
+		require.True(t, s2.Lagging)
+		require.False(t, s1.Lagging)
+		require.Equal(t, v+2, s.Version, "two changes: s2 paused, then lagging (lag figures alone are none)")
 		var names []string
 		for _, st := range s.Standbys(10 * time.Second) {
 			names = append(names, st.Name)
@@ -355,6 +359,7 @@ func TestLag(t *testing.T) {
 		time.Sleep(time.Second)
 		s2, _ = h.settle().Host("s2")
 		require.Zero(t, s2.Lag)
+		require.False(t, s2.Lagging)
 	})
 }
 

@@ -103,6 +103,8 @@ type HostState struct {
 	LagKnown bool
 	// LagBytes is the newest primary flush position minus ReplayLSN.
 	LagBytes uint64
+	// Lagging: Lag is known and over Config.MaxReplicaLag.
+	Lagging bool
 	// Err is the last probe's error (nil after a success).
 	Err error
 	// LastProbe is when the last probe ended; LastSeen when the last
@@ -116,8 +118,9 @@ type HostState struct {
 
 // Snapshot is a consistent view of a database's hosts.
 type Snapshot struct {
-	// Version grows with every material change (a host's reachability,
-	// role or timeline, or the writable primary); see Monitor.Changed.
+	// Version grows with every material change (the host list, a host's
+	// reachability, role, timeline, paused replay or Lagging, or the
+	// writable primary); see Monitor.Changed.
 	Version uint64
 	// Hosts in configured order.
 	Hosts []HostState
