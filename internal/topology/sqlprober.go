@@ -43,9 +43,12 @@ func BackendDialer(opts func(h Host) backend.Options) DialFunc {
 }
 
 // SQLProber probes with SQL over one dedicated connection per host, kept
-// open between probes and replaced when it fails. It needs a login that
-// may read pg_stat_wal_receiver (pg_monitor) and, for Promote, EXECUTE on
-// pg_promote; superuser does both.
+// open between probes and replaced when it fails. Its login needs
+// pg_monitor (pg_ls_waldir(), pg_stat_wal_receiver's details;
+// PostgreSQL checks them on a primary too) and, for Promote, EXECUTE on
+// pg_promote in the database it connects to; a superuser has both. Without
+// them every probe fails with "permission denied", which counts as an
+// answer, so such a host is never reachable and blocks automatic promotion.
 type SQLProber struct {
 	dial DialFunc
 
