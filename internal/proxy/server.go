@@ -166,13 +166,26 @@ func (s *Server) acceptLoop(l net.Listener) {
 		s.sessWG.Add(1)
 		s.mu.Unlock()
 		go func() {
-			defer s.sessWG.Done()
 			sess.serve()
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
+			if then := sess.then; then != nil {
+				go func() {
+					then()
+					sess.end()
+					s.sessionDone(sess)
+				}()
+				return
+			}
+			s.sessionDone(sess)
 		}()
 	}
+}
+
+// sessionDone forgets an ended session.
+func (s *Server) sessionDone(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.sessWG.Done()
 }
 
 // buffers returns the shared buffer pool for one chunk size.

@@ -40,6 +40,13 @@ type session struct {
 	stop context.CancelFunc
 	// tx is set for transaction and statement pool mode.
 	tx *txClient
+	// then, when serve sets it, continues the session on a fresh
+	// goroutine: a transaction-pooled client idles for hours, and the
+	// goroutine that logged it in has grown its stack (SCRAM, decoding)
+	// to several times what waiting needs. It ends with end().
+	then func()
+	// counted records that clients was incremented for this session.
+	counted bool
 	// draining asks a transaction-pooled client to leave at its next
 	// idle point (sluice is shutting down).
 	draining atomic.Bool
@@ -126,11 +133,25 @@ func (ss *session) fail(code, msg string, attrs ...any) {
 	ss.srv.log.Info("client refused", append([]any{"remote", ss.remote(), "sqlstate", code, "reason", msg}, attrs...)...)
 }
 
+// end releases what a session holds on sluice's side; it runs when the
+// session ends, on whichever goroutine ends it (see then).
+func (ss *session) end() {
+	s := ss.srv
+	if ss.counted {
+		s.clients.Add(-1)
+	}
+	s.metrics.ClientConnections.Dec()
+	ss.client.Close()
+}
+
 func (ss *session) serve() {
 	s := ss.srv
-	defer ss.client.Close()
 	s.metrics.ClientConnections.Inc()
-	defer s.metrics.ClientConnections.Dec()
+	defer func() {
+		if ss.then == nil {
+			ss.end()
+		} // else the continuation ends the session
+	}()
 	st := s.state.Load()
 	cfg := st.cfg
 	ss.client.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
@@ -138,12 +159,11 @@ func (ss *session) serve() {
 	if err != nil || start == nil {
 		return // includes cancel requests, served whatever the client count
 	}
+	ss.counted = true
 	if n := s.clients.Add(1); n > int64(cfg.Limits.MaxClientConnections) {
-		defer s.clients.Add(-1)
 		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("too many client connections (limits.max_client_connections = %d)", cfg.Limits.MaxClientConnections))
 		return
 	}
-	defer s.clients.Add(-1)
 	user, dbName := start.Get("user"), start.Get("database")
 	if dbName == "" {
 		dbName = user

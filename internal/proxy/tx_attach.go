@@ -150,7 +150,7 @@ func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
 				if _, werr := a.ss.client.Write(res.out); werr != nil {
 					return clientWriteError{werr}
 				}
-				a.client.bytesDown(len(res.out))
+				a.client.bytesDown.Add(float64(len(res.out)))
 			}
 			if res.stmtBreach {
 				return errStatementMode

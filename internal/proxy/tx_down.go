@@ -9,8 +9,9 @@ import (
 // connection can go back to the pool) and, only while Parse or Close
 // answers are awaited, the 5-byte ParseComplete and CloseComplete
 // messages that must be dropped or turned into one another. To edit a
-// message whose header a read cut in two, the cut header is held back
-// and sent with the next chunk. Owned by the attachment's goroutine.
+// message whose header a read cut in two, the cut header (or a
+// ReadyForQuery's header without its status) is held back and sent with
+// the next chunk. Owned by the attachment's goroutine.
 type downFilter struct {
 	scan    wire.Scanner
 	carry   [wire.HeaderLen]byte
@@ -82,9 +83,13 @@ func (f *downFilter) filter(a *attachment, chunk []byte) (downResult, error) {
 		return res, err
 	}
 	total := base + len(chunk)
-	hold := 0
-	if p := f.scan.PartialHeader(); p > 0 && a.queued.Load() > 0 {
-		hold = p
+	// Hold back a header cut by the read (at most 4 bytes, all in carry
+	// and chunk since the previous cut was held back too), and a
+	// ReadyForQuery header still missing its status: edits and the
+	// statement-mode cut then always see whole messages.
+	hold := f.scan.PartialHeader()
+	if hold == 0 && f.scan.AwaitingBody() == 'Z' {
+		hold = wire.HeaderLen
 	}
 	res.endsWithZ = lastEnd == total && res.status != 0 && f.scan.AtBoundary()
 	if base == 0 && hold == 0 && len(f.edits) == 0 && cut < 0 {

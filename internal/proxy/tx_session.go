@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -36,14 +37,18 @@ type txClient struct {
 	idleTx        time.Duration
 	clientIdle    time.Duration
 	bufs          *wire.Buffers
-	bytesUp       func(int)
-	bytesDown     func(int)
+	bytesUp       prometheus.Counter
+	bytesDown     prometheus.Counter
 
 	up         upFramer
 	att        *attachment // the current or last attachment
 	cur        *attachment // the attachment a chunk is being processed for
 	out        []byte      // bytes for the server, built under cur.mu
 	terminated bool        // the client sent Terminate
+	poll       *wire.Poller
+	user       string      // for the log line at the end
+	pid        uint32      // issued to the client (cancel key with secret)
+	secret     uint32
 	// deadlineSet records that a client read deadline may be armed
 	// (guarded like armClientDeadline's callers).
 	deadlineSet bool
@@ -66,13 +71,13 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 	c := &txClient{ss: ss, entry: e, db: db, id: txClientIDs.Add(1), mode: db.PoolMode,
 		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
-		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: addCounter(s.metrics.BytesClientToSrv),
-		bytesDown: addCounter(s.metrics.BytesSrvToClient)}
+		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
+		bytesDown: s.metrics.BytesSrvToClient}
 	for _, p := range settings {
 		c.want[strings.ToLower(p.Name)] = p.Value
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	defer cancel() // the context serves the login only
 	ss.mu.Lock()
 	ss.stop, ss.tx = cancel, c
 	terminated := ss.terminated
@@ -91,17 +96,36 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 	}
 	pid := s.nextPID()
 	secret := s.cancels.add(pid, ss)
-	defer s.cancels.remove(pid, secret)
 	greet := greetingFor(conn, pid, secret)
 	e.pool.Release(conn)
 	ss.client.SetDeadline(time.Time{})
 	s.metrics.ClientSessions.Inc()
-	if _, err := ss.client.Write(greet); err == nil {
-		c.serve()
+	if _, err = ss.client.Write(greet); err != nil {
+		c.ended(u.Name, pid, secret)
+		return
 	}
+	c.user, c.pid, c.secret = u.Name, pid, secret
+	// Made here, not on the serving goroutine: an allocation there can
+	// take the slow path and grow the goroutine's stack for good.
+	c.poll = wire.NewPoller(ss.client)
+	ss.then = c.serveThenEnd // see session.then
+}
+
+// serveThenEnd is the goroutine that serves a logged-in client. Its frame
+// and serve's are small, so that an idle client's stack stays at the
+// minimum (2 kB): the logging at the end is in a call of its own.
+func (c *txClient) serveThenEnd() {
+	c.serve()
+	c.ended(c.user, c.pid, c.secret)
+}
+
+//go:noinline
+func (c *txClient) ended(user string, pid, secret uint32) {
+	s, ss := c.ss.srv, c.ss
+	s.cancels.remove(pid, secret)
 	c.setPins(nil)
-	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
-		"duration", time.Since(ss.start).Round(time.Millisecond), "pool_mode", db.PoolMode)
+	s.log.Info("session ended", "user", user, "database", c.db.Name, "remote", ss.remote(),
+		"duration", time.Since(ss.start).Round(time.Millisecond), "pool_mode", c.db.PoolMode)
 }
 
 // acquire takes a server connection and gives it the client's settings;
@@ -169,11 +193,9 @@ var errDraining = errors.New("sluice is shutting down")
 
 // serve is the clientToServer loop.
 func (c *txClient) serve() {
-	ss := c.ss
-	poll := wire.NewPoller(ss.client)
 	for {
 		c.armIdle()
-		err := poll.Wait()
+		err := c.poll.Wait()
 		if err == wire.ErrNoRawConn {
 			err = nil
 		}
@@ -251,7 +273,7 @@ func (c *txClient) forward(chunk []byte) error {
 		var werr error
 		if len(out) > 0 {
 			_, werr = a.conn.Conn.Write(out)
-			c.bytesUp(len(out))
+			c.bytesUp.Add(float64(len(out)))
 		}
 		if cap(out) <= 1<<20 {
 			*bp = out[:0]
@@ -321,8 +343,8 @@ func (c *txClient) armClientDeadline(a *attachment) {
 	if c.ss.draining.Load() && (!live || (!a.busyLocked() && a.status == 'I')) {
 		dl = time.Unix(1, 0)
 	}
-	if dl.IsZero() && !c.deadlineSet {
-		return // nothing to clear: skip the timer update
+	if dl.IsZero() && !c.deadlineSet && !c.ss.draining.Load() {
+		return // nothing to clear (drain sets one itself): skip the timer update
 	}
 	c.deadlineSet = !dl.IsZero()
 	c.ss.client.SetReadDeadline(dl)

@@ -96,3 +96,13 @@ func (s *Scanner) PartialHeader() int {
 	}
 	return 0
 }
+
+// AwaitingBody reports the type of the current message when its header
+// has been seen and none of its body yet (0 otherwise), so a caller that
+// must see a short message whole can hold back the header.
+func (s *Scanner) AwaitingBody() byte {
+	if s.hdrLen == HeaderLen && !s.sawBody && s.remain > 0 {
+		return s.typ
+	}
+	return 0
+}
