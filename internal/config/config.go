@@ -45,6 +45,9 @@ type Listen struct {
 	// SocketDir, when non-empty, also listens on the Unix socket
 	// <socket_dir>/.s.PGSQL.<port of Address> (see SocketPath).
 	SocketDir string `yaml:"socket_dir"`
+	// ReadOnlyAddress, when non-empty, is a second TCP listener whose
+	// clients are served by standbys (see Database.ReadOnlyFallback).
+	ReadOnlyAddress string `yaml:"read_only_address"`
 }
 
 // Admin configures the admin/metrics HTTP endpoint.
@@ -153,6 +156,21 @@ type Database struct {
 	Backend  Backend  `yaml:"backend"`
 	// ServerTLS is TLS to this database's servers.
 	ServerTLS ServerTLS `yaml:"server_tls"`
+	// High availability (used when hosts lists more than one server).
+	HealthCheckInterval Duration `yaml:"health_check_interval"` // default 1s; how often each host's role is probed
+	MaxReplicaLag       Duration `yaml:"max_replica_lag"`       // default 10s; standbys further behind get no read-only clients
+	ReadOnlyFallback    string   `yaml:"read_only_fallback"`    // "primary" (default) or "refuse" when no standby qualifies
+	Failover            Failover `yaml:"failover"`
+}
+
+// Failover configures primary detection and promotion for a database.
+type Failover struct {
+	// User names the users[] entry whose server login probes the hosts
+	// and promotes (pg_monitor and EXECUTE on pg_promote, or superuser).
+	// Required when hosts lists more than one server.
+	User         string   `yaml:"user"`
+	AutoPromote  bool     `yaml:"auto_promote"`  // default false; promote the best standby when the primary is gone
+	PromoteAfter Duration `yaml:"promote_after"` // default 10s of primary silence before auto_promote acts
 }
 
 // Pool sizes the per-(database, user) pool of server connections.
@@ -206,6 +224,10 @@ const (
 	DefaultMaxLifetime           = time.Hour
 	DefaultHealthCheckPeriod     = 60 * time.Second
 	DefaultMaxPreparedStatements = 500
+	DefaultHealthCheckInterval   = time.Second
+	DefaultMaxReplicaLag         = 10 * time.Second
+	DefaultReadOnlyFallback      = "primary"
+	DefaultPromoteAfter          = 10 * time.Second
 	DefaultTCPKeepalive          = 30 * time.Second
 	DefaultReceiveChunkSize      = 8192
 	DefaultDialTimeout           = 60 * time.Second
@@ -225,9 +247,11 @@ var (
 	LogFormats  = []string{"text", "json"}
 	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust", "token", "cert"}
 	PoolModes   = []string{"session", "transaction", "statement"}
-	Networks    = []string{"tcp", "unix"}
-	TLSModes    = []string{"disable", "allow", "require"}
-	TLSVersions = []string{"1.2", "1.3"}
+	// ReadOnlyFallbacks say what a read-only client gets when no standby qualifies.
+	ReadOnlyFallbacks = []string{"primary", "refuse"}
+	Networks          = []string{"tcp", "unix"}
+	TLSModes          = []string{"disable", "allow", "require"}
+	TLSVersions       = []string{"1.2", "1.3"}
 	// ServerTLSModes are libpq's sslmode values (except allow).
 	ServerTLSModes = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
 )
@@ -274,7 +298,11 @@ func defaultDatabase(name string) *Database {
 			Backoff:           Duration(DefaultBackoff),
 			BackoffMultiplier: DefaultBackoffMultiplier,
 		},
-		ServerTLS: ServerTLS{Mode: DefaultServerTLSMode},
+		ServerTLS:           ServerTLS{Mode: DefaultServerTLSMode},
+		HealthCheckInterval: Duration(DefaultHealthCheckInterval),
+		MaxReplicaLag:       Duration(DefaultMaxReplicaLag),
+		ReadOnlyFallback:    DefaultReadOnlyFallback,
+		Failover:            Failover{PromoteAfter: Duration(DefaultPromoteAfter)},
 	}
 }
 
