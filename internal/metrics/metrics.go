@@ -18,6 +18,21 @@ type PoolStat struct {
 	Recycled, DeadRemoved, Timeouts uint64
 }
 
+// HostStat is one database server's state as the topology monitor sees
+// it, at scrape time.
+type HostStat struct {
+	Database, Host, Role string // role: primary, standby, fenced, unknown
+	Up                   bool
+	LagSeconds           float64 // standbys; 0 when unknown
+}
+
+// DatabaseStat is a monitored database's failover state at scrape time.
+type DatabaseStat struct {
+	Database         string
+	Failovers        int
+	NoPrimarySeconds float64 // how long it has had no writable primary; 0 while it has one
+}
+
 // Metrics holds every metric sluice exports.
 type Metrics struct {
 	Registry *prometheus.Registry
@@ -33,6 +48,18 @@ type Metrics struct {
 	// Transaction pooling: clients pinned to their server connection.
 	Pins          *prometheus.CounterVec
 	PinnedClients *prometheus.GaugeVec
+	// NoPrimaryTotal accumulates, per database, the time without a
+	// writable primary (added when a primary is back).
+	NoPrimaryTotal *prometheus.CounterVec
+
+	topo topoCollector
+}
+
+// SetTopology makes scrapes report the monitored databases' servers.
+func (m *Metrics) SetTopology(hosts func() []HostStat, dbs func() []DatabaseStat) {
+	m.topo.mu.Lock()
+	m.topo.hosts, m.topo.dbs = hosts, dbs
+	m.topo.mu.Unlock()
 }
 
 // New creates the metrics; pools is called at every scrape to report
@@ -79,7 +106,12 @@ func New(pools func() []PoolStat) *Metrics {
 			Name: "sluice_pinned_clients",
 			Help: "Transaction-pooled clients currently pinned to their server connection, by reason.",
 		}, []string{"reason"}),
+		NoPrimaryTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_no_primary_seconds_total",
+			Help: "Time each database had no writable primary, counted when a primary is back.",
+		}, []string{"database"}),
 	}
+	reg.MustRegister(m.NoPrimaryTotal, &m.topo)
 	reg.MustRegister(m.ClientConnections, m.ClientSessions, m.ClientLoginFailure, bytes,
 		m.ConnectAttempts, m.ConnectFailures, m.CancelRequests, m.Pins, m.PinnedClients, &poolCollector{pools: pools},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -100,7 +100,7 @@ func (s *Server) runAuthQuery(ctx context.Context, st *state, db *config.Databas
 		return nil, errors.New("auth.auth_user is not a configured user")
 	}
 	e := s.poolFor(db, au)
-	conn, err := e.pool.Acquire(ctx)
+	conn, err := e.acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("no server connection for auth_user %q: %w", au.Name, err)
 	}

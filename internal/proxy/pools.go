@@ -69,10 +69,52 @@ type poolEntry struct {
 	key  poolKey
 	pool *pool.Pool[*backend.Conn]
 	opts atomic.Pointer[backend.Options]
+	// db is the database's configuration (swapped on reload); topo its
+	// monitor when it has several hosts (nil: the one host is dialled).
+	db   atomic.Pointer[config.Database]
+	topo *dbTopology
+}
+
+// dial opens a server connection for the pool: to the configured host,
+// or with several hosts to whichever the monitor says is the primary.
+func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
+	base := *e.opts.Load()
+	if e.topo == nil {
+		return backend.Dial(ctx, base)
+	}
+	db := e.db.Load()
+	return e.topo.dial(ctx, func(h config.Host) backend.Options {
+		o := base
+		o.Network, o.Address, o.Display = h.Network, h.Address, h.Display
+		o.TLS = backend.TLSOptionsFor(db.ServerTLS, h)
+		return o
+	}, db.Pool.BorrowTimeout.D())
+}
+
+// usable reports whether a connection may serve a client: with several
+// hosts, only one to the current primary is.
+func (e *poolEntry) usable(conn *backend.Conn) bool {
+	return e.topo == nil || e.topo.isPrimary(conn)
+}
+
+// acquire takes a connection to the current primary from the pool; ones
+// to any other server (an old primary, after a failover) are closed.
+func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
+	for {
+		conn, err := e.pool.Acquire(ctx)
+		if err != nil || e.usable(conn) {
+			return conn, err
+		}
+		e.pool.Discard(conn)
+	}
 }
 
 func (s *Server) dialOptions(db *config.Database, u *config.User) backend.Options {
-	h := db.PrimaryHost()
+	return s.dialOptionsFor(db, u, db.PrimaryHost())
+}
+
+// dialOptionsFor are the options to reach host h of db as u.
+func (s *Server) dialOptionsFor(db *config.Database, u *config.User, h config.Host) backend.Options {
 	b := db.Backend
 	return backend.Options{
 		Network: h.Network, Address: h.Address, Display: h.Display,
@@ -122,12 +164,17 @@ func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
 	if e := s.pools[key]; e != nil {
 		return e
 	}
-	e := &poolEntry{key: key}
+	s.mu.Unlock()
+	topo := s.topologyFor(db) // takes s.mu
+	s.mu.Lock()
+	if e := s.pools[key]; e != nil {
+		return e
+	}
+	e := &poolEntry{key: key, topo: topo}
 	opts := s.dialOptions(db, u)
 	e.opts.Store(&opts)
-	e.pool = pool.New(poolConfig(db), func(ctx context.Context) (*backend.Conn, error) {
-		return backend.Dial(ctx, *e.opts.Load())
-	}, (*backend.Conn).Alive)
+	e.db.Store(db)
+	e.pool = pool.New(poolConfig(db), e.dial, (*backend.Conn).Alive)
 	s.pools[key] = e
 	if s.closing {
 		return e
@@ -233,6 +280,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 			opts.Keys = e.opts.Load().Keys // keep what the last auth_query login recovered
 		}
 		e.opts.Store(&opts)
+		e.db.Store(db)
 		e.pool.Resize(poolConfig(db))
 	}
 	s.mu.Unlock()

@@ -39,6 +39,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[poolKey]*poolEntry
+	topos     map[string]*dbTopology // by database, for those with several hosts
 	bufs      map[int]*wire.Buffers
 	sessions  map[*session]struct{}
 	listeners []net.Listener
@@ -62,6 +63,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
+	s.metrics.SetTopology(func() []metrics.HostStat { h, _ := s.topologyStats(); return h },
+		func() []metrics.DatabaseStat { _, d := s.topologyStats(); return d })
 	if err := checkTLS(cfg, log); err != nil {
 		return nil, err
 	}
@@ -115,6 +118,9 @@ func (s *Server) Start() error {
 		s.log.Info("listening", "address", l.Addr().String())
 		s.bgWG.Add(1)
 		go s.acceptLoop(l)
+	}
+	for _, db := range cfg.Databases {
+		s.topologyFor(db) // watch every server of databases with several hosts from the start
 	}
 	s.fillPools()
 	return nil

@@ -213,7 +213,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	if terminated {
 		return
 	}
-	conn, err := e.pool.Acquire(ctx)
+	conn, err := e.acquire(ctx)
 	if err != nil {
 		ss.failAcquire(db, err)
 		return

@@ -65,6 +65,10 @@ func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
 		e.pool.Discard(conn)
 		return
 	}
+	if !e.usable(conn) {
+		e.pool.Discard(conn) // the primary moved: never reuse the old one
+		return
+	}
 	e.pool.Release(conn)
 }
 

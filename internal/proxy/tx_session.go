@@ -46,8 +46,8 @@ type txClient struct {
 	out        []byte      // bytes for the server, built under cur.mu
 	terminated bool        // the client sent Terminate
 	poll       *wire.Poller
-	user       string      // for the log line at the end
-	pid        uint32      // issued to the client (cancel key with secret)
+	user       string // for the log line at the end
+	pid        uint32 // issued to the client (cancel key with secret)
 	secret     uint32
 	// deadlineSet records that a client read deadline may be armed
 	// (guarded like armClientDeadline's callers).
@@ -132,7 +132,7 @@ func (c *txClient) ended(user string, pid, secret uint32) {
 // on failure the client has been told why.
 func (c *txClient) acquire(ctx context.Context) (*backend.Conn, error) {
 	ss, e := c.ss, c.entry
-	conn, err := e.pool.Acquire(ctx)
+	conn, err := e.acquire(ctx)
 	if err != nil {
 		ss.failAcquire(c.db, err)
 		return nil, errFatal
