@@ -41,6 +41,8 @@ type Conn struct {
 
 	// tx is transaction pooling's knowledge of the session (see Tx).
 	tx *TxState
+	// poller and alive wait on and peek at the socket (see Poller, Alive).
+	poller, alive *wire.Poller
 
 	// br buffers reads outside the relay; it must be empty whenever the
 	// relay takes over the raw Conn.
@@ -121,10 +123,23 @@ func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, sr
 // For a TLS connection the socket under it is checked: an idle server
 // sends nothing, so any byte there (a TLS alert, an error) means trouble.
 func (c *Conn) Alive() bool {
-	if tc, ok := c.Conn.(*tls.Conn); ok {
-		return wire.Alive(tc.NetConn())
+	if c.alive == nil {
+		raw := c.Conn
+		if tc, ok := raw.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		c.alive = wire.NewPoller(raw)
 	}
-	return wire.Alive(c.Conn)
+	return c.alive.Alive()
+}
+
+// Poller waits for the connection to become readable (made once, kept
+// with the connection so a relay per transaction allocates none).
+func (c *Conn) Poller() *wire.Poller {
+	if c.poller == nil {
+		c.poller = wire.NewPoller(c.Conn)
+	}
+	return c.poller
 }
 
 // Cancel asks the server to cancel what this connection is running.

@@ -87,7 +87,7 @@ var errDetach = errors.New("detach")
 func (a *attachment) run() {
 	defer close(a.done)
 	var f downFilter
-	poll := wire.NewPoller(a.conn.Conn)
+	poll := a.conn.Poller()
 	bufs := a.client.bufs
 	for {
 		err := poll.Wait()

@@ -46,6 +46,8 @@ type txClient struct {
 	out        []byte      // bytes for the server, built under cur.mu
 	terminated bool        // the client sent Terminate
 	poll       *wire.Poller
+	ctx        context.Context // see runTx
+	cancel     context.CancelFunc
 	user       string // for the log line at the end
 	pid        uint32 // issued to the client (cancel key with secret)
 	secret     uint32
@@ -76,8 +78,15 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 	for _, p := range settings {
 		c.want[strings.ToLower(p.Name)] = p.Value
 	}
+	// The session's context ends waits for a server connection when the
+	// session is terminated (ss.stop); it lives as long as the client.
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // the context serves the login only
+	c.ctx, c.cancel = ctx, cancel
+	defer func() {
+		if ss.then == nil {
+			cancel()
+		}
+	}()
 	ss.mu.Lock()
 	ss.stop, ss.tx = cancel, c
 	terminated := ss.terminated
@@ -122,6 +131,7 @@ func (c *txClient) serveThenEnd() {
 //go:noinline
 func (c *txClient) ended(user string, pid, secret uint32) {
 	s, ss := c.ss.srv, c.ss
+	c.cancel()
 	s.cancels.remove(pid, secret)
 	c.setPins(nil)
 	s.log.Info("session ended", "user", user, "database", c.db.Name, "remote", ss.remote(),
@@ -173,12 +183,7 @@ func (c *txClient) attach() (*attachment, error) {
 	if ss.draining.Load() {
 		return nil, errDraining
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ss.mu.Lock()
-	ss.stop = cancel
-	ss.mu.Unlock()
-	conn, err := c.acquire(ctx)
-	cancel()
+	conn, err := c.acquire(c.ctx)
 	if err != nil {
 		return nil, err
 	}

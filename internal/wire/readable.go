@@ -25,6 +25,8 @@ type Poller struct {
 	rc    syscall.RawConn // nil: no descriptor to poll (net.Pipe, TLS)
 	first bool
 	fn    func(fd uintptr) bool
+	alive bool                  // result of the last Alive
+	peekf func(fd uintptr) bool // Alive's callback, made once
 }
 
 // NewPoller prepares a Poller for c.
@@ -36,7 +38,23 @@ func NewPoller(c net.Conn) *Poller {
 		}
 	}
 	p.fn = p.ready
+	p.peekf = p.peekAlive
 	return p
+}
+
+// Alive is the package's Alive for the Poller's connection, without
+// allocating (a pool checks every connection it hands out).
+func (p *Poller) Alive() bool {
+	if p.rc == nil {
+		return true
+	}
+	p.alive = false
+	return p.rc.Read(p.peekf) == nil && p.alive
+}
+
+func (p *Poller) peekAlive(fd uintptr) bool {
+	p.alive = peek(fd) == syscall.EAGAIN
+	return true
 }
 
 // Wait blocks until the connection is readable. It returns ErrNoRawConn at
