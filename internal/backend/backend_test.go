@@ -171,3 +171,29 @@ func TestCancelStopsARunningQuery(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Equal(t, "57014", code)
 }
+
+// ResetFor leaves the connection configured like the session that ended,
+// so the next session with the same settings costs no round trip.
+func TestResetForReappliesSettings(t *testing.T) {
+	c := dial(t, opts(t, pgtest.AppUser, pgtest.AppPassword))
+	ctx := context.Background()
+	lastQuery := func() string {
+		rows, err := pgtest.Cluster(t).Query(ctx, fmt.Sprintf("SELECT query FROM pg_stat_activity WHERE pid = %d", c.PID))
+		require.NoError(t, err)
+		return rows[0][0]
+	}
+	next := []backend.Setting{{Name: "application_name", Value: "reset-for"}, {Name: "search_path", Value: "x, public"}}
+	require.NoError(t, c.Apply(ctx, []backend.Setting{{Name: "search_path", Value: "y"}}))
+	require.NoError(t, c.ResetFor(ctx, 'I', next))
+	require.Equal(t, "reset-for", c.Params["application_name"])
+	after := lastQuery()
+	require.Contains(t, after, "set_config")
+
+	require.NoError(t, c.Apply(ctx, next))
+	require.Equal(t, after, lastQuery(), "the same settings again: nothing sent")
+
+	require.NoError(t, c.Apply(ctx, []backend.Setting{{Name: "search_path", Value: "z"}}))
+	require.NotEqual(t, after, lastQuery(), "a different value is sent")
+	require.NoError(t, c.Reset(ctx, 'I'))
+	require.Equal(t, "", c.Params["application_name"])
+}

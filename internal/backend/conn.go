@@ -41,6 +41,9 @@ type Conn struct {
 
 	// tx is transaction pooling's knowledge of the session (see Tx).
 	tx *TxState
+	// applied are the settings (lower-case names) Apply or ResetFor set
+	// since the last DISCARD ALL, in session pooling.
+	applied map[string]string
 	// poller and alive wait on and peek at the socket (see Poller, Alive).
 	poller, alive *wire.Poller
 

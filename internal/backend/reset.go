@@ -18,10 +18,23 @@ type Setting struct{ Name, Value string }
 // cursors, advisory locks, LISTENs and every SET. Both statements go in
 // one round trip. Any error means the connection must be closed.
 func (c *Conn) Reset(ctx context.Context, status byte) error {
+	return c.ResetFor(ctx, status, nil)
+}
+
+// ResetFor is Reset followed, in the same round trip, by setting next:
+// a session pool gives the connection back already configured like the
+// session that just ended, so that the next session with the same
+// startup parameters (the common case: one application, one driver)
+// needs no round trip of its own in Apply.
+func (c *Conn) ResetFor(ctx context.Context, status byte, next []Setting) error {
 	defer c.watch(ctx)()
 	msgs := []pgproto3.FrontendMessage{&pgproto3.Query{String: "DISCARD ALL"}}
 	if status != 'I' {
 		msgs = append([]pgproto3.FrontendMessage{&pgproto3.Query{String: "ROLLBACK"}}, msgs...)
+	}
+	c.applied = nil
+	if q := setConfigQuery(next, func(Setting) bool { return true }); q != "" {
+		msgs = append(msgs, &pgproto3.Query{String: q})
 	}
 	if err := c.Send(msgs...); err != nil {
 		return err
@@ -43,6 +56,7 @@ func (c *Conn) Reset(ctx context.Context, status byte) error {
 		c.tx.Statements.Clear()
 		c.tx.UnnamedOwner = 0
 	}
+	c.recordApplied(next)
 	return c.release()
 }
 
@@ -50,9 +64,28 @@ func (c *Conn) Reset(ctx context.Context, status byte) error {
 // skipping those whose reported value already matches. A value the server
 // rejects is returned as *ServerError (the connection stays usable).
 func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
+	q := setConfigQuery(settings, func(st Setting) bool {
+		if v, ok := c.applied[strings.ToLower(st.Name)]; ok && v == st.Value {
+			return false // set by ResetFor, and nothing has changed it since
+		}
+		return c.reported(st.Name) != st.Value || st.Value == ""
+	})
+	if q == "" {
+		return nil
+	}
+	if _, err := c.exec(ctx, q, nil); err != nil {
+		return err
+	}
+	c.recordApplied(settings)
+	return nil
+}
+
+// setConfigQuery builds one SELECT of set_config calls for the settings
+// that need (nil when none does).
+func setConfigQuery(settings []Setting, need func(Setting) bool) string {
 	var q strings.Builder
-	for _, s := range settings {
-		if c.reported(s.Name) == s.Value && s.Value != "" {
+	for _, st := range settings {
+		if !need(st) {
 			continue
 		}
 		if q.Len() == 0 {
@@ -61,16 +94,25 @@ func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
 			q.WriteString(", ")
 		}
 		q.WriteString("pg_catalog.set_config(")
-		q.WriteString(quote(s.Name))
+		q.WriteString(quote(st.Name))
 		q.WriteString(", ")
-		q.WriteString(quote(s.Value))
+		q.WriteString(quote(st.Value))
 		q.WriteString(", false)")
 	}
-	if q.Len() == 0 {
-		return nil
+	return q.String()
+}
+
+// recordApplied notes settings as in effect on the session (see applied).
+func (c *Conn) recordApplied(settings []Setting) {
+	if len(settings) == 0 {
+		return
 	}
-	_, err := c.exec(ctx, q.String(), nil)
-	return err
+	if c.applied == nil {
+		c.applied = make(map[string]string, len(settings))
+	}
+	for _, st := range settings {
+		c.applied[strings.ToLower(st.Name)] = st.Value
+	}
 }
 
 // exec runs sql (one simple Query, possibly several statements) outside

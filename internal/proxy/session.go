@@ -273,7 +273,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 		s.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
 		e.pool.Discard(conn)
 	} else {
-		ss.releaseServer(e, conn, r)
+		ss.releaseServer(e, conn, r, bs)
 	}
 	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
 		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
