@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret"}
+var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret", "MONITOR_PASSWORD": "mon-secret"}
 
 // exampleFiles stands in for password files: every path holds its own
 // base name and a newline.
@@ -84,7 +84,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 59)
+	require.Len(t, paths, 66)
 }
 
 func TestExampleFile(t *testing.T) {
@@ -123,6 +123,16 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, AccessRule{CIDR: "10.0.0.0/8", Users: []string{"app", "reporting"}, Databases: []string{"appdb", "reports"},
 		Method: "scram-sha-256"}, cfg.Access[1])
 	require.Len(t, cfg.AccessRules(), 3)
+
+	require.Equal(t, "127.0.0.1:6433", cfg.Listen.ReadOnlyAddress)
+	appdb := cfg.Databases["appdb"]
+	require.Equal(t, []string{"10.0.0.1:5432", "10.0.0.2:5432"}, appdb.Hosts)
+	require.Equal(t, time.Second, appdb.HealthCheckInterval.D())
+	require.Equal(t, 10*time.Second, appdb.MaxReplicaLag.D())
+	require.Equal(t, "primary", appdb.ReadOnlyFallback)
+	require.Equal(t, Failover{User: "sluice_monitor", AutoPromote: true, PromoteAfter: Duration(10 * time.Second)}, appdb.Failover)
+	require.Equal(t, "mon-secret", cfg.User("sluice_monitor").ServerPassword)
+	require.Equal(t, Failover{PromoteAfter: Duration(DefaultPromoteAfter)}, cfg.Databases["reports"].Failover)
 }
 
 // TestDocsCoverEveryKey keeps docs/configuration.md in step with the structs:
@@ -135,7 +145,7 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	for _, p := range keyPaths(reflect.TypeFor[Config](), "") {
 		require.Contains(t, doc, "`"+p+"`", "docs/configuration.md does not document %s", p)
 	}
-	for _, v := range slices.Concat(LogLevels, LogFormats, AuthMethods, PoolModes, TLSModes, TLSVersions, ServerTLSModes) {
+	for _, v := range slices.Concat(LogLevels, LogFormats, AuthMethods, PoolModes, ReadOnlyFallbacks, TLSModes, TLSVersions, ServerTLSModes) {
 		require.Contains(t, doc, "`"+v+"`", "docs/configuration.md does not mention value %s", v)
 	}
 

@@ -1,10 +1,10 @@
 package config
 
 import (
-	"slices"
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,6 +63,16 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		if db.Pool.MaxSize < 1 || db.Pool.MaxSize < db.Pool.MinSize || db.Pool.MinSize < 0 || db.Pool.BorrowTimeout < 0 {
 			t.Fatalf("database %q: bad pool %+v", name, db.Pool)
 		}
+		if db.HealthCheckInterval <= 0 || db.MaxReplicaLag < 0 || db.Failover.PromoteAfter <= 0 ||
+			!slices.Contains(ReadOnlyFallbacks, db.ReadOnlyFallback) {
+			t.Fatalf("database %q: bad HA settings %+v", name, db)
+		}
+		if (len(db.Hosts) > 1 || db.Failover.User != "") && cfg.User(db.Failover.User) == nil {
+			t.Fatalf("database %q: failover.user %q is not a configured user", name, db.Failover.User)
+		}
+		if db.Failover.AutoPromote && len(db.Hosts) < 2 {
+			t.Fatalf("database %q: auto_promote with no standby", name)
+		}
 		b := db.Backend
 		for k := 1; k <= b.EffectiveRetries() && k <= 100; k++ {
 			if b.Wait(k) < 0 {
@@ -79,6 +89,9 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		if cfg.User(u.Name) == nil {
 			t.Fatalf("User(%q) = nil", u.Name)
 		}
+	}
+	if ro := cfg.Listen.ReadOnlyAddress; ro != "" && ro == cfg.Listen.Address && !strings.HasSuffix(ro, ":0") {
+		t.Fatalf("read_only_address %q is listen.address", ro)
 	}
 	if cfg.Listen.Address == "" || cfg.Limits.ClientLoginTimeout <= 0 || cfg.Limits.MaxClientConnections < 1 {
 		t.Fatalf("bad limits or listen: %+v %+v", cfg.Listen, cfg.Limits)

@@ -65,13 +65,68 @@ func TestDefaults(t *testing.T) {
 				BackoffMultiplier:  2,
 				DisableBackoffCaps: false,
 			},
-			ServerTLS: ServerTLS{Mode: "prefer"},
+			ServerTLS:           ServerTLS{Mode: "prefer"},
+			HealthCheckInterval: Duration(time.Second),
+			MaxReplicaLag:       Duration(10 * time.Second),
+			ReadOnlyFallback:    "primary",
+			Failover:            Failover{User: "", AutoPromote: false, PromoteAfter: Duration(10 * time.Second)},
 		}},
 	}
 	require.Equal(t, want, cfg)
 	require.Equal(t, 15*time.Second, cfg.Limits.ClientLoginTimeout.D())
 	require.Equal(t, Host{Network: "tcp", Address: "127.0.0.1:5432", Display: "127.0.0.1:5432"}, cfg.Databases["appdb"].PrimaryHost())
 	require.Equal(t, "", cfg.Listen.SocketPath())
+}
+
+// TestHADefaultsAndValues parses a primary/standby database: the HA keys
+// take their defaults when absent, keep what is written otherwise, and an
+// empty value (key: ~) means the default as for every other key.
+func TestHADefaultsAndValues(t *testing.T) {
+	const two = `
+users:
+  - {name: app, password: secret}
+  - {name: monitor, password: m0n}
+databases:
+  appdb:
+    hosts: ["10.0.0.1:5432", "10.0.0.2:5432"]
+    failover: {user: monitor}
+`
+	cfg := mustParse(t, two, nil)
+	d := cfg.Databases["appdb"]
+	require.Equal(t, "", cfg.Listen.ReadOnlyAddress)
+	require.Equal(t, time.Second, d.HealthCheckInterval.D())
+	require.Equal(t, 10*time.Second, d.MaxReplicaLag.D())
+	require.Equal(t, "primary", d.ReadOnlyFallback)
+	require.Equal(t, Failover{User: "monitor", PromoteAfter: Duration(10 * time.Second)}, d.Failover)
+	nulls := mustParse(t, two+"    health_check_interval: ~\n    max_replica_lag:\n    read_only_fallback: ~\n", nil).Databases["appdb"]
+	require.Equal(t, d, nulls)
+
+	cfg = mustParse(t, `
+listen: {address: "0.0.0.0:6432", read_only_address: "0.0.0.0:6433"}
+users:
+  - {name: app, password: secret}
+  - {name: monitor, password: m0n}
+databases:
+  appdb:
+    hosts: ["10.0.0.1:5432", "10.0.0.2:5432"]
+    health_check_interval: 250ms
+    max_replica_lag: 0s
+    read_only_fallback: refuse
+    failover: {user: monitor, auto_promote: true, promote_after: 2s}
+`, nil)
+	d = cfg.Databases["appdb"]
+	require.Equal(t, "0.0.0.0:6433", cfg.Listen.ReadOnlyAddress)
+	require.Equal(t, 250*time.Millisecond, d.HealthCheckInterval.D())
+	require.Equal(t, time.Duration(0), d.MaxReplicaLag.D())
+	require.Equal(t, "refuse", d.ReadOnlyFallback)
+	require.Equal(t, Failover{User: "monitor", AutoPromote: true, PromoteAfter: Duration(2 * time.Second)}, d.Failover)
+
+	// Port 0 (the kernel picks, as tests do) never collides, nor do two
+	// different addresses on the same port.
+	for _, l := range []string{`{address: "127.0.0.1:0", read_only_address: "127.0.0.1:0"}`,
+		`{address: "127.0.0.1:6432", read_only_address: "127.0.0.2:6432"}`} {
+		require.NotEmpty(t, mustParse(t, minimal+"listen: "+l+"\n", nil).Listen.ReadOnlyAddress)
+	}
 }
 
 func TestAdminAddressAbsentNullEmpty(t *testing.T) {

@@ -24,7 +24,7 @@ func TestTLSDefaultsAndValid(t *testing.T) {
 }
 
 func TestTLSProblems(t *testing.T) {
-	unix := user + "databases:\n  appdb:\n    hosts: [\"127.0.0.1:5432\", \"/run/pg:5432\"]\n"
+	unix := user + "databases:\n  appdb:\n    hosts: [\"127.0.0.1:5432\", \"/run/pg:5432\"]\n    failover: {user: app}\n"
 	cases := []struct {
 		name, doc string
 		want      []string

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net"
 	"slices"
 	"sort"
 	"time"
@@ -16,6 +17,7 @@ func validate(cfg *Config, c *collector, src sources) {
 	} else if err := checkListenAddr(cfg.Listen.Address); err != nil {
 		c.invalid("listen.address", "%s", err)
 	}
+	validateReadOnlyAddress(cfg.Listen, c)
 	if cfg.Admin.Address != "" {
 		if err := checkListenAddr(cfg.Admin.Address); err != nil {
 			c.invalid("admin.address", "%s (or \"\" to disable the admin endpoint)", err)
@@ -68,6 +70,73 @@ func validate(cfg *Config, c *collector, src sources) {
 		}
 		db.Name = name
 		validateDatabase(db, join("databases", name), c)
+		validateHA(cfg, db, join("databases", name), c)
+	}
+}
+
+// validateReadOnlyAddress checks listen.read_only_address: a host:port like
+// listen.address, and not one that would collide with it (the same address,
+// or the same port where either listens on all interfaces). Port 0 (the
+// kernel picks) never collides.
+func validateReadOnlyAddress(l Listen, c *collector) {
+	ro := l.ReadOnlyAddress
+	if ro == "" {
+		return
+	}
+	if err := checkListenAddr(ro); err != nil {
+		c.invalid("listen.read_only_address", "%s", err)
+		return
+	}
+	rh, rp, _ := net.SplitHostPort(ro)
+	lh, lp, err := net.SplitHostPort(l.Address)
+	if err != nil || rp != lp || rp == "0" {
+		return
+	}
+	if rh == lh || anyInterface(rh) || anyInterface(lh) {
+		c.invalid("listen.read_only_address", "must differ from listen.address %q: the read-only listener needs an address of its own", l.Address)
+	}
+}
+
+func anyInterface(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+// validateHA checks the high-availability keys of a database: probe and
+// lag settings, read_only_fallback, and failover, whose user must exist
+// and is required as soon as there is more than one server to tell apart.
+func validateHA(cfg *Config, db *Database, p string, c *collector) {
+	seen := map[Host]int{} // a server listed twice would be probed twice and look like two primaries
+	for i, h := range db.Hosts {
+		ph, err := ParseHost(h)
+		if err != nil {
+			continue
+		}
+		ph.Display = ""
+		if j, dup := seen[ph]; dup {
+			c.invalid(index(p+".hosts", i), "%q is the same server as hosts[%d]", h, j)
+			continue
+		}
+		seen[ph] = i
+	}
+	if db.HealthCheckInterval <= 0 {
+		c.invalid(p+".health_check_interval", "must be > 0, got %s", db.HealthCheckInterval)
+	}
+	nonNegative(c, p+".max_replica_lag", db.MaxReplicaLag)
+	enum(c, p+".read_only_fallback", db.ReadOnlyFallback, ReadOnlyFallbacks)
+	f := db.Failover
+	if f.PromoteAfter <= 0 {
+		c.invalid(p+".failover.promote_after", "must be > 0, got %s", f.PromoteAfter)
+	}
+	switch {
+	case f.User != "":
+		if cfg.User(f.User) == nil {
+			c.invalid(p+".failover.user", "unknown user %q: the failover user must be in users[] (sluice logs in to every host as it, with its server_password, to learn which is the primary)", f.User)
+		}
+	case len(db.Hosts) > 1:
+		c.invalid(p+".failover.user", "required when hosts lists more than one server: sluice logs in to every host as this users[] entry (with its server_password) to learn which is the primary; its role needs pg_monitor, and EXECUTE on pg_promote for auto_promote (or superuser)")
+	}
+	if f.AutoPromote && len(db.Hosts) == 1 {
+		c.invalid(p+".failover.auto_promote", "needs a standby in hosts: only one server is listed, so there is nothing to promote")
 	}
 }
 
