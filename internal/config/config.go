@@ -149,7 +149,7 @@ type User struct {
 // Database is one logical database clients can connect to.
 type Database struct {
 	Name     string   `yaml:"-"`         // the map key (name clients connect to); set by the loader
-	Hosts    []string `yaml:"hosts"`     // required, non-empty; only the first is used for now
+	Hosts    []string `yaml:"hosts"`     // required, non-empty; with several, roles come from the servers (see failover)
 	DBName   string   `yaml:"dbname"`    // database name on the server; default: the key
 	PoolMode string   `yaml:"pool_mode"` // default "session"; or "transaction", "statement"
 	Pool     Pool     `yaml:"pool"`
