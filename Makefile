@@ -5,13 +5,16 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo test test-short vet fuzz bench clean
+.PHONY: build demo demo-failover test test-short vet fuzz bench clean
 
 build: ## build bin/sluice (no cgo)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
 
 demo: build ## run sluice in front of a throwaway PostgreSQL
 	./bin/sluice demo
+
+demo-failover: build ## primary + synchronous standby behind sluice; kill -9 the primary under a write counter
+	./bin/sluice demo --failover
 
 vet:
 	$(GO) vet ./...

@@ -105,22 +105,35 @@ func versionCmd() *cobra.Command {
 
 func demoCmd() *cobra.Command {
 	var o demo.Options
+	var failover, hold bool
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run sluice in front of a throwaway local PostgreSQL and print how to connect",
 		Long: `Start a throwaway PostgreSQL from the local binaries (install them with
 'apt-get install -y postgresql'), create a demo user and database, start
 sluice in front of it and print the psql line to connect and the metrics URL.
-Ctrl-C stops everything and removes what was created.`,
+Ctrl-C stops everything and removes what was created.
+
+With --failover: a primary plus a synchronous streaming standby, sluice in
+front (transaction mode, failover.auto_promote), a writer printing how many
+inserts were acknowledged; after 5 s the primary is killed with SIGKILL,
+sluice promotes the standby and the counter continues. After a summary
+(outage, every acknowledged write present on the new primary) it exits, 0
+when none was lost.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			o.Out, o.LogOut = cmd.OutOrStdout(), os.Stderr
+			if failover || hold {
+				o.Failover = &demo.FailoverOptions{Hold: hold}
+			}
 			return demo.Run(ctx, o)
 		},
 	}
 	c.Flags().IntVar(&o.Port, "port", 0, "sluice's TCP port (default 6432 when free)")
 	c.Flags().IntVar(&o.AdminPort, "admin-port", 0, "admin HTTP port (default 9930 when free)")
+	c.Flags().BoolVar(&failover, "failover", false, "kill the primary of a primary/standby pair under a write load and watch sluice fail over")
+	c.Flags().BoolVar(&hold, "failover-hold", false, "with --failover: keep running after the summary until Ctrl-C (implies --failover)")
 	return c
 }

@@ -1,6 +1,8 @@
 // Package demo runs `sluice demo`: a throwaway PostgreSQL from the local
 // binaries, a demo role and database in it, and sluice in front, until
-// the user presses Ctrl-C. Everything it creates is removed on exit.
+// the user presses Ctrl-C. `sluice demo --failover` instead runs a primary
+// and a standby, kills the primary under a write load and shows sluice
+// carrying on. Everything it creates is removed on exit.
 package demo
 
 import (
@@ -23,6 +25,10 @@ type Options struct {
 	AdminPort int // 0 picks 9930 if free, else any free port
 	Out       io.Writer
 	LogOut    io.Writer
+	// Failover, when set, runs the failover demo instead (demo_failover.go):
+	// a primary and a synchronous standby, a write counter, the primary
+	// killed, the counter continuing; it exits after a summary.
+	Failover *FailoverOptions
 }
 
 const (
@@ -34,6 +40,9 @@ const (
 // Run starts everything, prints how to connect, and blocks until ctx ends
 // or SIGINT/SIGTERM arrives.
 func Run(ctx context.Context, o Options) error {
+	if o.Failover != nil {
+		return runFailover(ctx, o)
+	}
 	if _, err := pgserver.FindBinDir(); err != nil {
 		return err
 	}
