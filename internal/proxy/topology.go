@@ -54,7 +54,7 @@ func (s *Server) topologyFor(db *config.Database) *dbTopology {
 		return o
 	}))
 	mc := topology.Config{Database: db.Name, Hosts: hosts, Prober: prober, Interval: db.HealthCheckInterval.D(),
-		MaxReplicaLag: db.MaxReplicaLag.D(), Logger: s.log.With("database", db.Name), Hooks: s.topologyHooks()}
+		MaxReplicaLag: db.MaxReplicaLag.D(), Logger: s.log, Hooks: s.topologyHooks()}
 	if db.Failover.AutoPromote {
 		mc.AutoPromote = &topology.AutoPromote{After: db.Failover.PromoteAfter.D()}
 	}
