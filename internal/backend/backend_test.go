@@ -197,3 +197,26 @@ func TestResetForReappliesSettings(t *testing.T) {
 	require.NoError(t, c.Reset(ctx, 'I'))
 	require.Equal(t, "", c.Params["application_name"])
 }
+
+// A setting ResetFor kept from the previous session does not leak to a
+// next session that does not ask for it (a read-only session's
+// default_transaction_read_only must not reach a read-write one).
+func TestApplyResetsSettingsOfThePreviousSession(t *testing.T) {
+	c := dial(t, opts(t, pgtest.AppUser, pgtest.AppPassword))
+	ctx := context.Background()
+	prev := []backend.Setting{{Name: "default_transaction_read_only", Value: "on"}, {Name: "application_name", Value: "ro"}}
+	require.NoError(t, c.Apply(ctx, prev))
+	require.NoError(t, c.ResetFor(ctx, 'I', prev))
+	require.Equal(t, "on", c.Params["default_transaction_read_only"])
+
+	require.NoError(t, c.Apply(ctx, []backend.Setting{{Name: "Application_Name", Value: "rw"}}))
+	require.Equal(t, "off", c.Params["default_transaction_read_only"])
+	require.Equal(t, "rw", c.Params["application_name"])
+	rows, err := pgtest.Cluster(t).Query(ctx, fmt.Sprintf("SELECT application_name FROM pg_stat_activity WHERE pid = %d", c.PID))
+	require.NoError(t, err)
+	require.Equal(t, "rw", rows[0][0])
+
+	require.NoError(t, c.ResetFor(ctx, 'I', nil))
+	require.NoError(t, c.Apply(ctx, nil))
+	require.Equal(t, "", c.Params["application_name"])
+}

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,8 +62,10 @@ func (c *Conn) ResetFor(ctx context.Context, status byte, next []Setting) error 
 }
 
 // Apply sets the session's parameters on the server in one round trip,
-// skipping those whose reported value already matches. A value the server
-// rejects is returned as *ServerError (the connection stays usable).
+// skipping those whose reported value already matches. Settings that
+// ResetFor left from the previous session and this one does not ask for
+// are RESET in the same round trip, so they never leak to it. A value the
+// server rejects is returned as *ServerError (the connection stays usable).
 func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
 	q := setConfigQuery(settings, func(st Setting) bool {
 		if v, ok := c.applied[strings.ToLower(st.Name)]; ok && v == st.Value {
@@ -70,11 +73,27 @@ func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
 		}
 		return c.reported(st.Name) != st.Value || st.Value == ""
 	})
+	var stale []string
+	for name := range c.applied {
+		if !slices.ContainsFunc(settings, func(st Setting) bool { return strings.EqualFold(st.Name, name) }) {
+			stale = append(stale, name)
+		}
+	}
+	slices.Sort(stale)
+	for _, name := range stale {
+		if q != "" {
+			q += "; "
+		}
+		q += "RESET " + quoteSettingName(name)
+	}
 	if q == "" {
 		return nil
 	}
 	if _, err := c.exec(ctx, q, nil); err != nil {
 		return err
+	}
+	for _, name := range stale {
+		delete(c.applied, name)
 	}
 	c.recordApplied(settings)
 	return nil
