@@ -24,6 +24,9 @@ type HostStat struct {
 	Database, Host, Role string // role: primary, standby, fenced, unknown
 	Up                   bool
 	LagSeconds           float64 // standbys; 0 when unknown
+	// ReadOnlyActive and ReadOnlyIdle count the server connections the
+	// read-only side (standby pools, all users) holds on the host.
+	ReadOnlyActive, ReadOnlyIdle int
 }
 
 // DatabaseStat is a monitored database's failover state at scrape time.

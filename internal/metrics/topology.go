@@ -14,6 +14,9 @@ var (
 		"Whether the last probe of a database server succeeded.", []string{"database", "host"}, nil)
 	lagDesc = prometheus.NewDesc("sluice_server_replay_lag_seconds",
 		"How far a standby's replay is behind the primary.", []string{"database", "host"}, nil)
+	roConnsDesc = prometheus.NewDesc("sluice_server_readonly_connections",
+		"Server connections of read-only sessions (standby pools, all users) on each monitored server, by state: active (serving a client) or idle.",
+		[]string{"database", "host", "state"}, nil)
 	failoversDesc = prometheus.NewDesc("sluice_failovers_total",
 		"Moves of the writable primary from one server to another, whoever promoted it.", []string{"database"}, nil)
 	noPrimaryDesc = prometheus.NewDesc("sluice_no_primary_seconds",
@@ -31,6 +34,7 @@ func (c *topoCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- roleDesc
 	ch <- upDesc
 	ch <- lagDesc
+	ch <- roConnsDesc
 	ch <- failoversDesc
 	ch <- noPrimaryDesc
 }
@@ -50,6 +54,8 @@ func (c *topoCollector) Collect(ch chan<- prometheus.Metric) {
 			if h.Role == "standby" {
 				ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, h.LagSeconds, h.Database, h.Host)
 			}
+			ch <- prometheus.MustNewConstMetric(roConnsDesc, prometheus.GaugeValue, float64(h.ReadOnlyActive), h.Database, h.Host, "active")
+			ch <- prometheus.MustNewConstMetric(roConnsDesc, prometheus.GaugeValue, float64(h.ReadOnlyIdle), h.Database, h.Host, "idle")
 		}
 	}
 	if dbs != nil {

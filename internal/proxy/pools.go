@@ -73,11 +73,17 @@ type poolEntry struct {
 	// monitor when it has several hosts (nil: the one host is dialled).
 	db   atomic.Pointer[config.Database]
 	topo *dbTopology
+	// ro, for a standby pool of the read-only side, is the one host it
+	// dials (see readonly.go); nil for the (database, user) pool.
+	ro *readTarget
 }
 
 // dial opens a server connection for the pool: to the configured host,
 // or with several hosts to whichever the monitor says is the primary.
 func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
+	if e.ro != nil {
+		return e.ro.dial(ctx)
+	}
 	base := *e.opts.Load()
 	if e.topo == nil {
 		return backend.Dial(ctx, base)
@@ -92,8 +98,12 @@ func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
 }
 
 // usable reports whether a connection may serve a client: with several
-// hosts, only one to the current primary is.
+// hosts, only one to the current primary is; in a standby pool, only
+// while its host still qualifies.
 func (e *poolEntry) usable(conn *backend.Conn) bool {
+	if e.ro != nil {
+		return e.ro.qualifies()
+	}
 	return e.topo == nil || e.topo.isPrimary(conn)
 }
 
@@ -284,6 +294,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		e.pool.Resize(poolConfig(db))
 	}
 	s.mu.Unlock()
+	s.resizeReadPools(cfg)
 	s.fillPools()
 	return nil
 }

@@ -43,7 +43,10 @@ type Server struct {
 	bufs      map[int]*wire.Buffers
 	sessions  map[*session]struct{}
 	listeners []net.Listener
-	closing   bool
+	// roListener is listen.read_only_address (nil when unset): its
+	// sessions are read-only, served by standbys (readonly.go).
+	roListener net.Listener
+	closing    bool
 
 	clients  atomic.Int64   // open client connections
 	pids     atomic.Uint32  // process IDs issued to transaction-pooled clients
@@ -114,10 +117,26 @@ func (s *Server) Start() error {
 		os.Chmod(path, 0o777)
 		s.listeners = append(s.listeners, ul)
 	}
+	if ro := cfg.Listen.ReadOnlyAddress; ro != "" {
+		rl, err := net.Listen("tcp", ro)
+		if err != nil {
+			for _, l := range s.listeners {
+				l.Close()
+			}
+			s.listeners = nil
+			return fmt.Errorf("listen.read_only_address: %w", err)
+		}
+		s.roListener = rl
+	}
 	for _, l := range s.listeners {
 		s.log.Info("listening", "address", l.Addr().String())
 		s.bgWG.Add(1)
-		go s.acceptLoop(l)
+		go s.acceptLoop(l, false)
+	}
+	if s.roListener != nil {
+		s.log.Info("listening for read-only sessions", "address", s.roListener.Addr().String())
+		s.bgWG.Add(1)
+		go s.acceptLoop(s.roListener, true)
 	}
 	for _, db := range cfg.Databases {
 		s.topologyFor(db) // watch every server of databases with several hosts from the start
@@ -148,7 +167,8 @@ func removeStaleSocket(path string) {
 	os.Remove(path)
 }
 
-func (s *Server) acceptLoop(l net.Listener) {
+// acceptLoop serves one listener; readOnly marks listen.read_only_address.
+func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 	defer s.bgWG.Done()
 	for {
 		nc, err := l.Accept()
@@ -160,7 +180,7 @@ func (s *Server) acceptLoop(l net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		sess := &session{srv: s, client: nc, start: time.Now()}
+		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -214,6 +234,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 	for _, l := range s.listeners {
 		l.Close()
 	}
+	if s.roListener != nil {
+		s.roListener.Close()
+	}
 	s.mu.Unlock()
 	s.bgCancel()
 	s.mu.Lock()
@@ -238,6 +261,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 		<-done
 	}
 	s.bgWG.Wait()
+	for _, p := range s.readPools() {
+		p.pool.Close()
+	}
 	s.mu.Lock()
 	for _, p := range s.pools {
 		p.pool.Close()

@@ -24,6 +24,8 @@ type session struct {
 	srv    *Server
 	client net.Conn
 	start  time.Time
+	// readOnly: the client came in on listen.read_only_address.
+	readOnly bool
 
 	mu     sync.Mutex // guards the fields below, read by cancel/terminate
 	server *backend.Conn
@@ -193,17 +195,26 @@ func (ss *session) serve() {
 		ss.fail(pe.Code, pe.Msg, "user", user)
 		return
 	}
-	if db.PoolMode == "transaction" || db.PoolMode == "statement" {
-		ss.runTx(db, u, settings)
+	route, settings, ok := ss.routeFor(db, u, settings)
+	if !ok {
 		return
 	}
-	ss.run(db, u, settings)
+	if db.PoolMode == "transaction" || db.PoolMode == "statement" {
+		ss.runTx(db, u, settings, route)
+		return
+	}
+	ss.run(db, u, settings, route)
 }
 
-// run attaches a server connection, greets the client and relays.
-func (ss *session) run(db *config.Database, u *config.User, settings []frontend.Param) {
+// run attaches a server connection, greets the client and relays. With
+// a route (read-only sessions) the server is chosen once, for the
+// session.
+func (ss *session) run(db *config.Database, u *config.User, settings []frontend.Param, route *readRoute) {
 	s := ss.srv
-	e := s.poolFor(db, u)
+	var e *poolEntry
+	if route == nil {
+		e = s.poolFor(db, u)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ss.mu.Lock()
@@ -213,7 +224,13 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	if terminated {
 		return
 	}
-	conn, err := e.acquire(ctx)
+	var conn *backend.Conn
+	var err error
+	if route != nil {
+		e, conn, err = route.acquire(ctx)
+	} else {
+		conn, err = e.acquire(ctx)
+	}
 	if err != nil {
 		ss.failAcquire(db, err)
 		return

@@ -76,7 +76,10 @@ func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay, set
 func (ss *session) failAcquire(db *config.Database, err error) {
 	var se *backend.ServerError
 	var ce *backend.ConnectError
+	var re *routeError
 	switch {
+	case errors.As(err, &re): // a read-only session no server may take (readonly.go)
+		ss.fail(re.code, re.msg, "database", db.Name)
 	case errors.Is(err, context.Canceled):
 		ss.fail(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
 	case errors.Is(err, pool.ErrExhausted):

@@ -18,6 +18,8 @@ import (
 type dbTopology struct {
 	name string
 	mon  *topology.Monitor
+	// reads routes read-only sessions to standbys (readonly.go).
+	reads readHosts
 }
 
 // topologyFor returns the monitor of db, starting it on first use; nil
@@ -186,8 +188,10 @@ func (s *Server) topologyStats() ([]metrics.HostStat, []metrics.DatabaseStat) {
 	var dbs []metrics.DatabaseStat
 	for _, t := range topos {
 		snap := t.mon.Snapshot()
+		ro := t.readHostConns()
 		for _, h := range snap.Hosts {
-			hosts = append(hosts, metrics.HostStat{Database: t.name, Host: h.Name, Role: h.Role.String(), Up: h.Reachable, LagSeconds: h.Lag.Seconds()})
+			hosts = append(hosts, metrics.HostStat{Database: t.name, Host: h.Name, Role: h.Role.String(), Up: h.Reachable, LagSeconds: h.Lag.Seconds(),
+				ReadOnlyActive: ro[h.Name][0], ReadOnlyIdle: ro[h.Name][1]})
 		}
 		d := metrics.DatabaseStat{Database: t.name, Failovers: snap.Failovers}
 		if !snap.NoPrimarySince.IsZero() && snap.Primary == "" {

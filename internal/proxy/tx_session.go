@@ -23,7 +23,8 @@ import (
 // transaction runs it holds no server connection and no buffer.
 type txClient struct {
 	ss            *session
-	entry         *poolEntry
+	entry         *poolEntry // the pool of the current or last server connection
+	route         *readRoute // read-only client: each attach picks a standby (nil: entry's primary)
 	db            *config.Database
 	id            uint64
 	mode          string            // "transaction" or "statement"
@@ -66,11 +67,16 @@ var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return 
 // runTx logs a transaction-pooled client in: one server connection
 // checks its startup settings and provides the parameters it is greeted
 // with, then goes back to the pool; the client is served until it leaves.
-func (ss *session) runTx(db *config.Database, u *config.User, settings []frontend.Param) {
+func (ss *session) runTx(db *config.Database, u *config.User, settings []frontend.Param, route *readRoute) {
 	s := ss.srv
 	cfg := s.state.Load().cfg
-	e := s.poolFor(db, u)
-	c := &txClient{ss: ss, entry: e, db: db, id: txClientIDs.Add(1), mode: db.PoolMode,
+	var e *poolEntry
+	if route != nil {
+		e = route.primary
+	} else {
+		e = s.poolFor(db, u)
+	}
+	c := &txClient{ss: ss, entry: e, route: route, db: db, id: txClientIDs.Add(1), mode: db.PoolMode,
 		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
 		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
@@ -106,7 +112,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 	pid := s.nextPID()
 	secret := s.cancels.add(pid, ss)
 	greet := greetingFor(conn, pid, secret)
-	e.pool.Release(conn)
+	c.entry.pool.Release(conn)
 	ss.client.SetDeadline(time.Time{})
 	s.metrics.ClientSessions.Inc()
 	if _, err = ss.client.Write(greet); err != nil {
@@ -139,10 +145,18 @@ func (c *txClient) ended(user string, pid, secret uint32) {
 }
 
 // acquire takes a server connection and gives it the client's settings;
-// on failure the client has been told why.
+// on failure the client has been told why. A read-only client's route
+// picks the server (and so c.entry) anew each time.
 func (c *txClient) acquire(ctx context.Context) (*backend.Conn, error) {
 	ss, e := c.ss, c.entry
-	conn, err := e.acquire(ctx)
+	var conn *backend.Conn
+	var err error
+	if c.route != nil {
+		e, conn, err = c.route.acquire(ctx)
+		c.entry = e
+	} else {
+		conn, err = e.acquire(ctx)
+	}
 	if err != nil {
 		ss.failAcquire(c.db, err)
 		return nil, errFatal
