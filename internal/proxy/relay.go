@@ -49,7 +49,11 @@ type relay struct {
 	zSeenAt atomic.Int64
 
 	// Set by serverToClient.
-	down     wire.Scanner
+	down wire.Scanner
+	// holdFatal (set before run) makes serverToClient keep back an error
+	// the server sends while the client is idle, in heldFatal.
+	holdFatal bool
+	heldFatal []byte
 	txStatus atomic.Uint32 // status byte of the last ReadyForQuery
 	bytesOut atomic.Int64
 	rewrite  rewriter // used only after receive_timeout fired
@@ -245,6 +249,21 @@ func (r *relay) serverToClient() error {
 		if debug {
 			r.log.Debug("Received data from database", "length", len(chunk),
 				"local", r.server.LocalAddr().String(), "remote", r.server.RemoteAddr().String())
+		}
+		if r.down.AtBoundary() && !r.owed() && len(chunk) > 0 && chunk[0] == 'E' && r.holdFatal {
+			// An error while the client is idle is the server ending the
+			// connection (FATAL: terminating connection ...). Hold it: if
+			// the session can go on over a new server, the client never
+			// sees it (see session.canContinue); otherwise run's caller
+			// sends it. The server closes right after, so nothing follows.
+			r.heldFatal = append(r.heldFatal, chunk...)
+			return nil
+		}
+		if len(r.heldFatal) > 0 {
+			if _, err := r.client.Write(r.heldFatal); err != nil {
+				return err
+			}
+			r.heldFatal = nil
 		}
 		if r.down.AtBoundary() && r.timedOut.Swap(false) {
 			r.rewrite.armed = true

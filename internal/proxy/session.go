@@ -251,45 +251,51 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 		}
 		return
 	}
-	ss.mu.Lock()
-	if ss.terminated {
-		ss.mu.Unlock()
+	r := ss.newRelay(db, conn)
+	if r == nil {
 		e.pool.Release(conn)
 		return
 	}
-	ss.server = conn
-	r := &relay{client: ss.client, server: conn.Conn, bufs: s.buffers(db.Backend.ReceiveChunkSize), log: s.log,
-		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient),
-		limits: relayLimits{
-			sendDeadline:    db.Backend.SendDeadline.D(),
-			receiveDeadline: db.Backend.ReceiveDeadline.D(),
-			receiveTimeout:  db.Backend.ReceiveTimeout.D(),
-			clientIdle:      s.state.Load().cfg.Limits.ClientIdleTimeout.D(),
-			cancel:          func() { ss.sendCancel("receive_timeout") },
-		}}
-	r.txStatus.Store('I')
-	ss.relay = r
-	ss.mu.Unlock()
-
-	secret := s.cancels.add(conn.PID, ss)
-	greet := greetingFor(conn, conn.PID, secret)
+	pid := conn.PID
+	secret := s.cancels.add(pid, ss)
+	greet := greetingFor(conn, pid, secret)
 	ss.client.SetDeadline(time.Time{})
 	s.metrics.ClientSessions.Inc()
 	if _, err := ss.client.Write(greet); err == nil {
-		r.run()
-		ss.afterRelay(r, db)
+		for {
+			r.run()
+			if !ss.canContinue(r, e) {
+				if len(r.heldFatal) > 0 { // the server's own reason, then sluice's
+					ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+					ss.client.Write(r.heldFatal)
+				}
+				ss.afterRelay(r, db)
+				break
+			}
+			next, nr := ss.continueOnNewServer(ctx, db, e, conn, bs)
+			conn = next // nil: the old one is closed and there is no new one
+			if nr == nil {
+				break
+			}
+			r = nr
+		}
 	}
-	s.cancels.remove(conn.PID, secret)
+	s.cancels.remove(pid, secret)
 	ss.mu.Lock()
 	ss.server, ss.relay = nil, nil
 	cancelled := ss.cancelled
 	ss.mu.Unlock()
 	ss.client.Close()
 	ss.cancelling.Wait()
-	if cancelled {
+	switch {
+	case conn == nil:
+		s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
+			"duration", time.Since(ss.start).Round(time.Millisecond))
+		return
+	case cancelled:
 		s.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
 		e.pool.Discard(conn)
-	} else {
+	default:
 		ss.releaseServer(e, conn, r, bs)
 	}
 	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),

@@ -358,7 +358,12 @@ func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 			m.noPrimarySince = now
 			m.log.Warn("no writable primary", "was", from)
 		} else {
-			without := now.Sub(m.noPrimarySince)
+			// Zero when the primary moved straight from one server to
+			// another (the new one was seen before the old one's loss).
+			var without time.Duration
+			if !m.noPrimarySince.IsZero() {
+				without = now.Sub(m.noPrimarySince)
+			}
 			m.noPrimarySince = time.Time{}
 			m.log.Info("writable primary", "server", primary, "timeline", m.hostLocked(primary).st.Timeline, "was", from)
 			if last := m.lastPrimary; last != "" {

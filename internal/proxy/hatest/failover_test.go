@@ -23,6 +23,11 @@ import (
 
 // sluiceFor starts sluice in transaction mode in front of set.
 func sluiceFor(t *testing.T, set *pgtest.Set, failover string) (*proxy.Server, int, *syncbuf.Buffer) {
+	return sluiceMode(t, set, failover, "transaction")
+}
+
+// sluiceMode starts sluice in front of set in the given pool mode.
+func sluiceMode(t *testing.T, set *pgtest.Set, failover, mode string) (*proxy.Server, int, *syncbuf.Buffer) {
 	t.Helper()
 	text := fmt.Sprintf(`listen: {address: "127.0.0.1:0"}
 admin: {address: ""}
@@ -34,13 +39,13 @@ users:
 databases:
   %s:
     hosts: ["127.0.0.1:%d", "127.0.0.1:%d"]
-    pool_mode: transaction
+    pool_mode: %s
     health_check_interval: 500ms
     pool: {max_size: 10, borrow_timeout: 60s}
     backend: {dial_timeout: 2s}
     failover: {user: %s%s}
 `, pgtest.AppUser, pgtest.AppPassword, pgtest.MonitorUser, pgtest.MonitorPassword, pgtest.AppDB,
-		set.Primary.Port, set.Standbys[0].Port, pgtest.MonitorUser, failover)
+		set.Primary.Port, set.Standbys[0].Port, mode, pgtest.MonitorUser, failover)
 	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
