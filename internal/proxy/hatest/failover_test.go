@@ -46,6 +46,14 @@ databases:
     failover: {user: %s%s}
 `, pgtest.AppUser, pgtest.AppPassword, pgtest.MonitorUser, pgtest.MonitorPassword, pgtest.AppDB,
 		set.Primary.Port, set.Standbys[0].Port, mode, pgtest.MonitorUser, failover)
+	srv, logs := startText(t, text)
+	return srv, srv.Addr().(*net.TCPAddr).Port, logs
+}
+
+// startText starts sluice from a config text, shut down (and its log
+// shown if the test failed) at the end of the test.
+func startText(t *testing.T, text string) (*proxy.Server, *syncbuf.Buffer) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
@@ -60,7 +68,7 @@ databases:
 			t.Logf("sluice log:\n%s", logs.String())
 		}
 	})
-	return srv, srv.Addr().(*net.TCPAddr).Port, logs
+	return srv, logs
 }
 
 func dsn(port int) string {

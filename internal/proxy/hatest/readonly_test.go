@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -15,10 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // roSluice is sluice with a read-only listener in front of a replica set:
@@ -67,20 +64,7 @@ databases:
 		db(pgtest.AppDB, "transaction", "") +
 		db("appdb_session", "session", "") +
 		db("appdb_refuse", "transaction", "    read_only_fallback: refuse\n")
-	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	require.NoError(t, err)
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("sluice log:\n%s", logs.String())
-		}
-	})
+	srv, _ := startText(t, text)
 	r.srv = srv
 	r.rw = srv.Addr().(*net.TCPAddr).Port
 	r.ro = srv.ReadOnlyAddr().(*net.TCPAddr).Port
