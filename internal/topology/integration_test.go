@@ -149,8 +149,10 @@ func TestIntegrationRolesAndLag(t *testing.T) {
 
 // TestIntegrationKillAndOutsidePromotion: kill -9 of the primary is seen as
 // unreachable; a standby promoted from outside (pg_ctl promote) is reported
-// as the writable primary, on timeline 2, within two probe intervals; the
-// old primary, restarted, is fenced.
+// as the writable primary, on timeline 2; the old primary, restarted, is
+// fenced. How soon the promotion is seen is only printed: real time on a
+// loaded machine proves nothing, and TestChangeSeenWithinOneInterval checks
+// the bound in virtual time.
 func TestIntegrationKillAndOutsidePromotion(t *testing.T) {
 	set := pgtest.ReplicaSet(t, 2)
 	ctx := t.Context()
@@ -176,7 +178,6 @@ func TestIntegrationKillAndOutsidePromotion(t *testing.T) {
 	s = waitFor(t, m, "promoted standby is primary", func(s Snapshot) bool { return s.Primary == s1 })
 	seen := time.Since(promoted)
 	t.Logf("promotion seen after %v (interval %v)", seen.Round(time.Millisecond), interval)
-	require.LessOrEqual(t, seen, 2*interval)
 	h, _ = s.Host(s1)
 	require.EqualValues(t, 2, h.Timeline, "the new timeline at once, not at the next checkpoint")
 	require.Equal(t, 1, s.Failovers)
