@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/pgserver"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
@@ -255,5 +254,3 @@ func TestFailoverWithAutoPromote(t *testing.T) {
 		return time.Time{}
 	})
 }
-
-var _ = pgserver.Options{}
