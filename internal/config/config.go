@@ -96,6 +96,11 @@ type Auth struct {
 	// AuthQueryCacheTTL is how long a looked-up password is reused per
 	// (database, user); 0 looks it up on every login.
 	AuthQueryCacheTTL Duration `yaml:"auth_query_cache_ttl"` // default 60s
+	// AllowPlaintextPassword lets method password log in over TCP without
+	// TLS. It is off by default because that method sends the password in
+	// clear: anyone on the path would read it. Unix-socket clients never
+	// need it (the socket does not leave the host).
+	AllowPlaintextPassword bool `yaml:"allow_plaintext_password"` // default false
 }
 
 // Token configures short-lived signed login tokens (auth method token, see

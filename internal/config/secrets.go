@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 )
 
@@ -110,17 +109,7 @@ func validateAuthQuery(cfg *Config, c *collector) {
 // can work: sluice must ask TLS clients for a certificate and verify it
 // against tls.client_ca_file.
 func validateCert(cfg *Config, c *collector) {
-	var where string
-	switch {
-	case cfg.Auth.Method == "cert":
-		where = "auth.method"
-	default:
-		if i := slices.IndexFunc(cfg.Users, func(u User) bool { return u.AuthMethod == "cert" }); i >= 0 {
-			where = index("users", i) + ".auth_method"
-		} else if i := slices.IndexFunc(cfg.Access, func(r AccessRule) bool { return r.Method == "cert" }); i >= 0 {
-			where = index("access", i) + ".method"
-		}
-	}
+	where := methodSetAt(cfg, "cert")
 	if where == "" {
 		return
 	}

@@ -1,7 +1,5 @@
 package config
 
-import "slices"
-
 // validateToken requires token.public_key_file when any auth method
 // (auth.method, users[].auth_method, access[].method) is token, so that a
 // token login can never be configured without a key to check it. Whether
@@ -10,17 +8,7 @@ func validateToken(cfg *Config, c *collector) {
 	if cfg.Token.PublicKeyFile != "" {
 		return
 	}
-	var where string
-	switch {
-	case cfg.Auth.Method == "token":
-		where = "auth.method"
-	default:
-		if i := slices.IndexFunc(cfg.Users, func(u User) bool { return u.AuthMethod == "token" }); i >= 0 {
-			where = index("users", i) + ".auth_method"
-		} else if i := slices.IndexFunc(cfg.Access, func(r AccessRule) bool { return r.Method == "token" }); i >= 0 {
-			where = index("access", i) + ".method"
-		}
-	}
+	where := methodSetAt(cfg, "token")
 	if where != "" {
 		c.invalid("token.public_key_file", "required because %s is token (a PEM Ed25519 public key; create one with 'sluice token keygen')", where)
 	}

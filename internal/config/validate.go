@@ -44,6 +44,7 @@ func validate(cfg *Config, c *collector, src sources) {
 	validateToken(cfg, c)
 	validateAuthQuery(cfg, c)
 	validateCert(cfg, c)
+	validatePlaintextPassword(cfg, c)
 
 	if len(cfg.Databases) == 0 {
 		if !c.bad["databases"] {

@@ -84,6 +84,11 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	if adm.method != "" {
 		method = adm.method
 	}
+	if method == string(auth.MethodPassword) && ss.plaintextRefused(st.cfg) {
+		ss.srv.metrics.ClientLoginFailure.WithLabelValues("plaintext_password").Inc()
+		ss.fail(wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
+		return nil, errPlaintextPassword
+	}
 	var err error
 	var ce *certError
 	var le *lookupError
@@ -123,6 +128,25 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return nil, err
+}
+
+// errPlaintextPassword is what a client hears when it would have to send
+// its password in clear over the network (method password without TLS).
+var errPlaintextPassword = errors.New("password authentication over an unencrypted connection is not allowed; connect with TLS (sslmode=require) or set auth.allow_plaintext_password")
+
+// plaintextRefused reports whether a password sent in clear would cross
+// the network: the client is on TCP without TLS and
+// auth.allow_plaintext_password is off. It is asked before the password
+// is requested, so the client never sends it. Unix-socket clients are
+// exempt (libpq never uses TLS there, and the socket stays on the host).
+// Tokens are not refused: they expire within minutes, and existing
+// deployments send them over plain TCP (docs/security.md recommends TLS).
+func (ss *session) plaintextRefused(cfg *config.Config) bool {
+	if cfg.Auth.AllowPlaintextPassword || ss.remote() == "unix" {
+		return false
+	}
+	_, secured := ss.client.(*tls.Conn)
+	return !secured
 }
 
 // clientAuthConn is the client connection as an auth.Conn.

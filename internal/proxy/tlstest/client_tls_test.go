@@ -50,6 +50,12 @@ type harness struct {
 // 127.0.0.1 issued by a CA made for the test.
 func start(t *testing.T, mode string) *harness {
 	t.Helper()
+	return startWith(t, mode, "")
+}
+
+// startWith is start with topLevel YAML appended to the config.
+func startWith(t *testing.T, mode, topLevel string) *harness {
+	t.Helper()
 	c := pgtest.Cluster(t)
 	h := &harness{dir: t.TempDir(), sock: t.TempDir(), logs: &syncbuf.Buffer{}}
 	h.ca = certs.NewCA(t, h.dir, "clients")
@@ -63,7 +69,7 @@ users:
 databases:
   %s:
     hosts: ["127.0.0.1:%d"]
-`, h.sock, mode, h.cert, h.key, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, c.Port)), nil)
+%s`, h.sock, mode, h.cert, h.key, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, c.Port, topLevel)), nil)
 	require.NoError(t, err)
 	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(h.logs, nil)))
 	require.NoError(t, err)
