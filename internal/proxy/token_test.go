@@ -24,13 +24,19 @@ import (
 func startTokenProxy(t *testing.T, pubPath, topLevel string) *harness {
 	t.Helper()
 	sock := t.TempDir()
+	return startConfig(t, sock, tokenConfigText(t, sock, "  public_key_file: "+pubPath+"\n")+topLevel)
+}
+
+// tokenConfigText is the config of startTokenProxy with tokenKeys as the
+// body of its token: mapping (each line indented two spaces).
+func tokenConfigText(t *testing.T, sock, tokenKeys string) string {
+	t.Helper()
 	text := configText(t, sock, "", "")
 	from := fmt.Sprintf("  - name: %s\n    password: %s\n", pgtest.AppUser, pgtest.AppPassword)
 	to := fmt.Sprintf("  - name: %s\n    auth_method: token\n    server_password: %s\n", pgtest.AppUser, pgtest.AppPassword)
 	require.Contains(t, text, from)
 	text = strings.Replace(text, from, to, 1)
-	text += fmt.Sprintf("token:\n  public_key_file: %s\nlog:\n  level: debug\n", pubPath) + topLevel
-	return startConfig(t, sock, text)
+	return text + "token:\n" + tokenKeys + "log:\n  level: debug\n"
 }
 
 func TestTokenLogin(t *testing.T) {
