@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
@@ -41,7 +42,10 @@ func failover(t *testing.T, failoverYAML string, promote func(ctx context.Contex
 		require.True(t, time.Now().Before(deadline), "the standby never became synchronous")
 		time.Sleep(50 * time.Millisecond)
 	}
-	_, port, _ := sluiceFor(t, set, failoverYAML)
+	srv, port, _ := sluiceFor(t, set, failoverYAML)
+	oldHost, newHost := hostName(set.Primary.Port), hostName(set.Standbys[0].Port)
+	waitFor(t, "sluice to see the primary", func() bool { return hostViews(t, srv, pgtest.AppDB)[oldHost].role == "primary" })
+	failoversBefore := dbMetric(t, srv, "sluice_failovers_total", pgtest.AppDB)
 
 	idle := make([]*pgconn.PgConn, 200)
 	for i := range idle {
@@ -76,6 +80,7 @@ func failover(t *testing.T, failoverYAML string, promote func(ctx context.Contex
 	w.mu.Unlock()
 	t.Logf("write outage %s (primary killed %s, promoted after %s)", outage.Round(time.Millisecond),
 		killedAt.Format("15:04:05.000"), promotedAt.Sub(killedAt).Round(time.Millisecond))
+	checkFailoverMetrics(t, srv, oldHost, newHost, failoversBefore)
 
 	// The old primary comes back: it must never be written to.
 	require.NoError(t, set.Primary.Restart(ctx))
@@ -133,6 +138,26 @@ func failover(t *testing.T, failoverYAML string, promote func(ctx context.Contex
 		}
 	}
 	require.Zero(t, bad.Load(), "idle clients lost their connection")
+}
+
+// checkFailoverMetrics: once writes have resumed, sluice's metrics show
+// the failover: one more in sluice_failovers_total, time without a primary
+// counted (how much is only printed), a primary again, and the roles by
+// host. The time counter is added by a hook just after the monitor's
+// change, hence the wait.
+func checkFailoverMetrics(t *testing.T, srv *proxy.Server, oldHost, newHost string, failoversBefore float64) {
+	t.Helper()
+	db := pgtest.AppDB
+	waitFor(t, "sluice_no_primary_seconds_total", func() bool { return dbMetric(t, srv, "sluice_no_primary_seconds_total", db) > 0 })
+	require.GreaterOrEqual(t, dbMetric(t, srv, "sluice_failovers_total", db), failoversBefore+1, "sluice_failovers_total")
+	require.Zero(t, dbMetric(t, srv, "sluice_no_primary_seconds", db), "sluice_no_primary_seconds with a primary again")
+	hs := hostViews(t, srv, db)
+	require.Equal(t, "primary", hs[newHost].role, "sluice_server_role of the promoted standby: %v", hs)
+	require.True(t, hs[newHost].up, "sluice_server_up of the promoted standby")
+	require.NotEqual(t, "primary", hs[oldHost].role, "sluice_server_role of the killed primary: %v", hs)
+	require.False(t, hs[oldHost].up, "sluice_server_up of the killed primary")
+	t.Logf("metrics: sluice_failovers_total %v, sluice_no_primary_seconds_total %.3f",
+		dbMetric(t, srv, "sluice_failovers_total", db), dbMetric(t, srv, "sluice_no_primary_seconds_total", db))
 }
 
 func TestFailoverWithOutsidePromotion(t *testing.T) {
