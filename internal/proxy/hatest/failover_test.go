@@ -16,10 +16,11 @@ import (
 )
 
 // failover runs the acceptance scenario: a writer and 200 idle clients
-// through sluice, the primary killed, promote (nil: sluice promotes by
-// itself), writes resume; then the old primary is restarted and must
-// never be written to.
-func failover(t *testing.T, failoverYAML string, promote func(ctx context.Context, set *pgtest.Set) time.Time) {
+// through sluice, the primary killed, promote run (it promotes the standby
+// or waits for sluice to, and returns the moment of the promotion, which
+// promotion names), writes resume; then the old primary is restarted and
+// must never be written to.
+func failover(t *testing.T, failoverYAML, promotion string, promote func(ctx context.Context, set *pgtest.Set, srv *proxy.Server) time.Time) {
 	set := pgtest.ReplicaSet(t, 1)
 	ctx := context.Background()
 	// No key on n: a statement sluice replayed would then be a second row,
@@ -68,7 +69,8 @@ func failover(t *testing.T, failoverYAML string, promote func(ctx context.Contex
 	// Every process of the old primary is gone now: a transaction the
 	// writer starts from here on can only wait for the new primary.
 	sentBeforeDead := w.lastSent()
-	promotedAt := promote(ctx, set)
+	deadAt := time.Now()
+	promotedAt := promote(ctx, set, srv)
 	before := w.count()
 	deadline := time.Now().Add(60 * time.Second)
 	for w.count() < before+50 && time.Now().Before(deadline) {
@@ -80,6 +82,13 @@ func failover(t *testing.T, failoverYAML string, promote func(ctx context.Contex
 	w.mu.Unlock()
 	t.Logf("write outage %s (primary killed %s, promoted after %s)", outage.Round(time.Millisecond),
 		killedAt.Format("15:04:05.000"), promotedAt.Sub(killedAt).Round(time.Millisecond))
+	// Acceptance point 2 (writes resume within 2 probe intervals of the
+	// promotion) as a number to read, not a bound to assert. No write can
+	// be acknowledged between the kill and the promotion.
+	if first, ok := w.firstAckAfter(deadAt); ok {
+		t.Logf("first acknowledged write %s after the promotion (%s; probe interval 500ms)",
+			first.Sub(promotedAt).Round(time.Millisecond), promotion)
+	}
 	checkFailoverMetrics(t, srv, oldHost, newHost, failoversBefore)
 
 	// The old primary comes back: it must never be written to.
@@ -161,7 +170,7 @@ func checkFailoverMetrics(t *testing.T, srv *proxy.Server, oldHost, newHost stri
 }
 
 func TestFailoverWithOutsidePromotion(t *testing.T) {
-	failover(t, "", func(ctx context.Context, set *pgtest.Set) time.Time {
+	failover(t, "", "pg_ctl promote returned", func(ctx context.Context, set *pgtest.Set, _ *proxy.Server) time.Time {
 		time.Sleep(time.Second) // the monitor sees the primary gone
 		require.NoError(t, set.Standbys[0].Promote(ctx))
 		return time.Now()
@@ -169,15 +178,17 @@ func TestFailoverWithOutsidePromotion(t *testing.T) {
 }
 
 func TestFailoverWithAutoPromote(t *testing.T) {
-	failover(t, ", auto_promote: true, promote_after: 2s", func(ctx context.Context, set *pgtest.Set) time.Time {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if rec, err := set.Standbys[0].InRecovery(ctx); err == nil && !rec {
-				return time.Now()
+	failover(t, ", auto_promote: true, promote_after: 2s", "sluice's metrics showed the new primary",
+		func(ctx context.Context, set *pgtest.Set, srv *proxy.Server) time.Time {
+			standby := hostName(set.Standbys[0].Port)
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				if hostViews(t, srv, pgtest.AppDB)[standby].role == "primary" {
+					return time.Now()
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatal("sluice did not promote the standby")
-		return time.Time{}
-	})
+			t.Fatal("sluice did not promote the standby")
+			return time.Time{}
+		})
 }

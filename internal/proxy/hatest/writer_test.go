@@ -18,7 +18,8 @@ import (
 type writer struct {
 	mu         sync.Mutex
 	acked      []int
-	sent       int // the largest number sent (or about to be)
+	ackedAt    []time.Time // when each of acked was acknowledged
+	sent       int         // the largest number sent (or about to be)
 	lastAck    time.Time
 	failures   []writeFailure
 	longestGap time.Duration
@@ -75,6 +76,7 @@ func (w *writer) run(ctx context.Context, port int) {
 			w.longestGap = now.Sub(w.lastAck)
 		}
 		w.acked = append(w.acked, n)
+		w.ackedAt = append(w.ackedAt, now)
 		w.lastAck = now
 		w.mu.Unlock()
 		time.Sleep(5 * time.Millisecond)
@@ -102,4 +104,16 @@ func (w *writer) lastSent() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.sent
+}
+
+// firstAckAfter is when the first insert acknowledged after t was.
+func (w *writer) firstAckAfter(t time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, at := range w.ackedAt {
+		if at.After(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
