@@ -75,10 +75,18 @@ func startWith(t *testing.T, poolYAML, topLevel string) *harness {
 	return startConfig(t, sock, configText(t, sock, poolYAML, "")+topLevel)
 }
 
-// startConfig starts sluice from a whole config text; sock is its socket_dir.
+// startConfig starts sluice from a whole config text; sock is its
+// socket_dir. No environment variable is set for ${VAR} in passwords, so
+// the tests do not depend on the environment they run in.
 func startConfig(t *testing.T, sock, text string) *harness {
 	t.Helper()
-	cfg, err := config.ParseWith([]byte(text), func(string) (string, bool) { return "", false }, config.ReadSecretFile)
+	return startConfigEnv(t, sock, text, func(string) (string, bool) { return "", false })
+}
+
+// startConfigEnv is startConfig with lookupEnv for ${VAR} in passwords.
+func startConfigEnv(t *testing.T, sock, text string, lookupEnv func(string) (string, bool)) *harness {
+	t.Helper()
+	cfg, err := config.ParseWith([]byte(text), lookupEnv, config.ReadSecretFile)
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
 	var level slog.Level

@@ -22,8 +22,9 @@ import (
 
 // TestSecretsNeverLogged logs in every way that handles a secret, with
 // log level debug, and then greps the whole log for every secret: the
-// passwords (inline and from files), the file contents, the tokens (good
-// and tampered), the wrong passwords clients sent and the md5 hashes.
+// passwords (inline, from ${ENV} and from files), the file contents, the
+// tokens (good and tampered), the wrong passwords clients sent and the md5
+// hashes.
 func TestSecretsNeverLogged(t *testing.T) {
 	dir := t.TempDir()
 	// app's password comes from a file; md5user logs in with tokens and
@@ -37,7 +38,12 @@ func TestSecretsNeverLogged(t *testing.T) {
 	priv, err := token.LoadPrivateKey(privPath)
 	require.NoError(t, err)
 
+	// envUser's password comes from the environment (${ENV}); sluice also
+	// logs in to PostgreSQL with it.
+	const envUser, envPW = "secrets_env", "env-secret-Vx7"
+	t.Setenv("SLUICE_TEST_ENV_PASSWORD", envPW)
 	c := pgtest.Cluster(t)
+	require.NoError(t, c.CreateRole(context.Background(), envUser, envPW, "scram-sha-256"))
 	sock := t.TempDir()
 	text := fmt.Sprintf(`listen:
   address: 127.0.0.1:0
@@ -55,13 +61,15 @@ users:
   - name: %s
     auth_method: token
     server_password_file: %s
+  - name: %s
+    password: ${SLUICE_TEST_ENV_PASSWORD}
 databases:
   %s:
     hosts: ["127.0.0.1:%d"]
     pool:
       min_size: 1
-`, sock, pubPath, pgtest.AppUser, appFile, pgtest.MD5User, md5File, pgtest.AppDB, c.Port)
-	h := startConfig(t, sock, text)
+`, sock, pubPath, pgtest.AppUser, appFile, pgtest.MD5User, md5File, envUser, pgtest.AppDB, c.Port)
+	h := startConfigEnv(t, sock, text, os.LookupEnv)
 	ctx := context.Background()
 
 	// Password logins: pgx and psql, right and wrong.
@@ -72,6 +80,12 @@ databases:
 	const wrong = "wrong-secret-Kq8"
 	_, err = pgconn.Connect(ctx, h.dsn(pgtest.AppUser, wrong))
 	require.Equal(t, "28P01", pgCode(err))
+	ec, err := pgconn.Connect(ctx, h.dsn(envUser, envPW))
+	require.NoError(t, err)
+	require.Equal(t, []string{envUser}, query(t, ec, "SELECT current_user"))
+	require.NoError(t, ec.Close(ctx))
+	out, err = psql(t, []string{"PGPASSWORD=" + envPW}, "-h", "127.0.0.1", "-p", strconv.Itoa(h.port), "-U", envUser, "-d", pgtest.AppDB, "-c", "SELECT 1")
+	require.NoError(t, err, out)
 
 	// Token logins: good, tampered, expired.
 	good, err := token.Issue(priv, pgtest.MD5User, pgtest.AppDB, time.Minute, time.Now())
@@ -93,7 +107,7 @@ databases:
 	// one works.
 	const rotated = "rotated-secret-Zp3"
 	require.NoError(t, os.WriteFile(appFile, []byte(rotated+"\n"), 0o600))
-	cfg2, err := config.ParseWith([]byte(text), nil, config.ReadSecretFile)
+	cfg2, err := config.ParseWith([]byte(text), os.LookupEnv, config.ReadSecretFile)
 	require.NoError(t, err)
 	require.Equal(t, rotated, cfg2.User(pgtest.AppUser).Password)
 	require.NoError(t, h.srv.Reload(cfg2))
@@ -113,6 +127,7 @@ databases:
 	for name, secret := range map[string]string{
 		"app password (file)":            pgtest.AppPassword,
 		"md5user server password (file)": pgtest.MD5Password,
+		"secrets_env password (${ENV})":  envPW,
 		"rotated password":               rotated,
 		"wrong password":                 wrong,
 		"token":                          good,
@@ -121,6 +136,7 @@ databases:
 		"expired token":                  expired,
 		"app md5 hash":                   md5Of(pgtest.AppPassword, pgtest.AppUser),
 		"md5user md5 hash":               md5Of(pgtest.MD5Password, pgtest.MD5User),
+		"secrets_env md5 hash":           md5Of(envPW, envUser),
 	} {
 		require.NotContains(t, logs, secret, "the log shows the %s", name)
 	}
