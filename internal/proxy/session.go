@@ -128,11 +128,13 @@ func (ss *session) remote() string {
 	return a.String()
 }
 
-// fail sends a FATAL error to the client and logs why the session ended.
+// fail logs why the session ended and sends a FATAL error to the client.
+// The log line comes first, so that by the time the client has the error
+// its reason is already in the log (tests read it right after).
 func (ss *session) fail(code, msg string, attrs ...any) {
+	ss.srv.log.Info("client refused", append([]any{"remote", ss.remote(), "sqlstate", code, "reason", msg}, attrs...)...)
 	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 	wire.Write(ss.client, wire.Error(code, "%s", msg))
-	ss.srv.log.Info("client refused", append([]any{"remote", ss.remote(), "sqlstate", code, "reason", msg}, attrs...)...)
 }
 
 // end releases what a session holds on sluice's side; it runs when the
