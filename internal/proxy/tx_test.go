@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
@@ -225,16 +227,40 @@ func TestTxIdleTransactionTimeout(t *testing.T) {
 	require.Equal(t, []string{"1"}, query(t, other, "SELECT 1"))
 }
 
+// docs/transaction-pooling.md: a client whose statement leaves a
+// transaction open is disconnected with 0A000 and the transaction rolled
+// back. The client's socket is read raw, so that it is sluice, not the
+// driver reacting to FATAL, that is seen closing it.
 func TestStatementModeRefusesTransactions(t *testing.T) {
 	h := start(t, "max_size: 1\n    pool_mode: statement")
 	ctx := context.Background()
-	c := h.connect(ctx)
+	c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
 	require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"))
-	_, err := c.Exec(ctx, "BEGIN").ReadAll()
-	var pe *pgconn.PgError
-	require.ErrorAs(t, err, &pe)
-	require.Equal(t, "0A000", pe.Code)
-	require.Contains(t, pe.Message, "pool_mode statement")
+	hj, err := c.Hijack()
+	require.NoError(t, err)
+	defer hj.Conn.Close()
+	hj.Frontend.Send(&pgproto3.Query{String: "BEGIN"})
+	require.NoError(t, hj.Frontend.Flush())
+	require.NoError(t, hj.Conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	var refused *pgproto3.ErrorResponse
+	for {
+		msg, err := hj.Frontend.Receive()
+		if err != nil {
+			require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "sluice did not disconnect the client")
+			break // the connection was closed
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			refused = &pgproto3.ErrorResponse{Severity: m.Severity, Code: m.Code, Message: m.Message}
+		case *pgproto3.ReadyForQuery:
+			t.Fatalf("ReadyForQuery(%c) after the refused BEGIN: the session went on", m.TxStatus)
+		}
+	}
+	require.NotNil(t, refused, "no error before the disconnect")
+	require.Equal(t, "0A000", refused.Code)
+	require.Equal(t, "FATAL", refused.Severity)
+	require.Contains(t, refused.Message, "pool_mode statement")
 	waitServerConns(t, "idle in transaction", 0)
 	other := h.connect(ctx)
 	require.Equal(t, []string{"1"}, query(t, other, "SELECT 1"))
