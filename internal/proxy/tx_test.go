@@ -266,67 +266,6 @@ func TestStatementModeRefusesTransactions(t *testing.T) {
 	require.Equal(t, []string{"1"}, query(t, other, "SELECT 1"))
 }
 
-// A cancel is never delivered to a query of another client, even with
-// many cancels racing the end of the queries they target.
-func TestTxCancelsNeverHitAnotherClient(t *testing.T) {
-	h := start(t, txPool(10))
-	ctx := context.Background()
-	stop := make(chan struct{})
-	var victims sync.WaitGroup
-	var victimErrs atomic.Int64
-	var victimQueries atomic.Int64
-	for range 20 {
-		c := h.connect(ctx)
-		victims.Add(1)
-		go func() {
-			defer victims.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := c.Exec(ctx, "SELECT pg_sleep(0.02)").ReadAll(); err != nil {
-					victimErrs.Add(1)
-					t.Errorf("victim query failed: %v", err)
-					return
-				}
-				victimQueries.Add(1)
-			}
-		}()
-	}
-	var cancellers sync.WaitGroup
-	var cancelled atomic.Int64
-	for i := range 100 {
-		c := h.connect(ctx)
-		cancellers.Add(1)
-		go func() {
-			defer cancellers.Done()
-			for j := range 3 {
-				go func() {
-					time.Sleep(time.Duration((i*7+j*13)%60) * time.Millisecond)
-					c.CancelRequest(ctx)
-				}()
-				_, err := c.Exec(ctx, "SELECT pg_sleep(0.1)").ReadAll()
-				var pe *pgconn.PgError
-				if errors.As(err, &pe) && pe.Code == "57014" {
-					cancelled.Add(1)
-				} else if err != nil {
-					t.Errorf("canceller query failed: %v", err)
-				}
-				time.Sleep(70 * time.Millisecond) // let a late cancel land
-			}
-		}()
-	}
-	cancellers.Wait()
-	close(stop)
-	victims.Wait()
-	require.Zero(t, victimErrs.Load())
-	require.Positive(t, victimQueries.Load())
-	require.Positive(t, cancelled.Load(), "no cancel took effect: the test proves nothing")
-	t.Logf("%d of 300 canceller queries cancelled; %d victim queries unharmed", cancelled.Load(), victimQueries.Load())
-}
-
 // A client killed inside a transaction leaves no open transaction.
 func TestTxClientKilledMidTransaction(t *testing.T) {
 	h := start(t, txPool(2))
