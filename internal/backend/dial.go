@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sluice-proxy/sluice/internal/auth"
+	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // Options say how to open server connections for one (database, user).
@@ -110,6 +111,7 @@ func dialOnce(ctx context.Context, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc = wire.NewSocket(nc) // raw syscalls on the relay's hot path
 	tctx, done := ctx, context.CancelFunc(func() {})
 	if o.DialTimeout > 0 {
 		tctx, done = context.WithTimeout(ctx, o.DialTimeout)

@@ -54,9 +54,9 @@ type relay struct {
 	// the server sends while the client is idle, in heldFatal.
 	holdFatal bool
 	heldFatal []byte
-	txStatus atomic.Uint32 // status byte of the last ReadyForQuery
-	bytesOut atomic.Int64
-	rewrite  rewriter // used only after receive_timeout fired
+	txStatus  atomic.Uint32 // status byte of the last ReadyForQuery
+	bytesOut  atomic.Int64
+	rewrite   rewriter // used only after receive_timeout fired
 
 	// stopping is set by whichever loop ends first (or by terminate).
 	stopping    atomic.Bool

@@ -180,6 +180,7 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		nc = wire.NewSocket(nc) // raw syscalls on the relay's hot path
 		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly}
 		s.mu.Lock()
 		if s.closing {

@@ -83,7 +83,7 @@ func (p *Poller) ready(fd uintptr) bool {
 // nothing is, or the socket error. Raw syscall: no allocation.
 func peek(fd uintptr) syscall.Errno {
 	var b [1]byte
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return errno
 }
