@@ -79,10 +79,11 @@ func TestTxPinningByReason(t *testing.T) {
 	}
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("temp_table"), 1)
 	eventuallyMetric(t, m.Pins.WithLabelValues("temp_table"), 1)
-	require.Contains(t, h.logs.String(), "client pinned to its server connection")
+	require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=temp_table `)
 
 	query(t, a, "DISCARD ALL")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("temp_table"), 0)
+	require.Contains(t, h.logs.String(), `msg="client no longer pinned" reason=temp_table `)
 
 	query(t, b, "LISTEN tx_channel")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 1)
@@ -92,6 +93,16 @@ func TestTxPinningByReason(t *testing.T) {
 	require.NoError(t, b.WaitForNotification(ctxWait), "an idle pinned client still gets notifications")
 	require.Equal(t, "hello", <-notes)
 	query(t, b, "UNLISTEN *")
+	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 0)
+	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("listen")))
+	require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=listen `)
+	require.Contains(t, h.logs.String(), `msg="client no longer pinned" reason=listen `)
+
+	// Acceptance 4 again for LISTEN: DISCARD ALL unpins too.
+	query(t, b, "LISTEN tx_channel")
+	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 1)
+	require.Equal(t, 2.0, metricValue(t, m.Pins.WithLabelValues("listen")))
+	query(t, b, "DISCARD ALL")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 0)
 
 	query(t, a, "SELECT pg_advisory_lock(7)")

@@ -1,0 +1,169 @@
+package proxy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+)
+
+// tryQuery is query for goroutines: it returns the first column of every
+// row, or the error.
+func tryQuery(c *pgconn.PgConn, sql string) ([]string, error) {
+	res := c.ExecParams(context.Background(), sql, nil, nil, nil, nil).Read()
+	var out []string
+	for _, r := range res.Rows {
+		out = append(out, string(r[0]))
+	}
+	return out, res.Err
+}
+
+type queryResult struct {
+	rows []string
+	err  error
+}
+
+// startWaiting runs sql on c in the background; the result arrives on
+// the channel.
+func startWaiting(c *pgconn.PgConn, sql string) <-chan queryResult {
+	ch := make(chan queryResult, 1)
+	go func() {
+		rows, err := tryQuery(c, sql)
+		ch <- queryResult{rows, err}
+	}()
+	return ch
+}
+
+// requireStillWaiting fails if the background query has an answer: it
+// must be waiting for the pool's only connection.
+func requireStillWaiting(t *testing.T, ch <-chan queryResult, why string) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case r := <-ch:
+		t.Fatalf("%s: the waiting client ran (%v, %v)", why, r.rows, r.err)
+	default:
+	}
+}
+
+// awaitResult returns the background query's result; the minute is a
+// guard against a hang, not a measured limit.
+func awaitResult(t *testing.T, ch <-chan queryResult) []string {
+	t.Helper()
+	select {
+	case r := <-ch:
+		require.NoError(t, r.err)
+		return r.rows
+	case <-time.After(time.Minute):
+		t.Fatal("the waiting client never got the server connection")
+		return nil
+	}
+}
+
+// Every pin reason, each with each way of undoing it, over a pool of one
+// connection: while the client is pinned its state works, it keeps its
+// backend between transactions and a second client waits; once the state
+// is gone the very same backend goes to the waiting client. Pin and unpin
+// are counted by reason and logged at debug with the reason.
+func TestTxEveryPinReasonPinsAndUnpins(t *testing.T) {
+	ctx := context.Background()
+	require.NoError(t, pgtest.Cluster(t).ExecDB(ctx, pgtest.AppDB, `DO $$ BEGIN
+		CREATE ROLE tx_pin_role NOLOGIN;
+	EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+	GRANT tx_pin_role TO `+pgtest.AppUser))
+	cases := []struct {
+		reason string
+		pin    string
+		use    string   // needs the state; run while pinned
+		want   []string // what use returns
+		unpins []string // each undoes pin (one subtest each)
+	}{
+		{"temp_table", "CREATE TEMP TABLE tx_pin_t AS SELECT 42 AS n", "SELECT n FROM tx_pin_t", []string{"42"},
+			[]string{"DROP TABLE tx_pin_t", "DISCARD TEMP", "DISCARD ALL"}},
+		{"listen", "LISTEN tx_pin_ch", "SELECT pg_listening_channels()", []string{"tx_pin_ch"},
+			[]string{"UNLISTEN tx_pin_ch", "UNLISTEN *", "DISCARD ALL"}},
+		{"advisory_lock", "SELECT pg_advisory_lock(4711)",
+			"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", []string{"1"},
+			[]string{"SELECT pg_advisory_unlock(4711)", "DISCARD ALL"}},
+		{"hold_cursor", "DECLARE tx_pin_c CURSOR WITH HOLD FOR SELECT generate_series(1, 3)", "FETCH 2 FROM tx_pin_c", []string{"1", "2"},
+			[]string{"CLOSE tx_pin_c", "DISCARD ALL"}},
+		{"sql_prepare", "PREPARE tx_pin_q AS SELECT 'prepared'", "EXECUTE tx_pin_q", []string{"prepared"},
+			[]string{"DEALLOCATE tx_pin_q", "DISCARD ALL"}},
+		{"set_role", "SET ROLE tx_pin_role", "SELECT current_user", []string{"tx_pin_role"},
+			[]string{"RESET ROLE", "DISCARD ALL"}},
+	}
+	for _, tc := range cases {
+		for _, unpin := range tc.unpins {
+			t.Run(tc.reason+"/"+strings.ReplaceAll(unpin, " ", "_"), func(t *testing.T) {
+				h := start(t, txPool(1))
+				m := h.srv.Metrics()
+				a, b := h.connect(ctx), h.connect(ctx)
+				pid := query(t, a, "SELECT pg_backend_pid()")
+				query(t, a, tc.pin)
+				eventuallyMetric(t, m.PinnedClients.WithLabelValues(tc.reason), 1)
+				require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues(tc.reason)))
+				require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=`+tc.reason+" ")
+
+				waiting := startWaiting(b, "SELECT pg_backend_pid()")
+				requireStillWaiting(t, waiting, "a is pinned")
+				require.Equal(t, tc.want, query(t, a, tc.use), "the pinned state works")
+				require.Equal(t, pid, query(t, a, "SELECT pg_backend_pid()"), "a keeps its server connection")
+				requireStillWaiting(t, waiting, "a is still pinned")
+
+				query(t, a, unpin)
+				require.Equal(t, pid, awaitResult(t, waiting), "the unpinned connection went back to the pool, to b")
+				eventuallyMetric(t, m.PinnedClients.WithLabelValues(tc.reason), 0)
+				require.Contains(t, h.logs.String(), `msg="client no longer pinned" reason=`+tc.reason+" ")
+				require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues(tc.reason)))
+				require.Equal(t, []string{"1"}, query(t, a, "SELECT 1"), "a goes on, unpinned")
+				require.Equal(t, pid, query(t, b, "SELECT pg_backend_pid()"))
+			})
+		}
+	}
+}
+
+// LOAD pins for good: nothing undoes it, not even DISCARD ALL, so the
+// client keeps its connection until it leaves. LOAD of a library outside
+// $libdir/plugins needs a superuser, so a superuser logs in for it.
+func TestTxLoadPinsUntilTheClientLeaves(t *testing.T) {
+	ctx := context.Background()
+	cl := pgtest.Cluster(t)
+	if err := cl.Exec(ctx, "LOAD 'auto_explain'"); err != nil {
+		t.Skipf("auto_explain cannot be loaded in the test cluster: %v", err)
+	}
+	require.NoError(t, cl.CreateRole(ctx, "tx_pin_super", "super_pw", "scram-sha-256"))
+	require.NoError(t, cl.Exec(ctx, "ALTER ROLE tx_pin_super SUPERUSER"))
+	sock := t.TempDir()
+	h := startConfig(t, sock, configText(t, sock, txPool(1), "  - name: tx_pin_super\n    password: super_pw\n")+"log:\n  level: debug\n")
+	m := h.srv.Metrics()
+	connect := func() *pgconn.PgConn {
+		c, err := pgconn.Connect(ctx, h.dsn("tx_pin_super", "super_pw"))
+		require.NoError(t, err)
+		return c
+	}
+	a, b := connect(), connect()
+	defer b.Close(ctx)
+	pid := query(t, a, "SELECT pg_backend_pid()")
+	query(t, a, "LOAD 'auto_explain'")
+	eventuallyMetric(t, m.PinnedClients.WithLabelValues("load"), 1)
+	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("load")))
+	require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=load `)
+
+	waiting := startWaiting(b, "SELECT 'b ran'")
+	requireStillWaiting(t, waiting, "a loaded a library")
+	require.Equal(t, []string{"off"}, query(t, a, "SHOW auto_explain.log_analyze"), "the library is loaded on a's connection")
+	query(t, a, "DISCARD ALL")
+	require.Equal(t, pid, query(t, a, "SELECT pg_backend_pid()"), "DISCARD ALL does not unload")
+	requireStillWaiting(t, waiting, "a ran DISCARD ALL")
+	require.Equal(t, 1.0, metricValue(t, m.PinnedClients.WithLabelValues("load")))
+
+	require.NoError(t, a.Close(ctx))
+	require.Equal(t, []string{"b ran"}, awaitResult(t, waiting), "the connection is free once a left")
+	eventuallyMetric(t, m.PinnedClients.WithLabelValues("load"), 0)
+	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("load")))
+}
