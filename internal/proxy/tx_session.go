@@ -47,11 +47,15 @@ type txClient struct {
 	out        []byte      // bytes for the server, built under cur.mu
 	terminated bool        // the client sent Terminate
 	poll       *wire.Poller
-	ctx        context.Context // see runTx
-	cancel     context.CancelFunc
-	user       string // for the log line at the end
-	pid        uint32 // issued to the client (cancel key with secret)
-	secret     uint32
+	// handoff gives the client goroutine the attachment that
+	// startAttachment made (nil: attachErr says why there is none).
+	handoff   chan *attachment
+	attachErr error
+	ctx       context.Context // see runTx
+	cancel    context.CancelFunc
+	user      string // for the log line at the end
+	pid       uint32 // issued to the client (cancel key with secret)
+	secret    uint32
 	// deadlineSet records that a client read deadline may be armed
 	// (guarded like armClientDeadline's callers).
 	deadlineSet bool
@@ -123,6 +127,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 	// Made here, not on the serving goroutine: an allocation there can
 	// take the slow path and grow the goroutine's stack for good.
 	c.poll = wire.NewPoller(ss.client)
+	c.handoff = make(chan *attachment)
 	ss.then = c.serveThenEnd // see session.then
 }
 
@@ -197,15 +202,33 @@ func (c *txClient) attach() (*attachment, error) {
 	if ss.draining.Load() {
 		return nil, errDraining
 	}
+	go c.startAttachment()
+	a := <-c.handoff
+	if a == nil {
+		return nil, c.attachErr
+	}
+	c.att = a
+	return a, nil
+}
+
+// startAttachment is the goroutine of a new attachment: it takes a server
+// connection and syncs the client's settings, hands the attachment to the
+// waiting client goroutine (attach), then runs it. Why not on the client
+// goroutine: acquiring and SyncSettings need deep stacks, and a goroutine
+// stack that grew once stays at 4 kB or more for the client's whole idle
+// life (the GC halves only stacks using under a quarter); done here, an
+// idle client's goroutine keeps the minimal 2 kB.
+func (c *txClient) startAttachment() {
 	conn, err := c.acquire(c.ctx)
 	if err != nil {
-		return nil, err
+		c.attachErr = err
+		c.handoff <- nil
+		return
 	}
-	a := newAttachment(ss, c, c.entry, conn)
-	ss.attachServer(conn)
-	c.att = a
-	go a.run()
-	return a, nil
+	a := newAttachment(c.ss, c, c.entry, conn)
+	c.ss.attachServer(conn)
+	c.handoff <- a
+	a.run()
 }
 
 var errDraining = errors.New("sluice is shutting down")
