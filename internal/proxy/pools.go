@@ -76,6 +76,9 @@ type poolEntry struct {
 	// ro, for a standby pool of the read-only side, is the one host it
 	// dials (see readonly.go); nil for the (database, user) pool.
 	ro *readTarget
+	// parsed: statements known to parse, for transaction pooling's
+	// answerParseLocally.
+	parsed parsedSet
 }
 
 // dial opens a server connection for the pool: to the configured host,

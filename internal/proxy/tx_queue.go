@@ -43,6 +43,9 @@ func (a *attachment) answerLocked(typ byte) answerAction {
 		return answerPass
 	}
 	act := a.queue[0].action
+	if typ == '1' && a.queue[0].srv != "" {
+		a.entry.parsed.add(a.queue[0].srv)
+	}
 	a.popLocked()
 	return act
 }
@@ -64,6 +67,9 @@ func (a *attachment) readyLocked(z int64) {
 		p := a.queue[0]
 		if p.srv != "" {
 			a.tx.Statements.Remove(p.srv)
+			if p.answer == '1' {
+				a.entry.parsed.remove(p.srv) // skipped, maybe refused: no longer known to parse
+			}
 		}
 		if p.clientName != "" && a.client.stmts[p.clientName] == p.stmt {
 			delete(a.client.stmts, p.clientName)

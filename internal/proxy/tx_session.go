@@ -291,6 +291,9 @@ func (c *txClient) forward(chunk []byte) error {
 		c.terminated = true
 		return errTerminated
 	}
+	if c.answerParseLocally(chunk) {
+		return nil
+	}
 	for {
 		a, err := c.attach()
 		if err != nil {

@@ -16,6 +16,11 @@ import (
 type clientStmt struct {
 	query, params []byte
 	srv           string
+	// effects are what the lexer saw in query; they are noted again at
+	// every Bind, since a statement prepared during one attachment is
+	// often executed during another (pgx prepares, then executes after a
+	// Sync), and that is where its SET or LISTEN takes effect.
+	effects sqlscan.Effects
 }
 
 // noopStatement is a statement name sluice never prepares: closing it is
@@ -103,9 +108,10 @@ func (c *txClient) onParse(a *attachment, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	c.noteEffects(a, sqlscan.Scan(text(p.query)))
+	effects := sqlscan.Scan(text(p.query))
+	c.noteEffects(a, effects)
 	if len(p.name) == 0 {
-		c.unnamed = &clientStmt{query: clone(p.query), params: clone(p.params)}
+		c.unnamed = &clientStmt{query: clone(p.query), params: clone(p.params), effects: effects}
 		c.unnamedSeq++
 		a.tx.UnnamedOwner = c.unnamedOwner()
 		c.emit(a, msg)
@@ -121,7 +127,7 @@ func (c *txClient) onParse(a *attachment, msg []byte) error {
 		a.enqueueLocked(pending{answer: '1', action: answerPass})
 		return nil
 	}
-	st := &clientStmt{query: clone(p.query), params: clone(p.params)}
+	st := &clientStmt{query: clone(p.query), params: clone(p.params), effects: effects}
 	st.srv = c.serverName(st.query, st.params)
 	name := string(p.name)
 	if c.stmts == nil {
@@ -181,6 +187,9 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	if len(stmt) == 0 {
 		c.ensureUnnamed(a)
 		c.emit(a, msg)
+		if c.unnamed != nil && c.unnamed.effects != 0 {
+			c.noteEffects(a, c.unnamed.effects)
+		}
 		return nil
 	}
 	st := c.stmts[string(stmt)]
@@ -191,6 +200,9 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	c.ensurePrepared(a, st)
 	c.out = appendBind(c.out, portal, st.srv, rest)
 	a.lastSent = 'B'
+	if st.effects != 0 {
+		c.noteEffects(a, st.effects) // after the Bind: it is what runs the statement
+	}
 	return nil
 }
 
