@@ -404,7 +404,7 @@ func checkLength(t *testing.T, m []byte) {
 func newFuzzAttachment(mode string, maxStatements int) *attachment {
 	ss := &session{srv: &Server{log: slog.New(slog.DiscardHandler)}}
 	c := &txClient{ss: ss, mode: mode, stmts: map[string]*clientStmt{}, maxStatements: maxStatements}
-	return newAttachment(ss, c, nil, &backend.Conn{})
+	return newAttachment(ss, c, &poolEntry{}, &backend.Conn{})
 }
 
 // downMsg is one server message of a generated stream.
