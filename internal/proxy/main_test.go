@@ -3,14 +3,13 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-proxy/sluice/internal/testutil/sluicetest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
@@ -80,31 +79,14 @@ func startWith(t *testing.T, poolYAML, topLevel string) *harness {
 // the tests do not depend on the environment they run in.
 func startConfig(t *testing.T, sock, text string) *harness {
 	t.Helper()
-	return startConfigEnv(t, sock, text, func(string) (string, bool) { return "", false })
+	return startConfigEnv(t, sock, text, sluicetest.NoEnv)
 }
 
 // startConfigEnv is startConfig with lookupEnv for ${VAR} in passwords.
 func startConfigEnv(t *testing.T, sock, text string, lookupEnv func(string) (string, bool)) *harness {
 	t.Helper()
-	cfg, err := config.ParseWith([]byte(text), lookupEnv, config.ReadSecretFile)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	var level slog.Level
-	require.NoError(t, level.UnmarshalText([]byte(cfg.Log.Level)))
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
-	srv, err := proxy.New(cfg, log)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start())
-	h := &harness{t: t, srv: srv, port: srv.Addr().(*net.TCPAddr).Port, sock: sock, logs: logs, cfg: cfg}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("sluice log:\n%s", logs.String())
-		}
-	})
-	return h
+	srv, cfg, logs := sluicetest.Start(t, text, lookupEnv)
+	return &harness{t: t, srv: srv, port: srv.Addr().(*net.TCPAddr).Port, sock: sock, logs: logs, cfg: cfg}
 }
 
 func (h *harness) dsn(user, password string, extra ...string) string {

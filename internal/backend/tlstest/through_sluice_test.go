@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/proxy"
+	"github.com/sluice-proxy/sluice/internal/testutil/sluicetest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
@@ -27,7 +24,7 @@ func startSluice(t *testing.T, serverTLS string) (string, *syncbuf.Buffer) {
 	if cluster == nil {
 		t.Skip("SLUICE_SKIP_PG=1")
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`listen: {address: "127.0.0.1:0"}
+	srv, _, logs := sluicetest.Start(t, fmt.Sprintf(`listen: {address: "127.0.0.1:0"}
 admin: {address: ""}
 shutdown_timeout: 5s
 users:
@@ -37,20 +34,7 @@ databases:
     hosts: ["127.0.0.1:%d"]
     pool: {min_size: 0}
     server_tls: %s
-`, role, password, cluster.Port, serverTLS)), nil)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	require.NoError(t, err)
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("sluice log:\n%s", logs.String())
-		}
-	})
+`, role, password, cluster.Port, serverTLS), nil)
 	port := srv.Addr().(*net.TCPAddr).Port
 	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres sslmode=disable", port, role, password), logs
 }

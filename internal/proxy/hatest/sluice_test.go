@@ -1,18 +1,13 @@
 package hatest
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"testing"
-	"time"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/sluicetest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
@@ -49,20 +44,7 @@ databases:
 // shown if the test failed) at the end of the test.
 func startText(t *testing.T, text string) (*proxy.Server, *syncbuf.Buffer) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	require.NoError(t, err)
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("sluice log:\n%s", logs.String())
-		}
-	})
+	srv, _, logs := sluicetest.Start(t, text, nil)
 	return srv, logs
 }
 
