@@ -194,17 +194,24 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 		s.mu.Unlock()
 		go func() {
 			sess.serve()
-			if then := sess.then; then != nil {
-				go func() {
-					then()
-					sess.end()
-					s.sessionDone(sess)
-				}()
+			if sess.then != nil {
+				go s.serveThen(sess)
 				return
 			}
 			s.sessionDone(sess)
 		}()
 	}
+}
+
+// serveThen runs a session's continuation (session.then) on the calling
+// goroutine and ends the session after it, unless the continuation moved
+// on to another goroutine, which then ends it.
+func (s *Server) serveThen(sess *session) {
+	if sess.then() {
+		return
+	}
+	sess.end()
+	s.sessionDone(sess)
 }
 
 // sessionDone forgets an ended session.

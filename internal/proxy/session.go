@@ -45,8 +45,10 @@ type session struct {
 	// then, when serve sets it, continues the session on a fresh
 	// goroutine: a transaction-pooled client idles for hours, and the
 	// goroutine that logged it in has grown its stack (SCRAM, decoding)
-	// to several times what waiting needs. It ends with end().
-	then func()
+	// to several times what waiting needs. It ends with end(), unless it
+	// returns true: then it moved on to yet another goroutine that ends
+	// the session (see Server.serveThen).
+	then func() (moved bool)
 	// counted records that clients was incremented for this session.
 	counted bool
 	// draining asks a transaction-pooled client to leave at its next
