@@ -107,7 +107,7 @@ func TestTxEveryPinReasonPinsAndUnpins(t *testing.T) {
 				query(t, a, tc.pin)
 				eventuallyMetric(t, m.PinnedClients.WithLabelValues(tc.reason), 1)
 				require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues(tc.reason)))
-				require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=`+tc.reason+" ")
+				eventuallyLogged(t, h, `msg="client pinned to its server connection" reason=`+tc.reason+" ")
 
 				waiting := startWaiting(b, "SELECT pg_backend_pid()")
 				requireStillWaiting(t, waiting, "a is pinned")
@@ -118,7 +118,7 @@ func TestTxEveryPinReasonPinsAndUnpins(t *testing.T) {
 				query(t, a, unpin)
 				require.Equal(t, pid, awaitResult(t, waiting), "the unpinned connection went back to the pool, to b")
 				eventuallyMetric(t, m.PinnedClients.WithLabelValues(tc.reason), 0)
-				require.Contains(t, h.logs.String(), `msg="client no longer pinned" reason=`+tc.reason+" ")
+				eventuallyLogged(t, h, `msg="client no longer pinned" reason=`+tc.reason+" ")
 				require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues(tc.reason)))
 				require.Equal(t, []string{"1"}, query(t, a, "SELECT 1"), "a goes on, unpinned")
 				require.Equal(t, pid, query(t, b, "SELECT pg_backend_pid()"))
@@ -152,7 +152,7 @@ func TestTxLoadPinsUntilTheClientLeaves(t *testing.T) {
 	query(t, a, "LOAD 'auto_explain'")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("load"), 1)
 	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("load")))
-	require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=load `)
+	eventuallyLogged(t, h, `msg="client pinned to its server connection" reason=load `)
 
 	waiting := startWaiting(b, "SELECT 'b ran'")
 	requireStillWaiting(t, waiting, "a loaded a library")
@@ -166,4 +166,13 @@ func TestTxLoadPinsUntilTheClientLeaves(t *testing.T) {
 	require.Equal(t, []string{"b ran"}, awaitResult(t, waiting), "the connection is free once a left")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("load"), 0)
 	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("load")))
+}
+
+// eventuallyLogged waits for sluice to log text: a pin's log line is
+// written by the attachment's goroutine after the metrics change, so it
+// may come a moment after the client has its answer.
+func eventuallyLogged(t *testing.T, h *harness, text string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), text) }, 10*time.Second, 5*time.Millisecond,
+		"sluice never logged %q", text)
 }

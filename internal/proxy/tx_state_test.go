@@ -79,11 +79,11 @@ func TestTxPinningByReason(t *testing.T) {
 	}
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("temp_table"), 1)
 	eventuallyMetric(t, m.Pins.WithLabelValues("temp_table"), 1)
-	require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=temp_table `)
+	eventuallyLogged(t, h, `msg="client pinned to its server connection" reason=temp_table `)
 
 	query(t, a, "DISCARD ALL")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("temp_table"), 0)
-	require.Contains(t, h.logs.String(), `msg="client no longer pinned" reason=temp_table `)
+	eventuallyLogged(t, h, `msg="client no longer pinned" reason=temp_table `)
 
 	query(t, b, "LISTEN tx_channel")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 1)
@@ -95,8 +95,8 @@ func TestTxPinningByReason(t *testing.T) {
 	query(t, b, "UNLISTEN *")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 0)
 	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("listen")))
-	require.Contains(t, h.logs.String(), `msg="client pinned to its server connection" reason=listen `)
-	require.Contains(t, h.logs.String(), `msg="client no longer pinned" reason=listen `)
+	eventuallyLogged(t, h, `msg="client pinned to its server connection" reason=listen `)
+	eventuallyLogged(t, h, `msg="client no longer pinned" reason=listen `)
 
 	// Acceptance 4 again for LISTEN: DISCARD ALL unpins too.
 	query(t, b, "LISTEN tx_channel")
