@@ -155,6 +155,9 @@ func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
 			if res.stmtBreach {
 				return errStatementMode
 			}
+			if res.unsolicited {
+				return errServerEnding
+			}
 			if res.endsWithZ {
 				a.mu.Lock()
 				d := a.detachableLocked()
@@ -181,6 +184,10 @@ func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
 type clientWriteError struct{ error }
 
 var errStatementMode = errors.New("transaction opened in statement pool mode")
+
+// errServerEnding: the server sent an error nobody asked for while the
+// client was idle; it is closing the connection (see downResult).
+var errServerEnding = errors.New("the server ended the connection while the client was idle")
 
 // detach ends the attachment at an idle point, or keeps it when the
 // client's session now holds state that cannot move (it returns true

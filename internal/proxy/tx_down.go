@@ -31,6 +31,11 @@ type downResult struct {
 	endsWithZ  bool   // the chunk ends exactly after a ReadyForQuery
 	status     byte   // its status
 	stmtBreach bool   // statement mode: a transaction was opened (out stops before its ReadyForQuery)
+	// unsolicited: the server sent an error while the client owed it
+	// nothing and was idle (out stops before it): the server is ending
+	// the connection (FATAL after postmaster death, pg_terminate_backend,
+	// idle_session_timeout), and the client, idle, keeps its own.
+	unsolicited bool
 }
 
 // filter scans chunk (a.mu not held) and returns the bytes to forward.
@@ -74,6 +79,16 @@ func (f *downFilter) filter(a *attachment, chunk []byte) (downResult, error) {
 			a.mu.Lock()
 			a.sawParamStatus = true
 			a.mu.Unlock()
+		case 'E':
+			if cut >= 0 || msgStart < 0 {
+				return
+			}
+			a.mu.Lock()
+			idle := a.asks == a.gotZ && a.status == 'I' && len(a.queue) == 0 && a.lastSent != 'd'
+			a.mu.Unlock()
+			if idle {
+				cut, res.unsolicited = msgStart, true
+			}
 		}
 	})
 	if err == nil {

@@ -598,6 +598,22 @@ func FuzzDownFilter(f *testing.F) {
 			for done < len(msgs) && msgs[done].end <= end {
 				done++
 			}
+			if res.unsolicited {
+				// The filter stopped before an ErrorResponse that came while
+				// nothing was owed: the output is everything before one of
+				// this chunk's ErrorResponses, and the attachment ends.
+				ok := false
+				for k := first; k < done; k++ {
+					if msgs[k].raw[0] == 'E' && len(out) == outAfter[k] {
+						ok = true
+					}
+				}
+				if !ok || !bytes.Equal(out, want[:len(out)]) {
+					t.Fatalf("chunk %d..%d: unsolicited error reported, but output %q does not stop before an ErrorResponse", off, end, out)
+				}
+				breached = true
+				break
+			}
 			if breach >= 0 && done > breach {
 				if !res.stmtBreach {
 					t.Fatalf("statement mode: ReadyForQuery %q at %d..%d (chunk %d..%d) not reported as a breach",
@@ -649,6 +665,9 @@ func FuzzDownFilter(f *testing.F) {
 				t.Fatalf("statement mode: stream ended without stmtBreach")
 			}
 			return
+		}
+		if breached {
+			return // an unsolicited error ended it (checked above)
 		}
 		if !bytes.Equal(out, want) {
 			t.Fatalf("output\n%q\nwant\n%q", out, want)

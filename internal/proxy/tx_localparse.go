@@ -95,23 +95,8 @@ func (c *txClient) answerParseLocally(chunk []byte) bool {
 }
 
 // idleUnattached reports whether the client holds no server connection
-// and its last attachment has ended cleanly (then it is forgotten, as
-// attach does), so nothing else writes to the client.
+// and its last attachment ended cleanly, so nothing else writes to it.
 func (c *txClient) idleUnattached() bool {
-	a := c.att
-	if a == nil {
-		return true
-	}
-	a.mu.Lock()
-	detached := a.detached
-	a.mu.Unlock()
-	if !detached {
-		return false
-	}
-	<-a.done
-	if a.fatal {
-		return false
-	}
-	c.att = nil
-	return true
+	a, err := c.liveAttachment()
+	return a == nil && err == nil
 }

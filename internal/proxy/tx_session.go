@@ -187,18 +187,8 @@ func (c *txClient) acquire(ctx context.Context) (*backend.Conn, error) {
 // attach returns the live attachment, waiting for the last one to end
 // and attaching a server connection when there is none.
 func (c *txClient) attach() (*attachment, error) {
-	if a := c.att; a != nil {
-		a.mu.Lock()
-		live := !a.detached
-		a.mu.Unlock()
-		if live {
-			return a, nil
-		}
-		<-a.done
-		if a.fatal {
-			return nil, errFatal
-		}
-		c.att = nil
+	if a, err := c.liveAttachment(); a != nil || err != nil {
+		return a, err
 	}
 	ss := c.ss
 	if ss.draining.Load() {
@@ -213,6 +203,28 @@ func (c *txClient) attach() (*attachment, error) {
 	c.att = a
 	go a.run()
 	return a, nil
+}
+
+// liveAttachment returns the client's attachment while it is live. An
+// ended one is waited for and forgotten (nil, nil), or ends the session
+// when it ended fatally (errFatal: the client was told why).
+func (c *txClient) liveAttachment() (*attachment, error) {
+	a := c.att
+	if a == nil {
+		return nil, nil
+	}
+	a.mu.Lock()
+	live := !a.detached
+	a.mu.Unlock()
+	if live {
+		return a, nil
+	}
+	<-a.done
+	if a.fatal {
+		return nil, errFatal
+	}
+	c.att = nil
+	return nil, nil
 }
 
 var errDraining = errors.New("sluice is shutting down")
