@@ -4,7 +4,10 @@
 // Semantics follow PgBouncer and GatewayD: idle ("available") and busy
 // connections are tracked separately, at most MaxSize connections are ever
 // open (idle + busy + being dialled), and a client that finds every
-// connection busy waits in a FIFO queue for at most BorrowTimeout.
+// connection busy waits in a FIFO queue. BorrowTimeout bounds the whole
+// borrow: the queue wait and the dial of a new connection together
+// (deadline.go), as PgBouncer keeps a client queued until
+// query_wait_timeout while it retries the server.
 //
 // Design (ideas from Vitess smartconnpool, not its code):
 //
