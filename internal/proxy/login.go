@@ -51,16 +51,17 @@ func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) 
 			"user", user, "database", db)
 		return admission{}, false
 	}
-	d := cfg.AccessRules().Check(addr, user, db)
+	_, secured := ss.client.(*tls.Conn)
+	client := access.Client{Addr: addr, TLS: secured, User: user, Database: db}
+	d := cfg.AccessRules().Check(client)
 	if d.Allowed {
 		return admission{database: db, method: d.Method}, true
 	}
 	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
 	if d.Rule < 0 {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("no access rule allows connections from %s for user %q to database %q", access.Describe(addr), user, db))
+		ss.fail(wire.CodeInvalidAuthSpec, access.Refusal(client, false), "rule", "none")
 	} else {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
-			"rule", fmt.Sprintf("access[%d]", d.Rule))
+		ss.fail(wire.CodeInvalidAuthSpec, access.Refusal(client, true), "rule", fmt.Sprintf("access[%d]", d.Rule))
 	}
 	return admission{}, false
 }
