@@ -37,6 +37,7 @@ host      authcmp_password all 127.0.0.1/32 password
 host      authcmp_trust    all 127.0.0.1/32 trust
 hostssl   authcmp_cert     all 127.0.0.1/32 cert
 hostnossl authcmp_cert     all 127.0.0.1/32 reject
+local     authcmp_local    all              reject
 `
 
 // authCompareAccess is the same as sluice access rules.
@@ -47,6 +48,8 @@ const authCompareAccess = `access:
   - {cidr: 127.0.0.1, databases: [authcmp_trust], method: trust}
   - {cidr: 127.0.0.1, databases: [authcmp_cert], tls: required, method: cert}
   - {cidr: 127.0.0.1, databases: [authcmp_cert], tls: forbidden, method: reject}
+  - {cidr: local, databases: [authcmp_local], method: reject}
+  - {cidr: local}
 `
 
 // TestLoginErrorsMatchPostgreSQL logs in the same failing ways directly to
@@ -68,11 +71,12 @@ func TestLoginErrorsMatchPostgreSQL(t *testing.T) {
 
 	sluiceCert, sluiceKey := ca.Issue(t, dir, "sluice", "localhost", "127.0.0.1")
 	dbs := ""
-	for _, m := range []string{"scram", "md5", "password", "trust", "cert"} {
+	for _, m := range []string{"scram", "md5", "password", "trust", "cert", "local"} {
 		dbs += fmt.Sprintf("  authcmp_%s:\n    hosts: [\"127.0.0.1:%d\"]\n    dbname: %s\n", m, pg.Port, pgtest.AppDB)
 	}
 	logs := &syncbuf.Buffer{}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`listen: {address: "127.0.0.1:0"}
+	sock := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`listen: {address: "127.0.0.1:0", socket_dir: %q}
 admin: {address: ""}
 shutdown_timeout: 5s
 tls: {mode: allow, cert_file: %q, key_file: %q, client_ca_file: %q}
@@ -82,7 +86,7 @@ users:
   - {name: %s, password: %s}
   - {name: %s, password: %s}
 databases:
-%s%s`, sluiceCert, sluiceKey, ca.File, pgtest.AppUser, pgtest.AppPassword, pgtest.MD5User, pgtest.MD5Password, dbs, authCompareAccess)), nil)
+%s%s`, sock, sluiceCert, sluiceKey, ca.File, pgtest.AppUser, pgtest.AppPassword, pgtest.MD5User, pgtest.MD5Password, dbs, authCompareAccess)), nil)
 	require.NoError(t, err)
 	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, err)
@@ -102,7 +106,8 @@ databases:
 	otherCert, otherKey := ca.Issue(t, clientDir, "other")
 	cases := []struct {
 		name, db, user, password, extra string
-		rawEmptyPassword                bool // send an empty PasswordMessage whatever is asked for
+		rawEmptyPassword                bool   // send an empty PasswordMessage whatever is asked for
+		from                            string // the client's address ("" = 127.0.0.1, "local" = the Unix socket)
 	}{
 		{name: "scram unknown user", db: "scram", user: "nobody", password: "secret"},
 		{name: "scram wrong password", db: "scram", user: pgtest.AppUser, password: "wrong"},
@@ -119,10 +124,13 @@ databases:
 		{name: "cert for another name", db: "cert", user: pgtest.AppUser, extra: "sslmode=require sslcert=" + otherCert + " sslkey=" + otherKey},
 		{name: "cert unknown user", db: "cert", user: "nobody", extra: "sslmode=require sslcert=" + nobodyCert + " sslkey=" + nobodyKey},
 		{name: "cert without TLS", db: "cert", user: pgtest.AppUser, extra: "sslmode=disable"},
+		{name: "no rule for the address", db: "scram", user: pgtest.AppUser, password: pgtest.AppPassword, from: "127.0.0.2"},
+		{name: "no rule for the address over TLS", db: "scram", user: pgtest.AppUser, password: pgtest.AppPassword, from: "127.0.0.2", extra: "sslmode=require"},
+		{name: "reject on the Unix socket", db: "local", user: pgtest.AppUser, password: pgtest.AppPassword, from: "local"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			login := func(port int) *pgconn.PgError {
+			login := func(port int, sockDir string) *pgconn.PgError {
 				t.Helper()
 				db := "authcmp_" + c.db
 				if c.rawEmptyPassword {
@@ -132,8 +140,17 @@ databases:
 				if extra == "" {
 					extra = "sslmode=disable"
 				}
-				dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s password='%s' connect_timeout=60 %s", port, c.user, db, c.password, extra)
-				conn, err := pgconn.Connect(ctx, dsn)
+				host := "127.0.0.1"
+				if c.from == "local" {
+					host, extra = sockDir, ""
+				}
+				cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s password='%s' connect_timeout=60 %s", host, port, c.user, db, c.password, extra))
+				require.NoError(t, err)
+				if c.from != "" && c.from != "local" {
+					d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.from)}}
+					cfg.DialFunc = d.DialContext
+				}
+				conn, err := pgconn.ConnectConfig(ctx, cfg)
 				if err == nil {
 					conn.Close(ctx)
 					t.Fatalf("port %d: login succeeded", port)
@@ -142,7 +159,7 @@ databases:
 				require.True(t, errors.As(err, &pe), "port %d: want an ErrorResponse, got %v", port, err)
 				return pe
 			}
-			want, got := visible(login(pg.Port)), visible(login(sluicePort))
+			want, got := visible(login(pg.Port, pg.SocketDir)), visible(login(sluicePort, sock))
 			t.Logf("PostgreSQL: %s %s %s", want.Severity, want.Code, want.Message)
 			require.Equal(t, want, got)
 		})
