@@ -118,8 +118,8 @@ func clientIP(addr net.Addr) (ip netip.Addr, local bool) {
 // support says it.
 func Refusal(c Client, rejected bool) string {
 	host := "[local]"
-	if ip, local := clientIP(c.Addr); !local {
-		host = ip.String()
+	if _, local := clientIP(c.Addr); !local {
+		host = Describe(c.Addr) // the IP, or "an unknown address"
 	}
 	enc := "no encryption"
 	if c.TLS {
