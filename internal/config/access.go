@@ -99,6 +99,8 @@ func validateAccess(cfg *Config, c *collector) {
 			enum(c, p+".tls", r.TLS, AccessTLS)
 			if r.CIDR == access.SourceLocal {
 				c.invalid(p+".tls", "a rule with tls set only matches TCP clients (like pg_hba's hostssl and hostnossl), so with cidr local it matches nobody; leave tls out")
+			} else if r.TLS == access.TLSRequired && cfg.TLS.Mode == "disable" {
+				c.invalid(p+".tls", "required matches no client while tls.mode is disable (no client can use TLS); set tls.mode to allow or require")
 			}
 		}
 		for j, name := range r.Users {

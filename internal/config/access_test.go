@@ -27,6 +27,7 @@ func TestAccessDefaultsAndValid(t *testing.T) {
   - {cidr: all, tls: required}
   - {cidr: all, tls: forbidden, method: reject}
 limits: {auth_failure_burst: 0, auth_failures_per_minute: 0}
+tls: {mode: allow, cert_file: server.crt, key_file: server.key}
 `, nil)
 	require.Equal(t, []AccessRule{
 		{CIDR: "10.0.0.66", Method: "reject"},
@@ -74,6 +75,8 @@ func TestAccessProblems(t *testing.T) {
 			`access[0].tls: must be one of required or forbidden, got "yes"`}},
 		{"tls on local", minimal + "access:\n  - {cidr: local, tls: forbidden}\n", []string{
 			`access[0].tls: a rule with tls set only matches TCP clients (like pg_hba's hostssl and hostnossl), so with cidr local it matches nobody; leave tls out`}},
+		{"tls required without TLS", minimal + "access:\n  - {cidr: all, tls: required}\n", []string{
+			`access[0].tls: required matches no client while tls.mode is disable (no client can use TLS); set tls.mode to allow or require`}},
 		{"wrong shape", minimal + "access: {cidr: all}\n", []string{"access: expected a list, got a mapping"}},
 		{"unknown rule key", minimal + "access:\n  - {cidr: all, user: [app]}\n", []string{`access[0].user: unknown key, did you mean "users"?`}},
 		{"negative burst", minimal + "limits: {auth_failure_burst: -1}\n", []string{"limits.auth_failure_burst: must be between 0 (no limit) and 1000000, got -1"}},
