@@ -263,11 +263,19 @@ func serverReadableDir(t *testing.T) string {
 }
 
 // waitFor polls cond until it holds: the server applies a reload a moment
-// after pg_reload_conf returns. The test's own deadline bounds it.
+// after pg_reload_conf returns. Only a hung server stops it: the test's
+// own deadline (-timeout) bounds it during the test, and a generous
+// minute in a cleanup, where t.Context() is already done.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	ctx := t.Context()
+	if ctx.Err() != nil { // in a cleanup
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+	}
 	for !cond() {
-		if t.Context().Err() != nil {
+		if ctx.Err() != nil {
 			t.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
