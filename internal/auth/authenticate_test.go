@@ -167,6 +167,9 @@ func TestAuthenticateEmptyPassword(t *testing.T) {
 			res := runExchange(t, method, "app", creds, sendAfter(t, &pgproto3.PasswordMessage{Password: ""}))
 			require.ErrorIs(t, res.serverErr, ErrEmptyPassword, "%s known=%v", method, creds != nil)
 			require.ErrorIs(t, res.serverErr, ErrWrongPassword)
+			// The same through AuthenticateKeys (users found by auth_query).
+			_, serverErr, _ := keysExchange(t, method, creds, sendAfter(t, &pgproto3.PasswordMessage{Password: ""}))
+			require.ErrorIs(t, serverErr, ErrEmptyPassword, "keys %s known=%v", method, creds != nil)
 		}
 	}
 }
