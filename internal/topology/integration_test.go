@@ -60,14 +60,30 @@ func startReal(t *testing.T, set *pgtest.Set, cfg Config) *Monitor {
 	return m
 }
 
-// waitFor waits (generously) for cond.
+// waitFor waits (generously) for cond, checking it after every material
+// change and after every few probes. Monitor.Wait alone is not enough here:
+// it wakes on material changes only, and some conditions (a standby's lag
+// back to zero while under MaxReplicaLag) are not one, so a condition that
+// was false at the last change would never be checked again.
 func waitFor(t *testing.T, m *Monitor, what string, cond func(Snapshot) bool) Snapshot {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	s, err := m.Wait(ctx, cond)
-	require.NoError(t, err, "%s; last snapshot:\n%s", what, dump(s))
-	return s
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		changed := m.Changed()
+		s := m.Snapshot()
+		if cond(s) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			require.NoError(t, ctx.Err(), "%s; last snapshot:\n%s", what, dump(s))
+		case <-changed:
+		case <-tick.C:
+		}
+	}
 }
 
 func dump(s Snapshot) string {
