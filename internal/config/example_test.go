@@ -128,6 +128,7 @@ func TestExampleFile(t *testing.T) {
 	appdb := cfg.Databases["appdb"]
 	require.Equal(t, []string{"10.0.0.1:5432", "10.0.0.2:5432"}, appdb.Hosts)
 	require.Equal(t, time.Second, appdb.HealthCheckInterval.D())
+	require.Equal(t, 3*time.Second, appdb.HealthCheckTimeout.D())
 	require.Equal(t, 10*time.Second, appdb.MaxReplicaLag.D())
 	require.Equal(t, "primary", appdb.ReadOnlyFallback)
 	require.Equal(t, Failover{User: "sluice_monitor", AutoPromote: true, PromoteAfter: Duration(10 * time.Second)}, appdb.Failover)

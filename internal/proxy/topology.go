@@ -52,11 +52,11 @@ func (s *Server) topologyFor(db *config.Database) *dbTopology {
 	dialUser := *u
 	prober := topology.NewSQLProber(topology.BackendDialer(func(h topology.Host) backend.Options {
 		o := s.dialOptionsFor(&dialDB, &dialUser, byName[h.Name])
-		o.DialTimeout = db.HealthCheckInterval.D() * 2
+		o.DialTimeout = db.HealthCheckTimeout.D()
 		return o
 	}))
 	mc := topology.Config{Database: db.Name, Hosts: hosts, Prober: prober, Interval: db.HealthCheckInterval.D(),
-		MaxReplicaLag: db.MaxReplicaLag.D(), Logger: s.log, Hooks: s.topologyHooks()}
+		ProbeTimeout: db.HealthCheckTimeout.D(), MaxReplicaLag: db.MaxReplicaLag.D(), Logger: s.log, Hooks: s.topologyHooks()}
 	if db.Failover.AutoPromote {
 		mc.AutoPromote = &topology.AutoPromote{After: db.Failover.PromoteAfter.D()}
 	}
