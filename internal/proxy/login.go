@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -45,9 +46,8 @@ type admission struct {
 // error and the session must end.
 func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) {
 	addr := ss.client.RemoteAddr()
-	if !ss.srv.limiter.Allow(addr) {
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("rate_limited").Inc()
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
+	if !ss.srv.limiter.Allow(addr, limitedUser(cfg, user)) {
+		ss.failAs(reasonRateLimited, wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
 			"user", user, "database", db)
 		return admission{}, false
 	}
@@ -55,11 +55,10 @@ func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) 
 	if d.Allowed {
 		return admission{database: db, method: d.Method}, true
 	}
-	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
 	if d.Rule < 0 {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("no access rule allows connections from %s for user %q to database %q", access.Describe(addr), user, db))
+		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, fmt.Sprintf("no access rule allows connections from %s for user %q to database %q", access.Describe(addr), user, db))
 	} else {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
+		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
 			"rule", fmt.Sprintf("access[%d]", d.Rule))
 	}
 	return admission{}, false
@@ -85,8 +84,7 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		method = adm.method
 	}
 	if method == string(auth.MethodPassword) && ss.plaintextRefused(st.cfg) {
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("plaintext_password").Inc()
-		ss.fail(wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
+		ss.failAs("plaintext_password", wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
 		return nil, errPlaintextPassword
 	}
 	var err error
@@ -109,23 +107,27 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	case err == nil:
 		return u, nil
 	case errors.As(err, &le):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("auth_query").Inc()
 		ss.srv.log.Error("auth_query look-up failed", "remote", ss.remote(), "user", name, "database", adm.database, "error", le.err)
-		ss.fail(wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
+		ss.failAs("auth_query", wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
 	case errors.As(err, &ce):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("bad_certificate").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidAuthSpec, ce.msg, "method", method)
+		ss.failAs("bad_certificate", wire.CodeInvalidAuthSpec, ce.msg, "method", method)
 	case errors.Is(err, auth.ErrWrongPassword):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "method", method)
+		ss.failAs(reasonWrongPassword, wire.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "method", method)
 	case errors.Is(err, auth.ErrProtocol):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("protocol").Inc()
-		ss.fail(wire.CodeProtocolViolation, err.Error(), "user", name)
+		ss.failAs("protocol", wire.CodeProtocolViolation, err.Error(), "user", name)
+	case ss.wasEvicted():
+		// lost its slot to a newer socket: the accept loop logged it
 	default:
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("disconnect").Inc()
-		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
+		// A client that hangs up before answering is not worth a log line
+		// (psql does it each time it has to ask for a password, as
+		// PostgreSQL knows: it logs nothing then either); other errors are.
+		level := slog.LevelInfo
+		if errors.Is(err, io.EOF) {
+			level = slog.LevelDebug
+		}
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reasonDisconnect, level, "client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return nil, err
 }
@@ -152,12 +154,12 @@ func (ss *session) plaintextRefused(cfg *config.Config) bool {
 // clientAuthConn is the client connection as an auth.Conn.
 func clientAuthConn(ss *session) auth.Conn { return frontend.AuthConn{Conn: ss.client} }
 
-// countFailure charges a failed login to the client's address. It is
-// counted before the client hears of it, so that its next attempt already
-// sees the failure.
+// countFailure charges a failed login to the client's address and user
+// (see access.Limiter). It is counted before the client hears of it, so
+// that its next attempt already sees the failure.
 func (ss *session) countFailure(st *state, name string) {
-	if ss.srv.limiter.Fail(ss.client.RemoteAddr()) {
-		ss.srv.log.Warn("too many failed logins: refusing this address until it gets tokens back",
+	if ss.srv.limiter.Fail(ss.client.RemoteAddr(), limitedUser(st.cfg, name)) {
+		ss.srv.log.Warn("too many failed logins: refusing this address for this user until it gets tokens back",
 			"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
 			"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
 	}
@@ -222,8 +224,19 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 		reason = token.Verify(st.tokenKey, pm.Password, name, database, time.Now())
 	}
 	if reason != nil {
-		ss.srv.log.Info("login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected", slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
 		return auth.ErrWrongPassword
 	}
 	return nil
+}
+
+// limitedUser is the user a login is limited as: the name when the
+// configuration has it, else access.UnknownUser, which all names sluice
+// does not know share (auth_query users included: sluice only learns
+// whether they exist by asking PostgreSQL).
+func limitedUser(cfg *config.Config, name string) string {
+	if cfg.User(name) == nil {
+		return access.UnknownUser
+	}
+	return name
 }
