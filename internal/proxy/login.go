@@ -223,8 +223,8 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 	default:
 		reason = token.Verify(st.tokenKey, pm.Password, name, database, time.Now())
 	}
-	if reason != nil {
-		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected", slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
+	if reason != nil { // a fixed set of reasons: each is summarised on its own
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected: "+reason.Error(), slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
 		return auth.ErrWrongPassword
 	}
 	return nil

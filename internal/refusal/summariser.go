@@ -20,9 +20,10 @@ const DefaultInterval = 10 * time.Second
 // DefaultMaxKeys bounds how many (address, reason) pairs are tracked.
 const DefaultMaxKeys = 10_000
 
-// OtherAddresses stands for the addresses refused once MaxKeys pairs are
-// tracked: their refusals are counted together, never logged one by one.
-const OtherAddresses = "other addresses"
+// Overflow is the one key under which refusals are counted once MaxKeys
+// keys are tracked: whatever their address and reason, they are counted
+// together, never logged one by one.
+var Overflow = Key{Addr: "other addresses", Reason: "any"}
 
 // Key is what refusals are summarised by. Reason is a short fixed label
 // (a metric reason or a SQLSTATE), never free text from the client, so
@@ -75,13 +76,13 @@ func (s *Summariser) Interval() time.Duration { return s.interval }
 // log it in full: true for the first refusal of a key that had none in
 // the last interval, false while a burst goes on (the refusal is then
 // counted in the key's next Summary). Once MaxKeys keys are tracked, a new
-// address is counted under OtherAddresses, whose first refusal is logged.
+// key is counted under Overflow, whose first refusal is logged.
 func (s *Summariser) Note(k Key, now time.Time) (logInFull bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.windows[k]
 	if w == nil && len(s.windows) >= s.maxKeys {
-		k.Addr = OtherAddresses
+		k = Overflow
 		w = s.windows[k]
 	}
 	if w == nil {
