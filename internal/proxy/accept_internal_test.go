@@ -9,6 +9,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -45,6 +47,14 @@ func TestAcceptErrorsBackOffAndAreLoggedOncePerInterval(t *testing.T) {
 		require.NoError(t, err)
 		defer s.bgCancel()
 
+		// A client still logging in gives its descriptor up for the next.
+		c1, c2 := net.Pipe()
+		defer c1.Close()
+		defer c2.Close()
+		pending := &session{srv: s, client: c1}
+		_, ok := s.slots.admit(pending, 10)
+		require.True(t, ok)
+
 		l := &erringListener{errs: 1000}
 		start := time.Now()
 		s.bgWG.Add(1)
@@ -54,5 +64,17 @@ func TestAcceptErrorsBackOffAndAreLoggedOncePerInterval(t *testing.T) {
 		require.LessOrEqual(t, took, 1000*100*time.Millisecond, "never more than 100 ms")
 		require.Equal(t, 1, strings.Count(logs.String(), "accept failed"), "one line in full; the rest summarised")
 		require.Contains(t, logs.String(), "too many open files")
+		require.True(t, pending.wasEvicted())
+		require.False(t, s.slots.loggedIn(pending))
+		s.slots.release(pending)
+		require.Zero(t, s.slots.open)
+		require.Equal(t, 1.0, testutilCounter(t, s.metrics.ClientLoginFailure.WithLabelValues(reasonEvicted)))
 	})
+}
+
+func testutilCounter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, c.Write(&m))
+	return m.GetCounter().GetValue()
 }

@@ -88,13 +88,30 @@ func (c *clientSlots) evictOldest(l *list.List) *session {
 	return victim
 }
 
+// evictForDescriptor evicts the oldest session that has not logged in,
+// if any, when the process is out of descriptors before
+// max_client_connections (the open files limit is lower than it): the
+// descriptor its goroutine then closes lets the next client in. The
+// slot is given back when that session ends.
+func (c *clientSlots) evictForDescriptor() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending.Len() == 0 {
+		return nil
+	}
+	victim := c.pending.Remove(c.pending.Front()).(*session)
+	victim.pendingAt = nil
+	victim.evict()
+	return victim
+}
+
 // loggedIn records that sess has logged in: it can no longer be
 // evicted. It reports false if sess was evicted first, or holds only a
 // cancel-only slot; the session must then be refused.
 func (c *clientSlots) loggedIn(sess *session) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sess.slot != slotClient {
+	if sess.slot != slotClient || sess.wasEvicted() {
 		return false
 	}
 	if sess.pendingAt != nil {

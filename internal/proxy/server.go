@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/access"
@@ -189,6 +190,13 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 			}
 			s.logRefusal(l.Addr(), reasonAcceptError, slog.LevelError, "accept failed; pausing briefly (further failures are summarised)",
 				"address", l.Addr().String(), "error", err)
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				if victim := s.slots.evictForDescriptor(); victim != nil {
+					s.countRefusal(victim.client.RemoteAddr(), reasonEvicted, slog.LevelInfo,
+						"closing a client that had not logged in yet: out of descriptors (the open files limit is below max_client_connections)",
+						"remote", victim.remote())
+				}
+			}
 			if !pause.wait(s.bgCtx) {
 				return
 			}
