@@ -64,6 +64,8 @@ func TestSilentSocketsDoNotKeepClientsOut(t *testing.T) {
 		return refusals(t, h, "evicted_before_login") == 200
 	}, time.Minute, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return openClients(t, h) == 200 }, time.Minute, 10*time.Millisecond)
+	require.Zero(t, refusals(t, h, "login_timeout"), "evicted sockets are counted once")
+	require.NotContains(t, h.logs.String(), "client left during startup")
 
 	out, err := psql(t, []string{"PGPASSWORD=" + pgtest.AppPassword, "PGCONNECT_TIMEOUT=0"},
 		"-h", "127.0.0.1", "-p", strconv.Itoa(h.port), "-U", pgtest.AppUser, "-d", pgtest.AppDB, "-c", "SELECT 40 + 2")

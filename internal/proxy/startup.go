@@ -83,10 +83,11 @@ func (ss *session) startupFailed(err error) {
 	var pe *frontend.ProtocolError
 	var ne net.Error
 	switch {
+	case ss.wasEvicted():
+		// made room for a newer socket: counted and logged by the accept
+		// loop, told by end()
 	case errors.As(err, &pe):
 		ss.failAs(reasonBadStartup, pe.Code, pe.Msg)
-	case errors.Is(err, net.ErrClosed) && ss.wasEvicted():
-		// evicted at the client limit: counted by the accept loop
 	case errors.Is(err, io.EOF):
 		ss.srv.log.Debug("client closed the connection before its startup packet", "remote", ss.remote())
 	case errors.As(err, &ne) && ne.Timeout():
