@@ -159,7 +159,10 @@ func clientAuthConn(ss *session) auth.Conn { return frontend.AuthConn{Conn: ss.c
 // that its next attempt already sees the failure.
 func (ss *session) countFailure(st *state, name string) {
 	if ss.srv.limiter.Fail(ss.client.RemoteAddr(), limitedUser(st.cfg, name)) {
-		ss.srv.log.Warn("too many failed logins: refusing this address for this user until it gets tokens back",
+		// Under a steady flood this comes back with every token
+		// refilled (once a second by default): summarised too.
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "auth_failures_exhausted", slog.LevelWarn,
+			"too many failed logins: refusing this address for this user until it gets tokens back",
 			"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
 			"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
 	}
