@@ -237,3 +237,19 @@ func TestProbingClientsAreNotLogged(t *testing.T) {
 	require.NotContains(t, h.logs.String(), "client left during startup")
 	require.NotContains(t, h.logs.String(), "client refused")
 }
+
+// With a refill as fast as the flood, every wrong password takes the
+// last token: the "too many failed logins" warning is summarised too,
+// not written once per failure.
+func TestExhaustedLimitWarningIsSummarised(t *testing.T) {
+	h := startWith(t, "", "limits:\n  auth_failures_per_minute: 1000000\n  auth_failure_burst: 1\n")
+	ctx := context.Background()
+	for range 30 {
+		_, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, "wrong"))
+		if code := pgCode(err); code != "28P01" {
+			require.Equal(t, "28000", code, "%v", err) // a token not back yet
+		}
+	}
+	require.Equal(t, 1, strings.Count(h.logs.String(), "too many failed logins: refusing this address"))
+	require.Equal(t, 30.0, refusals(t, h, "wrong_password")+refusals(t, h, "rate_limited"))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -143,11 +144,15 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		// A client that hangs up before answering is not worth a log line
 		// (psql does it each time it has to ask for a password, as
 		// PostgreSQL knows: it logs nothing then either); other errors are.
-		level := slog.LevelInfo
-		if errors.Is(err, io.EOF) {
+		level, reason := slog.LevelInfo, reasonDisconnect
+		var ne net.Error
+		switch {
+		case errors.Is(err, io.EOF):
 			level = slog.LevelDebug
+		case errors.As(err, &ne) && ne.Timeout():
+			reason = reasonLoginTimeout
 		}
-		ss.srv.countRefusal(ss.client.RemoteAddr(), reasonDisconnect, level, "client left during authentication", "remote", ss.remote(), "user", name, "error", err)
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reason, level, "client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return nil, err
 }
