@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -55,9 +57,8 @@ type admission struct {
 // error and the session must end.
 func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) {
 	addr := ss.client.RemoteAddr()
-	if !ss.srv.limiter.Allow(addr) {
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("rate_limited").Inc()
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
+	if !ss.srv.limiter.Allow(addr, limitedUser(cfg, user)) {
+		ss.failAs(reasonRateLimited, wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
 			"user", user, "database", db)
 		return admission{}, false
 	}
@@ -67,11 +68,10 @@ func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) 
 	if d.Allowed {
 		return admission{database: db, method: d.Method}, true
 	}
-	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
 	if d.Rule < 0 {
-		ss.fail(wire.CodeInvalidAuthSpec, access.Refusal(client, false), "rule", "none")
+		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, access.Refusal(client, false), "rule", "none")
 	} else {
-		ss.fail(wire.CodeInvalidAuthSpec, access.Refusal(client, true), "rule", fmt.Sprintf("access[%d]", d.Rule))
+		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, access.Refusal(client, true), "rule", fmt.Sprintf("access[%d]", d.Rule))
 	}
 	return admission{}, false
 }
@@ -96,8 +96,7 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		method = adm.method
 	}
 	if method == string(auth.MethodPassword) && ss.plaintextRefused(st.cfg) {
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("plaintext_password").Inc()
-		ss.fail(wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
+		ss.failAs("plaintext_password", wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
 		return nil, errPlaintextPassword
 	}
 	var err error
@@ -121,32 +120,39 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	case err == nil:
 		return u, nil
 	case errors.As(err, &ue):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("unknown_user").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidAuthSpec, `role "`+name+`" does not exist`, "method", method)
+		ss.failAs("unknown_user", wire.CodeInvalidAuthSpec, `role "`+name+`" does not exist`, "method", method)
 	case errors.As(err, &le):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("auth_query").Inc()
 		ss.srv.log.Error("auth_query look-up failed", "remote", ss.remote(), "user", name, "database", adm.database, "error", le.err)
-		ss.fail(wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
+		ss.failAs("auth_query", wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
 	case errors.As(err, &ce):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("bad_certificate").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidAuthSpec, ce.msg, "method", method)
+		ss.failAs("bad_certificate", wire.CodeInvalidAuthSpec, ce.msg, "method", method)
 	case errors.Is(err, auth.ErrWrongPassword):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
 		ss.countFailure(st, name)
 		// PostgreSQL's words, quoted as it quotes (no escaping).
 		msg := `password authentication failed for user "` + name + `"`
 		if errors.Is(err, auth.ErrEmptyPassword) {
 			msg = auth.EmptyPasswordMessage
 		}
-		ss.fail(wire.CodeInvalidPassword, msg, "method", method)
+		ss.failAs(reasonWrongPassword, wire.CodeInvalidPassword, msg, "method", method)
 	case errors.Is(err, auth.ErrProtocol):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("protocol").Inc()
-		ss.fail(wire.CodeProtocolViolation, err.Error(), "user", name)
+		ss.failAs("protocol", wire.CodeProtocolViolation, err.Error(), "user", name)
+	case ss.wasEvicted():
+		// lost its slot to a newer socket: the accept loop logged it
 	default:
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("disconnect").Inc()
-		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
+		// A client that hangs up before answering is not worth a log line
+		// (psql does it each time it has to ask for a password, as
+		// PostgreSQL knows: it logs nothing then either); other errors are.
+		level, reason := slog.LevelInfo, reasonDisconnect
+		var ne net.Error
+		switch {
+		case errors.Is(err, io.EOF):
+			level = slog.LevelDebug
+		case errors.As(err, &ne) && ne.Timeout():
+			reason = reasonLoginTimeout
+		}
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reason, level, "client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return nil, err
 }
@@ -173,12 +179,15 @@ func (ss *session) plaintextRefused(cfg *config.Config) bool {
 // clientAuthConn is the client connection as an auth.Conn.
 func clientAuthConn(ss *session) auth.Conn { return frontend.AuthConn{Conn: ss.client} }
 
-// countFailure charges a failed login to the client's address. It is
-// counted before the client hears of it, so that its next attempt already
-// sees the failure.
+// countFailure charges a failed login to the client's address and user
+// (see access.Limiter). It is counted before the client hears of it, so
+// that its next attempt already sees the failure.
 func (ss *session) countFailure(st *state, name string) {
-	if ss.srv.limiter.Fail(ss.client.RemoteAddr()) {
-		ss.srv.log.Warn("too many failed logins: refusing this address until it gets tokens back",
+	if ss.srv.limiter.Fail(ss.client.RemoteAddr(), limitedUser(st.cfg, name)) {
+		// Under a steady flood this comes back with every token
+		// refilled (once a second by default): summarised too.
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "auth_failures_exhausted", slog.LevelWarn,
+			"too many failed logins: refusing this address for this user until it gets tokens back",
 			"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
 			"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
 	}
@@ -235,7 +244,7 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 	var reason error
 	switch {
 	case pm.Password == "": // as method password answers it
-		ss.srv.log.Info("login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", "empty")
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected: empty", slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", "empty")
 		return auth.ErrEmptyPassword
 	case u == nil:
 		reason = errors.New("unknown user")
@@ -244,9 +253,20 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 	default:
 		reason = token.Verify(st.tokenKey, pm.Password, name, database, time.Now())
 	}
-	if reason != nil {
-		ss.srv.log.Info("login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
+	if reason != nil { // a fixed set of reasons: each is summarised on its own
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected: "+reason.Error(), slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
 		return auth.ErrWrongPassword
 	}
 	return nil
+}
+
+// limitedUser is the user a login is limited as: the name when the
+// configuration has it, else access.UnknownUser, which all names sluice
+// does not know share (auth_query users included: sluice only learns
+// whether they exist by asking PostgreSQL).
+func limitedUser(cfg *config.Config, name string) string {
+	if cfg.User(name) == nil {
+		return access.UnknownUser
+	}
+	return name
 }
