@@ -54,6 +54,10 @@ type relay struct {
 	// the server sends while the client is idle, in heldFatal.
 	holdFatal bool
 	heldFatal []byte
+	// serverFatal: the server sent a FATAL (pg_terminate_backend,
+	// idle_session_timeout, its own shutdown) and so told the client why
+	// the connection ends; sluice adds no error of its own (afterRelay).
+	serverFatal atomic.Bool
 	txStatus  atomic.Uint32 // status byte of the last ReadyForQuery
 	bytesOut  atomic.Int64
 	rewrite   rewriter // used only after receive_timeout fired
@@ -236,12 +240,20 @@ func (r *relay) doneIfTerminated() error {
 // ReadyForQuery's transaction status.
 func (r *relay) serverToClient() error {
 	debug := r.log.Enabled(context.Background(), slog.LevelDebug)
-	visit := func(typ byte, _ uint32, first byte, _ int) {
-		if typ == 'Z' {
+	var cur []byte // the chunk being scanned
+	visit := func(typ byte, bodyLen uint32, first byte, end int) {
+		switch typ {
+		case 'Z':
 			r.txStatus.Store(uint32(first))
 			r.gotZ.Add(1)
 			r.zSeenAt.Store(r.askSeq.Load())
 			r.timedOut.Store(false)
+		case 'E':
+			// Only an error whole in this chunk is looked at (one cut by
+			// a read is rare): then sluice may add its own 08006 too.
+			if start := end - wire.HeaderLen - int(bodyLen); start >= 0 && wire.IsFatal(cur[start:end]) {
+				r.serverFatal.Store(true)
+			}
 		}
 	}
 	watching := r.limits.receiveDeadline > 0 || r.limits.receiveTimeout > 0 || r.limits.clientIdle > 0
@@ -257,6 +269,9 @@ func (r *relay) serverToClient() error {
 			// sees it (see session.canContinue); otherwise run's caller
 			// sends it. The server closes right after, so nothing follows.
 			r.heldFatal = append(r.heldFatal, chunk...)
+			if wire.IsFatal(chunk) {
+				r.serverFatal.Store(true)
+			}
 			return nil
 		}
 		if len(r.heldFatal) > 0 {
@@ -269,6 +284,7 @@ func (r *relay) serverToClient() error {
 			r.rewrite.armed = true
 		}
 		slow := r.rewrite.armed || r.rewrite.active()
+		cur = chunk
 		if err := r.down.Scan(chunk, 0, visit); err != nil {
 			return err
 		}
