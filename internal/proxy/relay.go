@@ -58,9 +58,9 @@ type relay struct {
 	// idle_session_timeout, its own shutdown) and so told the client why
 	// the connection ends; sluice adds no error of its own (afterRelay).
 	serverFatal atomic.Bool
-	txStatus  atomic.Uint32 // status byte of the last ReadyForQuery
-	bytesOut  atomic.Int64
-	rewrite   rewriter // used only after receive_timeout fired
+	txStatus    atomic.Uint32 // status byte of the last ReadyForQuery
+	bytesOut    atomic.Int64
+	rewrite     rewriter // used only after receive_timeout fired
 
 	// stopping is set by whichever loop ends first (or by terminate).
 	stopping    atomic.Bool
