@@ -83,6 +83,7 @@ type relayLimits struct {
 	receiveDeadline time.Duration // read deadline per receive while an answer is owed
 	receiveTimeout  time.Duration // cancel a query after this much silence
 	clientIdle      time.Duration // close a client idle this long
+	maxBody         uint32        // limits.max_message_size - 4: a client message's largest body
 	cancel          func()        // sends a CancelRequest for the attached server connection
 }
 
@@ -186,7 +187,7 @@ var errTerminated = errors.New("client sent Terminate")
 func (r *relay) forwardUp(chunk []byte) error {
 	end := len(chunk)
 	asked := false
-	err := r.up.Scan(chunk, 0, func(typ byte, _ uint32, _ byte, at int) {
+	err := r.up.Scan(chunk, r.limits.maxBody, func(typ byte, _ uint32, _ byte, at int) {
 		if r.terminated {
 			return
 		}

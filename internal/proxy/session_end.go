@@ -32,6 +32,8 @@ func (ss *session) afterRelay(r *relay, db *config.Database) {
 		ss.srv.log.Info("server ended the session with a FATAL error", "remote", ss.remote(),
 			"server_error", errString(r.downErr))
 		return
+	case errors.As(r.upErr, new(wire.ErrTooLarge)):
+		msg = wire.Error(wire.CodeProgramLimitExceeded, "%v", r.upErr)
 	case errors.As(r.upErr, new(wire.ErrLength)):
 		msg = wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", r.upErr)
 	case r.idleTimeout.Load():

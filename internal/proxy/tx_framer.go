@@ -1,36 +1,144 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// maxClientMessage is PostgreSQL's own bound on a message (MaxAllocSize).
+// maxClientMessage is PostgreSQL's own bound on a message (MaxAllocSize),
+// the default of limits.max_message_size.
 const maxClientMessage = 1<<30 - 1
 
+// maxHeldMessage bounds what the framer assembles in memory for one
+// message that a read cut in two: a Parse, Describe, Close or Terminate
+// whole (their names must be rewritten, and a Parse's text kept), a Query
+// or Bind up to this size (a Query's text is lexed whole, a Bind's names
+// rewritten), and the head of a larger Bind. Larger Query, Bind,
+// FunctionCall and CopyData messages stream through as they arrive, so a
+// client's message costs sluice at most this much, not its size.
+const maxHeldMessage = 1 << 20
+
 // upFramer cuts the client's byte stream into messages for transaction
-// pooling. Messages are handed over whole (a view into the chunk when it
-// holds the message, else a copy assembled across chunks) so that names
-// can be rewritten, except CopyData, which streams through as it arrives
-// however large it is. Owned by the session goroutine.
+// pooling. It does no I/O: it takes chunks and hands its decisions to an
+// upSink. A message whole in a chunk is handed over as a view into it.
+// One cut by a read is either assembled (held) up to maxHeldMessage and
+// handed over whole, or streamed: its header first (streamStart, or
+// bindHead for a large Bind, once its names are known), then its body in
+// parts as they arrive (streamBytes). Owned by the session goroutine.
 type upFramer struct {
 	hdr    [wire.HeaderLen]byte
 	hdrLen int
 	remain uint32 // body bytes of the current message still to come
-	stream bool   // the current message is CopyData, forwarded piecewise
-	held   []byte // the current message so far, header included
+	mode   frameMode
+	held   []byte // the current message so far, header included (frameHeld, frameBindHead)
+	// maxLen is limits.max_message_size (0: maxClientMessage); maxHeld
+	// is maxHeldMessage (0) or, in tests, smaller.
+	maxLen, maxHeld uint32
 }
+
+type frameMode uint8
+
+const (
+	frameHeld     frameMode = iota // assembled in held, handed over whole
+	frameStream                    // handed on piecewise as it arrives
+	frameBindHead                  // a large Bind: its names assembled in held, the rest streamed
+)
 
 // upSink receives what the framer finds.
 type upSink interface {
-	message(msg []byte) error             // a whole message, header included
-	streamBytes(b []byte, end bool) error // part of a CopyData; end on its last part
+	message(msg []byte) error // a whole message, header included
+	// streamStart begins a streamed message: hdr is its header as sent;
+	// end when its body is empty.
+	streamStart(hdr []byte, end bool) error
+	// bindHead begins a streamed Bind: its portal and statement names,
+	// and how many body bytes follow them (streamed next).
+	bindHead(portal, stmt []byte, restLen uint32, end bool) error
+	streamBytes(b []byte, end bool) error // part of a streamed body; end on its last part
 }
 
-// midStream reports whether part of a CopyData has been handed on and
-// the rest has not: the server connection is then mid-message.
-func (f *upFramer) midStream() bool { return f.stream && f.hdrLen == wire.HeaderLen }
+// errHeldTooLarge: a message the framer must hold whole is over
+// maxHeldMessage.
+type errHeldTooLarge struct {
+	typ    byte
+	length uint32
+}
+
+func (e errHeldTooLarge) Error() string {
+	return fmt.Sprintf("a message of type %q of %d bytes is over the %d bytes transaction pooling holds to rewrite it", e.typ, e.length, maxHeldMessage)
+}
+
+// midStream reports whether part of a streamed message has been handed
+// on and the rest has not: the server connection is then mid-message.
+func (f *upFramer) midStream() bool { return f.mode == frameStream && f.hdrLen == wire.HeaderLen }
+
+func (f *upFramer) limits() (maxLen, maxHeld uint32) {
+	maxLen, maxHeld = f.maxLen, f.maxHeld
+	if maxLen == 0 {
+		maxLen = maxClientMessage
+	}
+	if maxHeld == 0 {
+		maxHeld = maxHeldMessage
+	}
+	return maxLen, maxHeld
+}
+
+// plan decides how a message of type typ and length field l is handled
+// when a read cuts it, or refuses it; the same refusals apply to a
+// message whole in a chunk, so framing does not depend on where reads
+// cut. The checks follow PostgreSQL's order: type, then length.
+func (f *upFramer) plan(typ byte, l uint32) (frameMode, error) {
+	maxLen, maxHeld := f.limits()
+	switch {
+	case !wire.IsFrontendType(typ):
+		return 0, wire.ErrUnknownType(typ)
+	case l < 4:
+		return 0, wire.ErrLength{Type: typ, Length: l}
+	case l > maxLen:
+		return 0, wire.ErrTooLarge{Type: typ, Length: l, Limit: maxLen}
+	}
+	switch typ {
+	case 'P', 'D', 'C', 'X':
+		if l > maxHeld {
+			return 0, errHeldTooLarge{typ, l}
+		}
+		return frameHeld, nil
+	case 'Q':
+		if l > maxHeld {
+			return frameStream, nil
+		}
+		return frameHeld, nil
+	case 'B':
+		if l > maxHeld {
+			return frameBindHead, nil
+		}
+		return frameHeld, nil
+	}
+	return frameStream, nil // only the type matters
+}
+
+// bindNamesEnd returns the offset in a Bind (header included) just past
+// its two names, looking only at its first max bytes; -1 if not there.
+func bindNamesEnd(msg []byte, max uint32) int {
+	if uint64(len(msg)) > uint64(max) {
+		msg = msg[:max]
+	}
+	if len(msg) <= wire.HeaderLen {
+		return -1
+	}
+	i := bytes.IndexByte(msg[wire.HeaderLen:], 0)
+	if i < 0 {
+		return -1
+	}
+	at := wire.HeaderLen + i + 1
+	j := bytes.IndexByte(msg[at:], 0)
+	if j < 0 {
+		return -1
+	}
+	return at + j + 1
+}
 
 // feed cuts chunk into messages; it stops at the first error.
 func (f *upFramer) feed(chunk []byte, sink upSink) error {
@@ -38,12 +146,19 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 		if f.hdrLen == 0 && len(chunk) >= wire.HeaderLen && chunk[0] != 'd' {
 			// Fast path: the whole message is in this chunk.
 			l := binary.BigEndian.Uint32(chunk[1:wire.HeaderLen])
-			if l >= 4 && l <= maxClientMessage && uint64(len(chunk)) > uint64(l) {
-				if err := sink.message(chunk[:l+1]); err != nil {
+			if uint64(len(chunk)) > uint64(l) {
+				mode, err := f.plan(chunk[0], l)
+				if err != nil {
 					return err
 				}
-				chunk = chunk[l+1:]
-				continue
+				_, maxHeld := f.limits()
+				if mode != frameBindHead || bindNamesEnd(chunk[:l+1], maxHeld) >= 0 {
+					if err := sink.message(chunk[:l+1]); err != nil {
+						return err
+					}
+					chunk = chunk[l+1:]
+					continue
+				}
 			}
 		}
 		if f.hdrLen < wire.HeaderLen {
@@ -53,23 +168,8 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 			if f.hdrLen < wire.HeaderLen {
 				return nil
 			}
-			l := binary.BigEndian.Uint32(f.hdr[1:])
-			if l < 4 || l > maxClientMessage {
-				return wire.ErrLength{Type: f.hdr[0], Length: l}
-			}
-			f.remain = l - 4
-			f.stream = f.hdr[0] == 'd'
-			if f.stream {
-				if err := sink.streamBytes(f.hdr[:], f.remain == 0); err != nil {
-					return err
-				}
-			} else {
-				f.held = append(f.held[:0], f.hdr[:]...)
-			}
-			if f.remain == 0 {
-				if err := f.finish(sink); err != nil {
-					return err
-				}
+			if err := f.begin(sink); err != nil {
+				return err
 			}
 			continue
 		}
@@ -80,34 +180,87 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 		f.remain -= n
 		part := chunk[:n]
 		chunk = chunk[n:]
-		if f.stream {
-			if err := sink.streamBytes(part, f.remain == 0); err != nil {
-				return err
-			}
+		var err error
+		switch f.mode {
+		case frameStream:
+			err = sink.streamBytes(part, f.remain == 0)
 			if f.remain == 0 {
-				f.hdrLen, f.stream = 0, false
+				f.hdrLen = 0
 			}
-			continue
+		case frameHeld:
+			f.held = append(f.held, part...)
+			if f.remain == 0 {
+				err = f.finish(sink)
+			}
+		case frameBindHead:
+			f.held = append(f.held, part...)
+			err = f.bindHead(sink)
 		}
-		f.held = append(f.held, part...)
-		if f.remain == 0 {
-			if err := f.finish(sink); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// finish ends the current message: a held one is handed over and its
-// assembly buffer dropped, so an idle client keeps none (messages span
-// chunks rarely).
-func (f *upFramer) finish(sink upSink) error {
-	f.hdrLen = 0
-	if f.stream {
-		f.stream = false
+// begin plans the message whose header is complete.
+func (f *upFramer) begin(sink upSink) error {
+	l := binary.BigEndian.Uint32(f.hdr[1:])
+	mode, err := f.plan(f.hdr[0], l)
+	if err != nil {
+		return err
+	}
+	f.remain, f.mode = l-4, mode
+	switch mode {
+	case frameStream:
+		if f.remain == 0 {
+			f.hdrLen = 0
+		}
+		return sink.streamStart(f.hdr[:], f.remain == 0)
+	case frameHeld:
+		f.held = append(f.held[:0], f.hdr[:]...)
+		if f.remain == 0 {
+			return f.finish(sink)
+		}
+	case frameBindHead:
+		f.held = append(f.held[:0], f.hdr[:]...)
+	}
+	return nil
+}
+
+// bindHead hands on a large Bind's head once its names have arrived, and
+// what followed them, switching to streaming.
+func (f *upFramer) bindHead(sink upSink) error {
+	_, maxHeld := f.limits()
+	end := bindNamesEnd(f.held, maxHeld)
+	if end < 0 {
+		if uint64(len(f.held)) >= uint64(maxHeld) {
+			return errMalformed // no names in the first maxHeld bytes
+		}
 		return nil
 	}
+	held := f.held
+	f.held = nil
+	i := bytes.IndexByte(held[wire.HeaderLen:], 0) + wire.HeaderLen
+	rest := held[end:]
+	f.mode = frameStream
+	last := f.remain == 0
+	if last {
+		f.hdrLen = 0
+	}
+	if err := sink.bindHead(held[wire.HeaderLen:i], held[i+1:end-1], uint32(len(rest))+f.remain, last && len(rest) == 0); err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return sink.streamBytes(rest, last)
+	}
+	return nil
+}
+
+// finish hands over a held message and drops its assembly buffer, so an
+// idle client keeps none (messages span chunks rarely).
+func (f *upFramer) finish(sink upSink) error {
+	f.hdrLen = 0
 	err := sink.message(f.held)
 	f.held = nil
 	return err

@@ -110,32 +110,61 @@ func (s *recordingSink) message(msg []byte) error {
 	return s.record(frameEvent{b: bytes.Clone(msg)})
 }
 
+func (s *recordingSink) streamStart(hdr []byte, end bool) error {
+	return s.record(frameEvent{stream: true, end: end, b: bytes.Clone(hdr)})
+}
+
+// bindHead records the head as the sink would send it, the names as given.
+func (s *recordingSink) bindHead(portal, stmt []byte, restLen uint32, end bool) error {
+	return s.record(frameEvent{stream: true, end: end, b: appendBindHead(nil, portal, string(stmt), restLen)})
+}
+
 func (s *recordingSink) streamBytes(b []byte, end bool) error {
 	return s.record(frameEvent{stream: true, end: end, b: bytes.Clone(b)})
 }
 
 // refFraming is what framing b must produce, worked out on the whole
-// input: the complete messages, a trailing CopyData cut short (streamed
-// as far as it goes), how many bytes are handed on, and the first
-// invalid length.
+// input: the complete messages, a trailing streamed message cut short
+// (handed on as far as it goes), how many bytes are handed on, and the
+// first refusal.
 type refFraming struct {
 	msgs    [][]byte
 	partial []byte
 	handed  int
-	err     *wire.ErrLength
+	err     error
 }
 
-func refFrame(b []byte) refFraming {
+// refFrame frames b as the framer must with bounds maxLen and maxHeld:
+// an unknown type, a length below 4 or over maxLen, a Parse, Describe,
+// Close or Terminate over maxHeld, and a Bind over maxHeld without its
+// names in its first maxHeld bytes are refused; a message cut short is
+// handed on as far as it goes when it streams (a Query over maxHeld, a
+// Bind over maxHeld once its names are there, any other type).
+func refFrame(b []byte, maxLen, maxHeld uint32) refFraming {
 	var r refFraming
 	off := 0
 	for len(b)-off >= wire.HeaderLen {
-		l := binary.BigEndian.Uint32(b[off+1:])
-		if l < 4 || l > maxClientMessage {
-			r.err = &wire.ErrLength{Type: b[off], Length: l}
+		typ, l := b[off], binary.BigEndian.Uint32(b[off+1:])
+		avail := len(b) - off
+		switch {
+		case !wire.IsFrontendType(typ):
+			r.err = wire.ErrUnknownType(typ)
+		case l < 4:
+			r.err = wire.ErrLength{Type: typ, Length: l}
+		case l > maxLen:
+			r.err = wire.ErrTooLarge{Type: typ, Length: l, Limit: maxLen}
+		case l > maxHeld && bytes.IndexByte([]byte("PDCX"), typ) >= 0:
+			r.err = errHeldTooLarge{typ, l}
+		case l > maxHeld && typ == 'B' && bindNamesEnd(b[off:off+min(avail, int(l)+1)], maxHeld) < 0 && avail >= int(maxHeld):
+			r.err = errMalformed
+		}
+		if r.err != nil {
 			break
 		}
-		if uint64(len(b)-off) < uint64(l)+1 {
-			if b[off] == 'd' {
+		if uint64(avail) < uint64(l)+1 {
+			streams := bytes.IndexByte([]byte("PDCXQB"), typ) < 0 ||
+				l > maxHeld && (typ == 'Q' || typ == 'B' && bindNamesEnd(b[off:], maxHeld) >= 0)
+			if streams {
 				r.partial = b[off:]
 				r.handed = len(b)
 				return r
@@ -151,12 +180,15 @@ func refFrame(b []byte) refFraming {
 
 // fuzzClientStream builds a valid client stream from in: a quarter of
 // the messages CopyData, bodies mostly small, some of up to ~4 kB.
-func fuzzClientStream(in *fuzzInput) []byte {
+func fuzzClientStream(in *fuzzInput, maxHeld uint32) []byte {
+	const types = "BCDEFHPQSXcfd"
 	var out []byte
 	for n := 0; !in.empty() && n < 64; n++ {
 		typ := in.byte()
 		if typ < 64 {
 			typ = 'd'
+		} else {
+			typ = types[int(typ)%len(types)]
 		}
 		l := int(in.byte())
 		if l < 192 {
@@ -164,7 +196,14 @@ func fuzzClientStream(in *fuzzInput) []byte {
 		} else {
 			l = (l - 192) * 64
 		}
-		out = append(out, fuzzFrame(typ, in.bytes(l))...)
+		if bytes.IndexByte([]byte("PDCX"), typ) >= 0 {
+			l = min(l, int(maxHeld)-wire.HeaderLen)
+		}
+		body := in.bytes(l)
+		if typ == 'B' && l >= 2 {
+			body[0], body[1] = 0, 0 // unnamed portal and statement
+		}
+		out = append(out, fuzzFrame(typ, body)...)
 	}
 	return out
 }
@@ -180,22 +219,31 @@ func fuzzClientStream(in *fuzzInput) []byte {
 // sink error stops feed at once; the input is never written to.
 //
 // mode bit 0: build a valid stream from data (else data is the stream);
-// mode>>4: the sink fails at that call (0: never).
+// bit 1: hold at most 64 bytes (else maxHeldMessage), so that Query and
+// Bind stream; bit 2: limit messages to 512 bytes (else
+// maxClientMessage); mode>>4: the sink fails at that call (0: never).
 func FuzzUpFramer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, mode uint8) {
 		defer failOnPanic(t)
+		var fr upFramer
+		maxLen, maxHeld := uint32(maxClientMessage), uint32(maxHeldMessage)
+		if mode&2 != 0 {
+			fr.maxHeld, maxHeld = 64, 64
+		}
+		if mode&4 != 0 {
+			fr.maxLen, maxLen = 512, 512
+		}
 		stream := data
 		valid := mode&1 != 0
 		if valid {
-			stream = fuzzClientStream(&fuzzInput{data})
+			stream = fuzzClientStream(&fuzzInput{data}, maxHeld)
 		}
 		orig := bytes.Clone(stream)
-		ref := refFrame(stream)
-		if valid && (ref.err != nil || ref.partial != nil || ref.handed != len(stream)) {
+		ref := refFrame(stream, maxLen, maxHeld)
+		if valid && mode&4 == 0 && (ref.err != nil || ref.partial != nil || ref.handed != len(stream)) {
 			t.Fatalf("test bug: built stream is not valid: %+v", ref)
 		}
 		sink := &recordingSink{failAt: int(mode >> 4)}
-		var fr upFramer
 		var err error
 		var open []byte // a CopyData partly handed on
 		for _, c := range fuzzChunks(stream, splits) {
@@ -206,15 +254,20 @@ func FuzzUpFramer(f *testing.F) {
 					if len(e.b) == 0 {
 						t.Fatalf("empty CopyData part")
 					}
-					if open == nil && e.b[0] != 'd' {
-						t.Fatalf("streamed message of type %q", e.b[0])
+					if open == nil {
+						if len(e.b) < wire.HeaderLen {
+							t.Fatalf("streamed message begins with %q, not a header", e.b)
+						}
+						if m, _ := fr.plan(e.b[0], binary.BigEndian.Uint32(e.b[1:])); m == frameHeld {
+							t.Fatalf("streamed message of type %q, length %d", e.b[0], binary.BigEndian.Uint32(e.b[1:]))
+						}
 					}
 					open = append(open, e.b...)
 					if e.end {
 						open = nil
 					}
 				} else if open != nil {
-					t.Fatalf("whole message %q handed on inside a CopyData", e.b)
+					t.Fatalf("whole message %q handed on inside a streamed one", e.b)
 				}
 			}
 			if sink.failAt > 0 && len(sink.events) >= sink.failAt {
@@ -227,7 +280,7 @@ func FuzzUpFramer(f *testing.F) {
 				break
 			}
 			if got := fr.midStream(); got != (open != nil) {
-				t.Fatalf("midStream() = %v with a CopyData partly handed on: %v", got, open != nil)
+				t.Fatalf("midStream() = %v with a message partly handed on: %v", got, open != nil)
 			}
 			if fr.hdrLen == 0 && fr.held != nil {
 				t.Fatalf("assembly buffer kept between messages (%d bytes)", len(fr.held))
@@ -266,9 +319,8 @@ func FuzzUpFramer(f *testing.F) {
 			return
 		}
 		if ref.err != nil {
-			var el wire.ErrLength
-			if !errors.As(err, &el) || el != *ref.err {
-				t.Fatalf("feed returned %v, want %v", err, *ref.err)
+			if err != ref.err {
+				t.Fatalf("feed returned %v, want %v", err, ref.err)
 			}
 		} else if err != nil {
 			t.Fatalf("feed: %v", err)
@@ -285,7 +337,7 @@ func FuzzUpFramer(f *testing.F) {
 			}
 		}
 		if !bytes.Equal(cur, ref.partial) {
-			t.Fatalf("unfinished CopyData %q, want %q", cur, ref.partial)
+			t.Fatalf("unfinished streamed message %q, want %q", cur, ref.partial)
 		}
 	})
 }

@@ -78,10 +78,15 @@ func appendParse(dst []byte, name string, query, params []byte) []byte {
 }
 
 func appendBind(dst []byte, portal []byte, stmt string, rest []byte) []byte {
-	dst = header(dst, 'B', len(portal)+1+len(stmt)+1+len(rest))
+	return append(appendBindHead(dst, portal, stmt, uint32(len(rest))), rest...)
+}
+
+// appendBindHead appends a Bind's header and names; restLen bytes of
+// formats, values and result formats must follow.
+func appendBindHead(dst []byte, portal []byte, stmt string, restLen uint32) []byte {
+	dst = header(dst, 'B', len(portal)+1+len(stmt)+1+int(restLen))
 	dst = append(append(dst, portal...), 0)
-	dst = append(append(dst, stmt...), 0)
-	return append(dst, rest...)
+	return append(append(dst, stmt...), 0)
 }
 
 // appendTarget appends a Describe ('D') or Close ('C') of a statement or

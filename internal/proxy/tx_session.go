@@ -81,7 +81,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
 		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
-		bytesDown: s.metrics.BytesSrvToClient}
+		bytesDown: s.metrics.BytesSrvToClient, up: upFramer{maxLen: uint32(cfg.Limits.MaxMessageSize)}}
 	for _, p := range settings {
 		c.want[strings.ToLower(p.Name)] = p.Value
 	}
@@ -262,10 +262,8 @@ func (c *txClient) serve() (moved bool) {
 		case errors.Is(err, errFatal):
 		case errors.Is(err, errDraining):
 			c.leave(wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down"))
-		case errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed):
-			c.leave(wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err))
 		default:
-			c.leave(nil) // Terminate, end of file, or a broken client connection
+			c.leave(messageRefusal(err)) // nil: Terminate, end of file, or a broken client connection
 		}
 		return
 	}

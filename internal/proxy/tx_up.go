@@ -3,9 +3,13 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"unsafe"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/sluice-proxy/sluice/internal/sqlscan"
+	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // clientStmt is one of a client's named prepared statements: what it was
@@ -78,10 +82,34 @@ func (c *txClient) message(msg []byte) error {
 	return nil
 }
 
-// streamBytes forwards part of a CopyData (upSink).
+// unscannedQuery is what a Query too large to lex whole (a streamed
+// one, over maxHeldMessage) is taken to do: anything to the session but
+// LOAD. The settings and pins are then read back from the server when the
+// transaction ends (backend.Conn.Snapshot), and sluice's statements are
+// prepared again, as after DISCARD ALL. LOAD, which Snapshot cannot see,
+// is the one effect such a query can hide (documented).
+const unscannedQuery = sqlscan.SetsSession | sqlscan.MayPin | sqlscan.MayUnpin | sqlscan.DropsStatements
+
+// streamStart begins a message forwarded as it arrives (upSink): only
+// its type matters, except a Query's text, which is not lexed.
+func (c *txClient) streamStart(hdr []byte, _ bool) error {
+	a := c.cur
+	switch hdr[0] {
+	case 'Q':
+		c.noteEffects(a, unscannedQuery)
+		a.tx.UnnamedOwner, c.unnamed = 0, nil
+		a.asks++
+	case 'S', 'F':
+		a.asks++
+	}
+	c.out = append(c.out, hdr...)
+	a.lastSent = hdr[0]
+	return nil
+}
+
+// streamBytes forwards part of a streamed message (upSink).
 func (c *txClient) streamBytes(b []byte, _ bool) error {
 	c.out = append(c.out, b...)
-	c.cur.lastSent = 'd'
 	return nil
 }
 
@@ -184,9 +212,20 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	if err != nil {
 		return err
 	}
+	c.bindHead(portal, stmt, uint32(len(rest)), true)
+	c.out = append(c.out, rest...)
+	return nil
+}
+
+// bindHead sends a Bind's header and names, the statement's renamed to
+// its server name (and prepared first where the connection lacks it);
+// restLen body bytes follow, appended or streamed by the caller (upSink).
+func (c *txClient) bindHead(portal, stmt []byte, restLen uint32, _ bool) error {
+	a := c.cur
 	if len(stmt) == 0 {
 		c.ensureUnnamed(a)
-		c.emit(a, msg)
+		c.out = appendBindHead(c.out, portal, "", restLen)
+		a.lastSent = 'B'
 		if c.unnamed != nil && c.unnamed.effects != 0 {
 			c.noteEffects(a, c.unnamed.effects)
 		}
@@ -194,11 +233,12 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	}
 	st := c.stmts[string(stmt)]
 	if st == nil {
-		c.emit(a, msg) // the server answers 26000, as it should
+		c.out = appendBindHead(c.out, portal, text(stmt), restLen) // the server answers 26000, as it should
+		a.lastSent = 'B'
 		return nil
 	}
 	c.ensurePrepared(a, st)
-	c.out = appendBind(c.out, portal, st.srv, rest)
+	c.out = appendBindHead(c.out, portal, st.srv, restLen)
 	a.lastSent = 'B'
 	if st.effects != 0 {
 		c.noteEffects(a, st.effects) // after the Bind: it is what runs the statement
@@ -247,3 +287,22 @@ func (c *txClient) onTarget(a *attachment, msg []byte) error {
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// messageRefusal is what a client whose message the framer refused is
+// told before its connection closes; nil for other errors.
+func messageRefusal(err error) *pgproto3.ErrorResponse {
+	var held errHeldTooLarge
+	var unknown wire.ErrUnknownType
+	switch {
+	case errors.As(err, new(wire.ErrTooLarge)):
+		return wire.Error(wire.CodeProgramLimitExceeded, "%v", err)
+	case errors.As(err, &held) && held.typ == 'P':
+		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in pool_mode %s a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
+			err, "transaction", maxHeldMessage)
+	case errors.As(err, &unknown):
+		return wire.Error(wire.CodeProtocolViolation, "%v", err)
+	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed):
+		return wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err)
+	}
+	return nil
+}
