@@ -13,13 +13,21 @@ import (
 const maxClientMessage = 1<<30 - 1
 
 // maxHeldMessage bounds what the framer assembles in memory for one
-// message that a read cut in two: a Parse, Describe, Close or Terminate
-// whole (their names must be rewritten, and a Parse's text kept), a Query
-// or Bind up to this size (a Query's text is lexed whole, a Bind's names
+// message that a read cut in two: a Describe, Close or Terminate whole
+// (their names must be rewritten; a Parse has its own bound,
+// maxHeldParse), a Query or Bind up to this size (a Query's text is lexed whole, a Bind's names
 // rewritten), and the head of a larger Bind. Larger Query, Bind,
 // FunctionCall and CopyData messages stream through as they arrive, so a
 // client's message costs sluice at most this much, not its size.
 const maxHeldMessage = 1 << 20
+
+// maxHeldParse bounds a Parse, which is held whole whatever the cut:
+// transaction pooling keeps every prepared statement's text to prepare it
+// again on the next connection (as PgBouncer does), so a Parse costs
+// sluice its size anyway; 16 MiB is far above any generated SQL seen in
+// practice (a 100,000-item IN list is about 1 MB) while keeping what one
+// client can make sluice hold bounded.
+const maxHeldParse = 16 << 20
 
 // upFramer cuts the client's byte stream into messages for transaction
 // pooling. It does no I/O: it takes chunks and hands its decisions to an
@@ -35,8 +43,9 @@ type upFramer struct {
 	mode   frameMode
 	held   []byte // the current message so far, header included (frameHeld, frameBindHead)
 	// maxLen is limits.max_message_size (0: maxClientMessage); maxHeld
-	// is maxHeldMessage (0) or, in tests, smaller.
-	maxLen, maxHeld uint32
+	// and maxParse are maxHeldMessage and maxHeldParse (0) or, in tests,
+	// smaller.
+	maxLen, maxHeld, maxParse uint32
 }
 
 type frameMode uint8
@@ -67,7 +76,11 @@ type errHeldTooLarge struct {
 }
 
 func (e errHeldTooLarge) Error() string {
-	return fmt.Sprintf("a message of type %q of %d bytes is over the %d bytes transaction pooling holds to rewrite it", e.typ, e.length, maxHeldMessage)
+	limit := maxHeldMessage
+	if e.typ == 'P' {
+		limit = maxHeldParse
+	}
+	return fmt.Sprintf("a message of type %q of %d bytes is over the %d bytes transaction pooling holds to rewrite it", e.typ, e.length, limit)
 }
 
 // midStream reports whether part of a streamed message has been handed
@@ -100,7 +113,16 @@ func (f *upFramer) plan(typ byte, l uint32) (frameMode, error) {
 		return 0, wire.ErrTooLarge{Type: typ, Length: l, Limit: maxLen}
 	}
 	switch typ {
-	case 'P', 'D', 'C', 'X':
+	case 'P':
+		maxParse := f.maxParse
+		if maxParse == 0 {
+			maxParse = maxHeldParse
+		}
+		if l > maxParse {
+			return 0, errHeldTooLarge{typ, l}
+		}
+		return frameHeld, nil
+	case 'D', 'C', 'X':
 		if l > maxHeld {
 			return 0, errHeldTooLarge{typ, l}
 		}

@@ -135,12 +135,12 @@ type refFraming struct {
 }
 
 // refFrame frames b as the framer must with bounds maxLen and maxHeld:
-// an unknown type, a length below 4 or over maxLen, a Parse, Describe,
-// Close or Terminate over maxHeld, and a Bind over maxHeld without its
+// an unknown type, a length below 4 or over maxLen, a Parse over
+// maxParse, a Describe, Close or Terminate over maxHeld, and a Bind over maxHeld without its
 // names in its first maxHeld bytes are refused; a message cut short is
 // handed on as far as it goes when it streams (a Query over maxHeld, a
 // Bind over maxHeld once its names are there, any other type).
-func refFrame(b []byte, maxLen, maxHeld uint32) refFraming {
+func refFrame(b []byte, maxLen, maxHeld, maxParse uint32) refFraming {
 	var r refFraming
 	off := 0
 	for len(b)-off >= wire.HeaderLen {
@@ -153,7 +153,7 @@ func refFrame(b []byte, maxLen, maxHeld uint32) refFraming {
 			r.err = wire.ErrLength{Type: typ, Length: l}
 		case l > maxLen:
 			r.err = wire.ErrTooLarge{Type: typ, Length: l, Limit: maxLen}
-		case l > maxHeld && bytes.IndexByte([]byte("PDCX"), typ) >= 0:
+		case typ == 'P' && l > maxParse, l > maxHeld && bytes.IndexByte([]byte("DCX"), typ) >= 0:
 			r.err = errHeldTooLarge{typ, l}
 		case l > maxHeld && typ == 'B' && bindNamesEnd(b[off:off+min(avail, int(l)+1)], maxHeld) < 0 && avail >= int(maxHeld):
 			r.err = errMalformed
@@ -180,7 +180,7 @@ func refFrame(b []byte, maxLen, maxHeld uint32) refFraming {
 
 // fuzzClientStream builds a valid client stream from in: a quarter of
 // the messages CopyData, bodies mostly small, some of up to ~4 kB.
-func fuzzClientStream(in *fuzzInput, maxHeld uint32) []byte {
+func fuzzClientStream(in *fuzzInput, maxHeld, maxParse uint32) []byte {
 	const types = "BCDEFHPQSXcfd"
 	var out []byte
 	for n := 0; !in.empty() && n < 64; n++ {
@@ -196,8 +196,11 @@ func fuzzClientStream(in *fuzzInput, maxHeld uint32) []byte {
 		} else {
 			l = (l - 192) * 64
 		}
-		if bytes.IndexByte([]byte("PDCX"), typ) >= 0 {
+		if bytes.IndexByte([]byte("DCX"), typ) >= 0 {
 			l = min(l, int(maxHeld)-wire.HeaderLen)
+		}
+		if typ == 'P' {
+			l = min(l, int(maxParse)-wire.HeaderLen)
 		}
 		body := in.bytes(l)
 		if typ == 'B' && l >= 2 {
@@ -219,16 +222,18 @@ func fuzzClientStream(in *fuzzInput, maxHeld uint32) []byte {
 // sink error stops feed at once; the input is never written to.
 //
 // mode bit 0: build a valid stream from data (else data is the stream);
-// bit 1: hold at most 64 bytes (else maxHeldMessage), so that Query and
-// Bind stream; bit 2: limit messages to 512 bytes (else
+// bit 1: hold at most 64 bytes, a Parse 96 (else maxHeldMessage and
+// maxHeldParse), so that Query and Bind stream; bit 2: limit messages to 512 bytes (else
 // maxClientMessage); mode>>4: the sink fails at that call (0: never).
 func FuzzUpFramer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, mode uint8) {
 		defer failOnPanic(t)
 		var fr upFramer
 		maxLen, maxHeld := uint32(maxClientMessage), uint32(maxHeldMessage)
+		maxParse := uint32(maxHeldParse)
 		if mode&2 != 0 {
 			fr.maxHeld, maxHeld = 64, 64
+			fr.maxParse, maxParse = 96, 96
 		}
 		if mode&4 != 0 {
 			fr.maxLen, maxLen = 512, 512
@@ -236,10 +241,10 @@ func FuzzUpFramer(f *testing.F) {
 		stream := data
 		valid := mode&1 != 0
 		if valid {
-			stream = fuzzClientStream(&fuzzInput{data}, maxHeld)
+			stream = fuzzClientStream(&fuzzInput{data}, maxHeld, maxParse)
 		}
 		orig := bytes.Clone(stream)
-		ref := refFrame(stream, maxLen, maxHeld)
+		ref := refFrame(stream, maxLen, maxHeld, maxParse)
 		if valid && mode&4 == 0 && (ref.err != nil || ref.partial != nil || ref.handed != len(stream)) {
 			t.Fatalf("test bug: built stream is not valid: %+v", ref)
 		}

@@ -297,8 +297,8 @@ func messageRefusal(err error) *pgproto3.ErrorResponse {
 	case errors.As(err, new(wire.ErrTooLarge)):
 		return wire.Error(wire.CodeProgramLimitExceeded, "%v", err)
 	case errors.As(err, &held) && held.typ == 'P':
-		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in pool_mode %s a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
-			err, "transaction", maxHeldMessage)
+		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in transaction pooling a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
+			err, maxHeldParse)
 	case errors.As(err, &unknown):
 		return wire.Error(wire.CodeProtocolViolation, "%v", err)
 	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed):
