@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // TestLargeQueryDoesNotGrowSluice sends a 500 MB Query through the real
