@@ -85,3 +85,25 @@ func rawLogin(t *testing.T, h *harness) *pgproto3.Frontend {
 	t.Cleanup(func() { hj.Conn.Close() })
 	return pgproto3.NewFrontend(hj.Conn, hj.Conn)
 }
+
+// TestIdleSessionTimeoutFatalIsTheOnlyError: in session mode the server's
+// idle_session_timeout FATAL (57P05) reaches the idle client alone, then
+// the connection closes.
+func TestIdleSessionTimeoutFatalIsTheOnlyError(t *testing.T) {
+	h := start(t, poolModes["session"])
+	fe := rawLogin(t, h)
+	fe.Send(&pgproto3.Query{String: "SET idle_session_timeout = '50ms'"})
+	require.NoError(t, fe.Flush())
+	var errs []string
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			require.True(t, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF), "%v", err)
+			break
+		}
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			errs = append(errs, e.Severity+" "+e.Code+" "+e.Message)
+		}
+	}
+	require.Equal(t, []string{"FATAL 57P05 terminating connection due to idle-session timeout"}, errs)
+}
