@@ -100,12 +100,17 @@ func TestTxLargeMessagesStream(t *testing.T) {
 	h := start(t, txPool(2))
 	ctx := context.Background()
 	c := h.connect(ctx)
+	_, err := c.Prepare(ctx, "early", "SELECT 'still here'", nil)
+	require.NoError(t, err)
 	big := strings.Repeat("y", 3<<20)
 	results, err := c.Exec(ctx, "SET application_name = 'streamed'; SELECT length('"+big+"')").ReadAll()
 	require.NoError(t, err)
 	require.Len(t, results, 2)
 	require.Equal(t, fmt.Sprint(len(big)), string(results[1].Rows[0][0]))
 	require.Equal(t, []string{"streamed"}, query(t, c, "SHOW application_name"))
+	res := c.ExecPrepared(ctx, "early", nil, nil, nil).Read()
+	require.NoError(t, res.Err, "a statement prepared before the large Query")
+	require.Equal(t, "still here", string(res.Rows[0][0]))
 
 	// Another client takes the connection meanwhile: the statement must be
 	// prepared again on whichever connection the Bind reaches.
@@ -118,7 +123,7 @@ func TestTxLargeMessagesStream(t *testing.T) {
 		require.NoError(t, res.Err)
 		require.Equal(t, fmt.Sprint(n), string(res.Rows[0][0]))
 	}
-	res := c.ExecParams(ctx, "SELECT length($1::text)", [][]byte{[]byte(big)}, nil, nil, nil).Read()
+	res = c.ExecParams(ctx, "SELECT length($1::text)", [][]byte{[]byte(big)}, nil, nil, nil).Read()
 	require.NoError(t, res.Err)
 	require.Equal(t, fmt.Sprint(len(big)), string(res.Rows[0][0]))
 }

@@ -83,12 +83,15 @@ func (c *txClient) message(msg []byte) error {
 }
 
 // unscannedQuery is what a Query too large to lex whole (a streamed
-// one, over maxHeldMessage) is taken to do: anything to the session but
-// LOAD. The settings and pins are then read back from the server when the
-// transaction ends (backend.Conn.Snapshot), and sluice's statements are
-// prepared again, as after DISCARD ALL. LOAD, which Snapshot cannot see,
-// is the one effect such a query can hide (documented).
-const unscannedQuery = sqlscan.SetsSession | sqlscan.MayPin | sqlscan.MayUnpin | sqlscan.DropsStatements
+// one, over maxHeldMessage) is taken to do: change settings, create or
+// drop state that pins. The settings and pins are then read back from
+// the server when the transaction ends (backend.Conn.Snapshot). It may
+// also have run DEALLOCATE or DISCARD ALL: streamStart forgets which
+// statements the connection holds (they are prepared again when used),
+// but keeps the client's own, which a real DEALLOCATE would have dropped
+// (the client then finds them working rather than getting 26000). LOAD,
+// which Snapshot cannot see, is the one effect such a query can hide.
+const unscannedQuery = sqlscan.SetsSession | sqlscan.MayPin | sqlscan.MayUnpin
 
 // streamStart begins a message forwarded as it arrives (upSink): only
 // its type matters, except a Query's text, which is not lexed.
@@ -97,6 +100,7 @@ func (c *txClient) streamStart(hdr []byte, _ bool) error {
 	switch hdr[0] {
 	case 'Q':
 		c.noteEffects(a, unscannedQuery)
+		a.tx.Statements.Clear()
 		a.tx.UnnamedOwner, c.unnamed = 0, nil
 		a.asks++
 	case 'S', 'F':
