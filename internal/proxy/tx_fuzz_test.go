@@ -213,13 +213,16 @@ func fuzzClientStream(in *fuzzInput, maxHeld, maxParse uint32) []byte {
 
 // FuzzUpFramer feeds the framer a stream cut at fuzzer-chosen points and
 // checks what it hands on against framing worked out on the whole input:
-// the same messages whatever the cuts; CopyData streamed in non-empty
-// parts, end set on exactly the last, concatenating to the message;
-// midStream true exactly while a CopyData is partly handed on; no
-// assembly buffer kept between messages; everything handed on a prefix
-// of the input (all of it for a valid stream); an invalid length is
-// wire.ErrLength with nothing of that message or after it handed on; a
-// sink error stops feed at once; the input is never written to.
+// the same messages whatever the cuts; a streamed message (never one
+// the framer must hold) handed on in non-empty parts, header first, end
+// set on exactly the last, concatenating to the message (a Bind's head
+// re-encoded from its names); midStream true exactly while a message is
+// partly handed on; no assembly buffer kept between messages; everything
+// handed on a prefix of the input (all of it for a valid stream); an
+// unknown type, an invalid or too large length, a held message over its
+// bound or a large Bind without names refused (refFrame) with nothing of
+// that message or after it handed on; a sink error stops feed at once;
+// the input is never written to.
 //
 // mode bit 0: build a valid stream from data (else data is the stream);
 // bit 1: hold at most 64 bytes, a Parse 96 (else maxHeldMessage and
