@@ -60,7 +60,7 @@ func (a *attachment) busyLocked() bool {
 	default:
 		return true
 	}
-	return a.asks != a.gotZ || len(a.queue) > 0 || a.client.up.midStream()
+	return a.asks != a.gotZ || len(a.queue) > 0 || a.client.up.MidStream()
 }
 
 // detachableLocked reports whether the connection can leave the client

@@ -42,7 +42,7 @@ type txClient struct {
 	bytesUp       prometheus.Counter
 	bytesDown     prometheus.Counter
 
-	up         upFramer
+	up         wire.Framer
 	att        *attachment // the current or last attachment
 	cur        *attachment // the attachment a chunk is being processed for
 	out        []byte      // bytes for the server, built under cur.mu
@@ -81,7 +81,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
 		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
-		bytesDown: s.metrics.BytesSrvToClient, up: upFramer{maxLen: uint32(cfg.Limits.MaxMessageSize)}}
+		bytesDown: s.metrics.BytesSrvToClient, up: wire.Framer{MaxLen: uint32(cfg.Limits.MaxMessageSize)}}
 	for _, p := range settings {
 		c.want[strings.ToLower(p.Name)] = p.Value
 	}
@@ -293,7 +293,7 @@ func (c *txClient) pumpUp() error {
 // forward processes one chunk of client bytes under the attachment's
 // lock and writes the result to the server outside it.
 func (c *txClient) forward(chunk []byte) error {
-	if c.up.hdrLen == 0 && len(chunk) == 5 && chunk[0] == 'X' && !c.attached() {
+	if c.up.AtBoundary() && len(chunk) == 5 && chunk[0] == 'X' && !c.attached() {
 		c.terminated = true
 		return errTerminated
 	}
@@ -317,7 +317,7 @@ func (c *txClient) forward(chunk []byte) error {
 		c.cur = a
 		bp := outBuffers.Get().(*[]byte)
 		c.out = (*bp)[:0]
-		ferr := c.up.feed(chunk, c)
+		ferr := c.up.Feed(chunk, c)
 		out := c.out
 		c.out, c.cur = nil, nil
 		a.mu.Unlock()

@@ -51,9 +51,9 @@ func text(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// message handles one whole client message (upSink); c.cur is attached
+// Message handles one whole client message (wire.FrameSink); c.cur is attached
 // and locked.
-func (c *txClient) message(msg []byte) error {
+func (c *txClient) Message(msg []byte) error {
 	a := c.cur
 	switch msg[0] {
 	case 'P':
@@ -83,7 +83,7 @@ func (c *txClient) message(msg []byte) error {
 }
 
 // unscannedQuery is what a Query too large to lex whole (a streamed
-// one, over maxHeldMessage) is taken to do: change settings, create or
+// one, over wire.MaxHeldMessage) is taken to do: change settings, create or
 // drop state that pins. The settings and pins are then read back from
 // the server when the transaction ends (backend.Conn.Snapshot). It may
 // also have run DEALLOCATE or DISCARD ALL: streamStart forgets which
@@ -93,9 +93,9 @@ func (c *txClient) message(msg []byte) error {
 // which Snapshot cannot see, is the one effect such a query can hide.
 const unscannedQuery = sqlscan.SetsSession | sqlscan.MayPin | sqlscan.MayUnpin
 
-// streamStart begins a message forwarded as it arrives (upSink): only
+// StreamStart begins a message forwarded as it arrives (wire.FrameSink): only
 // its type matters, except a Query's text, which is not lexed.
-func (c *txClient) streamStart(hdr []byte, _ bool) error {
+func (c *txClient) StreamStart(hdr []byte, _ bool) error {
 	a := c.cur
 	switch hdr[0] {
 	case 'Q':
@@ -111,8 +111,8 @@ func (c *txClient) streamStart(hdr []byte, _ bool) error {
 	return nil
 }
 
-// streamBytes forwards part of a streamed message (upSink).
-func (c *txClient) streamBytes(b []byte, _ bool) error {
+// StreamBytes forwards part of a streamed message (wire.FrameSink).
+func (c *txClient) StreamBytes(b []byte, _ bool) error {
 	c.out = append(c.out, b...)
 	return nil
 }
@@ -216,15 +216,15 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	c.bindHead(portal, stmt, uint32(len(rest)), true)
+	c.BindHead(portal, stmt, uint32(len(rest)), true)
 	c.out = append(c.out, rest...)
 	return nil
 }
 
-// bindHead sends a Bind's header and names, the statement's renamed to
+// BindHead sends a Bind's header and names, the statement's renamed to
 // its server name (and prepared first where the connection lacks it);
-// restLen body bytes follow, appended or streamed by the caller (upSink).
-func (c *txClient) bindHead(portal, stmt []byte, restLen uint32, _ bool) error {
+// restLen body bytes follow, appended or streamed by the caller (wire.FrameSink).
+func (c *txClient) BindHead(portal, stmt []byte, restLen uint32, _ bool) error {
 	a := c.cur
 	if len(stmt) == 0 {
 		c.ensureUnnamed(a)
@@ -295,17 +295,17 @@ func clone(b []byte) []byte { return append([]byte(nil), b...) }
 // messageRefusal is what a client whose message the framer refused is
 // told before its connection closes; nil for other errors.
 func messageRefusal(err error) *pgproto3.ErrorResponse {
-	var held errHeldTooLarge
+	var held wire.ErrHeldTooLarge
 	var unknown wire.ErrUnknownType
 	switch {
 	case errors.As(err, new(wire.ErrTooLarge)):
 		return wire.Error(wire.CodeProgramLimitExceeded, "%v", err)
-	case errors.As(err, &held) && held.typ == 'P':
+	case errors.As(err, &held) && held.Type == 'P':
 		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in transaction pooling a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
-			err, maxHeldParse)
+			err, wire.MaxHeldParse)
 	case errors.As(err, &unknown):
 		return wire.Error(wire.CodeProtocolViolation, "%v", err)
-	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed):
+	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed), errors.Is(err, wire.ErrNoBindNames):
 		return wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err)
 	}
 	return nil

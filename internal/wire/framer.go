@@ -1,51 +1,50 @@
-package proxy
+package wire
 
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
-
-	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// maxClientMessage is PostgreSQL's own bound on a message (MaxAllocSize),
+// MaxMessage is PostgreSQL's own bound on a message (MaxAllocSize),
 // the default of limits.max_message_size.
-const maxClientMessage = 1<<30 - 1
+const MaxMessage = 1<<30 - 1
 
-// maxHeldMessage bounds what the framer assembles in memory for one
+// MaxHeldMessage bounds what the framer assembles in memory for one
 // message that a read cut in two: a Describe, Close or Terminate whole
 // (their names must be rewritten; a Parse has its own bound,
-// maxHeldParse), a Query or Bind up to this size (a Query's text is lexed whole, a Bind's names
+// MaxHeldParse), a Query or Bind up to this size (a Query's text is lexed whole, a Bind's names
 // rewritten), and the head of a larger Bind. Larger Query, Bind,
 // FunctionCall and CopyData messages stream through as they arrive, so a
 // client's message costs sluice at most this much, not its size.
-const maxHeldMessage = 1 << 20
+const MaxHeldMessage = 1 << 20
 
-// maxHeldParse bounds a Parse, which is held whole whatever the cut:
+// MaxHeldParse bounds a Parse, which is held whole whatever the cut:
 // transaction pooling keeps every prepared statement's text to prepare it
 // again on the next connection (as PgBouncer does), so a Parse costs
 // sluice its size anyway; 16 MiB is far above any generated SQL seen in
 // practice (a 100,000-item IN list is about 1 MB) while keeping what one
 // client can make sluice hold bounded.
-const maxHeldParse = 16 << 20
+const MaxHeldParse = 16 << 20
 
-// upFramer cuts the client's byte stream into messages for transaction
-// pooling. It does no I/O: it takes chunks and hands its decisions to an
-// upSink. A message whole in a chunk is handed over as a view into it.
-// One cut by a read is either assembled (held) up to maxHeldMessage and
+// Framer cuts a client's byte stream (after startup) into messages for
+// a proxy that rewrites some of them (transaction pooling). It does no I/O: it takes chunks and hands its decisions to an
+// FrameSink. A message whole in a chunk is handed over as a view into it.
+// One cut by a read is either assembled (held) up to MaxHeldMessage and
 // handed over whole, or streamed: its header first (streamStart, or
 // bindHead for a large Bind, once its names are known), then its body in
-// parts as they arrive (streamBytes). Owned by the session goroutine.
-type upFramer struct {
-	hdr    [wire.HeaderLen]byte
+// parts as they arrive (streamBytes). Not safe for concurrent use; a proxy's session goroutine owns one.
+type Framer struct {
+	hdr    [HeaderLen]byte
 	hdrLen int
 	remain uint32 // body bytes of the current message still to come
 	mode   frameMode
 	held   []byte // the current message so far, header included (frameHeld, frameBindHead)
-	// maxLen is limits.max_message_size (0: maxClientMessage); maxHeld
-	// and maxParse are maxHeldMessage and maxHeldParse (0) or, in tests,
-	// smaller.
-	maxLen, maxHeld, maxParse uint32
+	// MaxLen is limits.max_message_size (0: MaxMessage); MaxHeld and
+	// MaxParse are MaxHeldMessage and MaxHeldParse (0) or, in tests,
+	// smaller. Set before the first Feed.
+	MaxLen, MaxHeld, MaxParse uint32
 }
 
 type frameMode uint8
@@ -56,44 +55,52 @@ const (
 	frameBindHead                  // a large Bind: its names assembled in held, the rest streamed
 )
 
-// upSink receives what the framer finds.
-type upSink interface {
-	message(msg []byte) error // a whole message, header included
-	// streamStart begins a streamed message: hdr is its header as sent;
+// FrameSink receives what the framer finds.
+type FrameSink interface {
+	Message(msg []byte) error // a whole message, header included
+	// StreamStart begins a streamed message: hdr is its header as sent;
 	// end when its body is empty.
-	streamStart(hdr []byte, end bool) error
-	// bindHead begins a streamed Bind: its portal and statement names,
+	StreamStart(hdr []byte, end bool) error
+	// BindHead begins a streamed Bind: its portal and statement names,
 	// and how many body bytes follow them (streamed next).
-	bindHead(portal, stmt []byte, restLen uint32, end bool) error
-	streamBytes(b []byte, end bool) error // part of a streamed body; end on its last part
+	BindHead(portal, stmt []byte, restLen uint32, end bool) error
+	StreamBytes(b []byte, end bool) error // part of a streamed body; end on its last part
 }
 
-// errHeldTooLarge: a message the framer must hold whole is over
-// maxHeldMessage.
-type errHeldTooLarge struct {
-	typ    byte
-	length uint32
+// ErrHeldTooLarge: a message the framer must hold whole is over its
+// bound (MaxHeldParse for a Parse, else MaxHeldMessage).
+type ErrHeldTooLarge struct {
+	Type   byte
+	Length uint32
 }
 
-func (e errHeldTooLarge) Error() string {
-	limit := maxHeldMessage
-	if e.typ == 'P' {
-		limit = maxHeldParse
+func (e ErrHeldTooLarge) Error() string {
+	limit := MaxHeldMessage
+	if e.Type == 'P' {
+		limit = MaxHeldParse
 	}
-	return fmt.Sprintf("a message of type %q of %d bytes is over the %d bytes transaction pooling holds to rewrite it", e.typ, e.length, limit)
+	return fmt.Sprintf("a message of type %q of %d bytes is over the %d bytes transaction pooling holds to rewrite it", e.Type, e.Length, limit)
 }
 
-// midStream reports whether part of a streamed message has been handed
-// on and the rest has not: the server connection is then mid-message.
-func (f *upFramer) midStream() bool { return f.mode == frameStream && f.hdrLen == wire.HeaderLen }
+// ErrNoBindNames: a Bind over MaxHeldMessage whose portal and statement
+// names do not end within its first MaxHeldMessage bytes.
+var ErrNoBindNames = errors.New("a Bind message without its portal and statement names")
 
-func (f *upFramer) limits() (maxLen, maxHeld uint32) {
-	maxLen, maxHeld = f.maxLen, f.maxHeld
+// MidStream reports whether part of a streamed message has been handed
+// on and the rest has not: the server connection is then mid-message.
+func (f *Framer) MidStream() bool { return f.mode == frameStream && f.hdrLen == HeaderLen }
+
+// AtBoundary reports whether nothing of a message is pending: the next
+// byte fed starts a message.
+func (f *Framer) AtBoundary() bool { return f.hdrLen == 0 }
+
+func (f *Framer) limits() (maxLen, maxHeld uint32) {
+	maxLen, maxHeld = f.MaxLen, f.MaxHeld
 	if maxLen == 0 {
-		maxLen = maxClientMessage
+		maxLen = MaxMessage
 	}
 	if maxHeld == 0 {
-		maxHeld = maxHeldMessage
+		maxHeld = MaxHeldMessage
 	}
 	return maxLen, maxHeld
 }
@@ -102,29 +109,29 @@ func (f *upFramer) limits() (maxLen, maxHeld uint32) {
 // when a read cuts it, or refuses it; the same refusals apply to a
 // message whole in a chunk, so framing does not depend on where reads
 // cut. The checks follow PostgreSQL's order: type, then length.
-func (f *upFramer) plan(typ byte, l uint32) (frameMode, error) {
+func (f *Framer) plan(typ byte, l uint32) (frameMode, error) {
 	maxLen, maxHeld := f.limits()
 	switch {
-	case !wire.IsFrontendType(typ):
-		return 0, wire.ErrUnknownType(typ)
+	case !IsFrontendType(typ):
+		return 0, ErrUnknownType(typ)
 	case l < 4:
-		return 0, wire.ErrLength{Type: typ, Length: l}
+		return 0, ErrLength{Type: typ, Length: l}
 	case l > maxLen:
-		return 0, wire.ErrTooLarge{Type: typ, Length: l, Limit: maxLen}
+		return 0, ErrTooLarge{Type: typ, Length: l, Limit: maxLen}
 	}
 	switch typ {
 	case 'P':
-		maxParse := f.maxParse
+		maxParse := f.MaxParse
 		if maxParse == 0 {
-			maxParse = maxHeldParse
+			maxParse = MaxHeldParse
 		}
 		if l > maxParse {
-			return 0, errHeldTooLarge{typ, l}
+			return 0, ErrHeldTooLarge{Type: typ, Length: l}
 		}
 		return frameHeld, nil
 	case 'D', 'C', 'X':
 		if l > maxHeld {
-			return 0, errHeldTooLarge{typ, l}
+			return 0, ErrHeldTooLarge{Type: typ, Length: l}
 		}
 		return frameHeld, nil
 	case 'Q':
@@ -147,14 +154,14 @@ func bindNamesEnd(msg []byte, max uint32) int {
 	if uint64(len(msg)) > uint64(max) {
 		msg = msg[:max]
 	}
-	if len(msg) <= wire.HeaderLen {
+	if len(msg) <= HeaderLen {
 		return -1
 	}
-	i := bytes.IndexByte(msg[wire.HeaderLen:], 0)
+	i := bytes.IndexByte(msg[HeaderLen:], 0)
 	if i < 0 {
 		return -1
 	}
-	at := wire.HeaderLen + i + 1
+	at := HeaderLen + i + 1
 	j := bytes.IndexByte(msg[at:], 0)
 	if j < 0 {
 		return -1
@@ -162,12 +169,12 @@ func bindNamesEnd(msg []byte, max uint32) int {
 	return at + j + 1
 }
 
-// feed cuts chunk into messages; it stops at the first error.
-func (f *upFramer) feed(chunk []byte, sink upSink) error {
+// Feed cuts chunk into messages; it stops at the first error.
+func (f *Framer) Feed(chunk []byte, sink FrameSink) error {
 	for len(chunk) > 0 {
-		if f.hdrLen == 0 && len(chunk) >= wire.HeaderLen && chunk[0] != 'd' {
+		if f.hdrLen == 0 && len(chunk) >= HeaderLen && chunk[0] != 'd' {
 			// Fast path: the whole message is in this chunk.
-			l := binary.BigEndian.Uint32(chunk[1:wire.HeaderLen])
+			l := binary.BigEndian.Uint32(chunk[1:HeaderLen])
 			if uint64(len(chunk)) > uint64(l) {
 				mode, err := f.plan(chunk[0], l)
 				if err != nil {
@@ -175,7 +182,7 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 				}
 				_, maxHeld := f.limits()
 				if mode != frameBindHead || bindNamesEnd(chunk[:l+1], maxHeld) >= 0 {
-					if err := sink.message(chunk[:l+1]); err != nil {
+					if err := sink.Message(chunk[:l+1]); err != nil {
 						return err
 					}
 					chunk = chunk[l+1:]
@@ -183,11 +190,11 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 				}
 			}
 		}
-		if f.hdrLen < wire.HeaderLen {
+		if f.hdrLen < HeaderLen {
 			n := copy(f.hdr[f.hdrLen:], chunk)
 			f.hdrLen += n
 			chunk = chunk[n:]
-			if f.hdrLen < wire.HeaderLen {
+			if f.hdrLen < HeaderLen {
 				return nil
 			}
 			if err := f.begin(sink); err != nil {
@@ -205,7 +212,7 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 		var err error
 		switch f.mode {
 		case frameStream:
-			err = sink.streamBytes(part, f.remain == 0)
+			err = sink.StreamBytes(part, f.remain == 0)
 			if f.remain == 0 {
 				f.hdrLen = 0
 			}
@@ -226,7 +233,7 @@ func (f *upFramer) feed(chunk []byte, sink upSink) error {
 }
 
 // begin plans the message whose header is complete.
-func (f *upFramer) begin(sink upSink) error {
+func (f *Framer) begin(sink FrameSink) error {
 	l := binary.BigEndian.Uint32(f.hdr[1:])
 	mode, err := f.plan(f.hdr[0], l)
 	if err != nil {
@@ -238,7 +245,7 @@ func (f *upFramer) begin(sink upSink) error {
 		if f.remain == 0 {
 			f.hdrLen = 0
 		}
-		return sink.streamStart(f.hdr[:], f.remain == 0)
+		return sink.StreamStart(f.hdr[:], f.remain == 0)
 	case frameHeld:
 		f.held = append(f.held[:0], f.hdr[:]...)
 		if f.remain == 0 {
@@ -252,38 +259,38 @@ func (f *upFramer) begin(sink upSink) error {
 
 // bindHead hands on a large Bind's head once its names have arrived, and
 // what followed them, switching to streaming.
-func (f *upFramer) bindHead(sink upSink) error {
+func (f *Framer) bindHead(sink FrameSink) error {
 	_, maxHeld := f.limits()
 	end := bindNamesEnd(f.held, maxHeld)
 	if end < 0 {
 		if uint64(len(f.held)) >= uint64(maxHeld) {
-			return errMalformed // no names in the first maxHeld bytes
+			return ErrNoBindNames // no names in the first maxHeld bytes
 		}
 		return nil
 	}
 	held := f.held
 	f.held = nil
-	i := bytes.IndexByte(held[wire.HeaderLen:], 0) + wire.HeaderLen
+	i := bytes.IndexByte(held[HeaderLen:], 0) + HeaderLen
 	rest := held[end:]
 	f.mode = frameStream
 	last := f.remain == 0
 	if last {
 		f.hdrLen = 0
 	}
-	if err := sink.bindHead(held[wire.HeaderLen:i], held[i+1:end-1], uint32(len(rest))+f.remain, last && len(rest) == 0); err != nil {
+	if err := sink.BindHead(held[HeaderLen:i], held[i+1:end-1], uint32(len(rest))+f.remain, last && len(rest) == 0); err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return sink.streamBytes(rest, last)
+		return sink.StreamBytes(rest, last)
 	}
 	return nil
 }
 
 // finish hands over a held message and drops its assembly buffer, so an
 // idle client keeps none (messages span chunks rarely).
-func (f *upFramer) finish(sink upSink) error {
+func (f *Framer) finish(sink FrameSink) error {
 	f.hdrLen = 0
-	err := sink.message(f.held)
+	err := sink.Message(f.held)
 	f.held = nil
 	return err
 }
