@@ -3,13 +3,9 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"unsafe"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"github.com/sluice-proxy/sluice/internal/sqlscan"
-	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // clientStmt is one of a client's named prepared statements: what it was
@@ -291,22 +287,3 @@ func (c *txClient) onTarget(a *attachment, msg []byte) error {
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
-
-// messageRefusal is what a client whose message the framer refused is
-// told before its connection closes; nil for other errors.
-func messageRefusal(err error) *pgproto3.ErrorResponse {
-	var held wire.ErrHeldTooLarge
-	var unknown wire.ErrUnknownType
-	switch {
-	case errors.As(err, new(wire.ErrTooLarge)):
-		return wire.Error(wire.CodeProgramLimitExceeded, "%v", err)
-	case errors.As(err, &held) && held.Type == 'P':
-		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in transaction pooling a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
-			err, wire.MaxHeldParse)
-	case errors.As(err, &unknown):
-		return wire.Error(wire.CodeProtocolViolation, "%v", err)
-	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed), errors.Is(err, wire.ErrNoBindNames):
-		return wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err)
-	}
-	return nil
-}
