@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -150,3 +153,20 @@ func queryHeader(n int) []byte {
 }
 
 var _ = pgtest.AppDB
+
+// TestPsqlSeesMessageSizeRefusal: psql sending a Query far over
+// limits.max_message_size prints sluice's 54000, though sluice closes the
+// connection while psql is still writing.
+func TestPsqlSeesMessageSizeRefusal(t *testing.T) {
+	for mode, pool := range poolModes {
+		t.Run(mode, func(t *testing.T) {
+			h := startWith(t, pool, "limits:\n  max_message_size: 65536\n")
+			file := filepath.Join(t.TempDir(), "big.sql")
+			require.NoError(t, os.WriteFile(file, []byte("SELECT length('"+strings.Repeat("q", 8<<20)+"');\n"), 0o600))
+			out, err := psql(t, []string{"PGPASSWORD=" + pgtest.AppPassword}, "-h", "127.0.0.1", "-p", strconv.Itoa(h.port),
+				"-U", pgtest.AppUser, "-d", pgtest.AppDB, "-f", file)
+			require.Error(t, err, out)
+			require.Contains(t, out, "over limits.max_message_size (65536)")
+		})
+	}
+}
