@@ -30,6 +30,16 @@ type certError struct{ msg string }
 
 func (e *certError) Error() string { return e.msg }
 
+// unknownRoleError is a login that passed its method's check as a user
+// sluice does not know: trust, or a certificate whose CN is the user
+// name. PostgreSQL reveals a missing role in exactly these cases (its
+// check comes after authentication), so the client gets its words, 28000
+// `role "x" does not exist`; where a password is checked, an unknown user
+// reads like a wrong password instead.
+type unknownRoleError struct{ name string }
+
+func (e *unknownRoleError) Error() string { return fmt.Sprintf("role %q does not exist", e.name) }
+
 // admission is what admit decided: the database the client was let in
 // for (tokens are checked against it) and the matching access rule's
 // method override ("" = the user's own).
@@ -51,16 +61,17 @@ func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) 
 			"user", user, "database", db)
 		return admission{}, false
 	}
-	d := cfg.AccessRules().Check(addr, user, db)
+	_, secured := ss.client.(*tls.Conn)
+	client := access.Client{Addr: addr, TLS: secured, User: user, Database: db}
+	d := cfg.AccessRules().Check(client)
 	if d.Allowed {
 		return admission{database: db, method: d.Method}, true
 	}
 	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
 	if d.Rule < 0 {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("no access rule allows connections from %s for user %q to database %q", access.Describe(addr), user, db))
+		ss.fail(wire.CodeInvalidAuthSpec, access.Refusal(client, false), "rule", "none")
 	} else {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
-			"rule", fmt.Sprintf("access[%d]", d.Rule))
+		ss.fail(wire.CodeInvalidAuthSpec, access.Refusal(client, true), "rule", fmt.Sprintf("access[%d]", d.Rule))
 	}
 	return admission{}, false
 }
@@ -103,11 +114,16 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		err = auth.Authenticate(clientAuthConn(ss), auth.Method(method), name, creds)
 	}
 	if err == nil && u == nil {
-		err = auth.ErrWrongPassword // trust for a user sluice does not know
+		err = &unknownRoleError{name} // trust for a user sluice does not know
 	}
+	var ue *unknownRoleError
 	switch {
 	case err == nil:
 		return u, nil
+	case errors.As(err, &ue):
+		ss.srv.metrics.ClientLoginFailure.WithLabelValues("unknown_user").Inc()
+		ss.countFailure(st, name)
+		ss.fail(wire.CodeInvalidAuthSpec, `role "`+name+`" does not exist`, "method", method)
 	case errors.As(err, &le):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("auth_query").Inc()
 		ss.srv.log.Error("auth_query look-up failed", "remote", ss.remote(), "user", name, "database", adm.database, "error", le.err)
@@ -119,7 +135,12 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	case errors.Is(err, auth.ErrWrongPassword):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "method", method)
+		// PostgreSQL's words, quoted as it quotes (no escaping).
+		msg := `password authentication failed for user "` + name + `"`
+		if errors.Is(err, auth.ErrEmptyPassword) {
+			msg = auth.EmptyPasswordMessage
+		}
+		ss.fail(wire.CodeInvalidPassword, msg, "method", method)
 	case errors.Is(err, auth.ErrProtocol):
 		ss.srv.metrics.ClientLoginFailure.WithLabelValues("protocol").Inc()
 		ss.fail(wire.CodeProtocolViolation, err.Error(), "user", name)
@@ -179,13 +200,12 @@ func (ss *session) checkCert(u *config.User, name string) error {
 		return &certError{"connection requires a valid client certificate"}
 	}
 	cn := cs.PeerCertificates[0].Subject.CommonName
-	if u == nil || cn != name {
-		reason := "the certificate's common name is not the user name"
-		if u == nil {
-			reason = "unknown user"
-		}
-		ss.srv.log.Info("certificate login rejected", "remote", ss.remote(), "user", name, "cn", cn, "reason", reason)
-		return &certError{fmt.Sprintf("certificate authentication failed for user %q", name)}
+	if cn != name {
+		ss.srv.log.Info("certificate login rejected", "remote", ss.remote(), "user", name, "cn", cn, "reason", "the certificate's common name is not the user name")
+		return &certError{`certificate authentication failed for user "` + name + `"`}
+	}
+	if u == nil { // a valid certificate for a name sluice does not know
+		return &unknownRoleError{name}
 	}
 	return nil
 }
@@ -214,6 +234,9 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 	}
 	var reason error
 	switch {
+	case pm.Password == "": // as method password answers it
+		ss.srv.log.Info("login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", "empty")
+		return auth.ErrEmptyPassword
 	case u == nil:
 		reason = errors.New("unknown user")
 	case st.tokenKey == nil: // prevented by config validation

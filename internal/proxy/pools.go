@@ -83,6 +83,9 @@ type poolEntry struct {
 
 // dial opens a server connection for the pool: to the configured host,
 // or with several hosts to whichever the monitor says is the primary.
+// When a client waits for it, ctx carries the client's borrow deadline
+// (pool.Deadline): backend.Dial keeps retrying and dbTopology.dial keeps
+// waiting for a primary until then, never longer.
 func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
 	if e.ro != nil {
 		return e.ro.dial(ctx)
@@ -112,9 +115,19 @@ func (e *poolEntry) usable(conn *backend.Conn) bool {
 
 // acquire takes a connection to the current primary from the pool; ones
 // to any other server (an old primary, after a failover) are closed.
+// Waiting for a connection, for a primary and dialling together take at
+// most the pool's borrow_timeout.
 func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
+	var d pool.Deadline
+	return e.acquireWithin(ctx, &d)
+}
+
+// acquireWithin is acquire as part of a borrow bounded by d, which the
+// caller may share with other acquisitions (readRoute tries several
+// servers within one borrow_timeout).
+func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backend.Conn, error) {
 	for {
-		conn, err := e.pool.Acquire(ctx)
+		conn, err := e.pool.AcquireWithin(ctx, d)
 		if err != nil || e.usable(conn) {
 			return conn, err
 		}
