@@ -121,7 +121,12 @@ type Limits struct {
 	MaxClientConnections int      `yaml:"max_client_connections"` // default 10000; beyond it clients get 53300
 	ClientLoginTimeout   Duration `yaml:"client_login_timeout"`   // default 15s; startup+auth must finish within it
 	MaxStartupPacket     int      `yaml:"max_startup_packet"`     // default 10000 bytes (as PostgreSQL)
-	ClientIdleTimeout    Duration `yaml:"client_idle_timeout"`    // default 0 = none; idle sessions are closed with 57P01
+	// MaxMessageSize bounds one client message after login, counted as
+	// its length field counts it (body + 4). Larger ones get 54000 and
+	// the connection is closed. sluice streams large messages, so the
+	// bound protects the server (which holds a whole message), not sluice.
+	MaxMessageSize    int      `yaml:"max_message_size"`    // default 1 GiB - 1 (PostgreSQL's own limit)
+	ClientIdleTimeout Duration `yaml:"client_idle_timeout"` // default 0 = none; idle sessions are closed with 57P01
 	// IdleTransactionTimeout ends a transaction-pooled client that sits
 	// idle inside a transaction while holding a server connection (25P03).
 	IdleTransactionTimeout Duration `yaml:"idle_transaction_timeout"` // default 0 = none
@@ -222,6 +227,7 @@ const (
 	DefaultMaxClientConnections  = 10000
 	DefaultClientLoginTimeout    = 15 * time.Second
 	DefaultMaxStartupPacket      = 10000
+	DefaultMaxMessageSize        = 1<<30 - 1
 	DefaultPoolMode              = "session"
 	DefaultPoolMinSize           = 0
 	DefaultPoolMaxSize           = 20
@@ -278,6 +284,7 @@ func defaultConfig() *Config {
 			MaxClientConnections:  DefaultMaxClientConnections,
 			ClientLoginTimeout:    Duration(DefaultClientLoginTimeout),
 			MaxStartupPacket:      DefaultMaxStartupPacket,
+			MaxMessageSize:        DefaultMaxMessageSize,
 			AuthFailuresPerMinute: DefaultAuthFailuresPerMinute,
 			AuthFailureBurst:      DefaultAuthFailureBurst,
 		},

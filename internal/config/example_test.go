@@ -84,7 +84,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 69)
+	require.Len(t, paths, 70)
 }
 
 func TestExampleFile(t *testing.T) {

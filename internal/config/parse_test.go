@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 			MaxClientConnections:  10000,
 			ClientLoginTimeout:    Duration(15 * time.Second),
 			MaxStartupPacket:      10000,
+			MaxMessageSize:        1<<30 - 1,
 			AuthFailuresPerMinute: 60,
 			AuthFailureBurst:      10,
 		},

@@ -121,6 +121,8 @@ func TestProblems(t *testing.T) {
 			[]string{"limits.client_login_timeout: must be > 0, got 0s"}},
 		{"startup packet", user + db + "limits: {max_startup_packet: 100}\n", nil,
 			[]string{"limits.max_startup_packet: must be between 1024 and 1048576, got 100"}},
+		{"message size", user + db + "limits: {max_message_size: 1073741824}\n", nil,
+			[]string{"limits.max_message_size: must be between 1024 and 1073741823, got 1073741824"}},
 		{"negative shutdown", user + db + "shutdown_timeout: -5s\n", nil, []string{"shutdown_timeout: must not be negative, got -5s"}},
 		{"empty listen", user + db + "listen: {address: \"\"}\n", nil, []string{"listen.address: required"}},
 		{"bad listen", user + db + "listen: {address: localhost}\n", nil,

@@ -35,6 +35,7 @@ func validate(cfg *Config, c *collector, src sources) {
 		c.invalid("limits.client_login_timeout", "must be > 0, got %s", cfg.Limits.ClientLoginTimeout)
 	}
 	intRange(c, "limits.max_startup_packet", cfg.Limits.MaxStartupPacket, 1024, 1<<20)
+	intRange(c, "limits.max_message_size", cfg.Limits.MaxMessageSize, 1024, DefaultMaxMessageSize)
 	nonNegative(c, "limits.client_idle_timeout", cfg.Limits.ClientIdleTimeout)
 	nonNegative(c, "limits.idle_transaction_timeout", cfg.Limits.IdleTransactionTimeout)
 	validateTLS(cfg.TLS, c)

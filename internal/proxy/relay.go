@@ -54,9 +54,13 @@ type relay struct {
 	// the server sends while the client is idle, in heldFatal.
 	holdFatal bool
 	heldFatal []byte
-	txStatus  atomic.Uint32 // status byte of the last ReadyForQuery
-	bytesOut  atomic.Int64
-	rewrite   rewriter // used only after receive_timeout fired
+	// serverFatal: the server sent a FATAL (pg_terminate_backend,
+	// idle_session_timeout, its own shutdown) and so told the client why
+	// the connection ends; sluice adds no error of its own (afterRelay).
+	serverFatal atomic.Bool
+	txStatus    atomic.Uint32 // status byte of the last ReadyForQuery
+	bytesOut    atomic.Int64
+	rewrite     rewriter // used only after receive_timeout fired
 
 	// stopping is set by whichever loop ends first (or by terminate).
 	stopping    atomic.Bool
@@ -79,6 +83,7 @@ type relayLimits struct {
 	receiveDeadline time.Duration // read deadline per receive while an answer is owed
 	receiveTimeout  time.Duration // cancel a query after this much silence
 	clientIdle      time.Duration // close a client idle this long
+	maxBody         uint32        // limits.max_message_size - 4: a client message's largest body
 	cancel          func()        // sends a CancelRequest for the attached server connection
 }
 
@@ -182,7 +187,7 @@ var errTerminated = errors.New("client sent Terminate")
 func (r *relay) forwardUp(chunk []byte) error {
 	end := len(chunk)
 	asked := false
-	err := r.up.Scan(chunk, 0, func(typ byte, _ uint32, _ byte, at int) {
+	err := r.up.Scan(chunk, r.limits.maxBody, func(typ byte, _ uint32, _ byte, at int) {
 		if r.terminated {
 			return
 		}
@@ -236,12 +241,20 @@ func (r *relay) doneIfTerminated() error {
 // ReadyForQuery's transaction status.
 func (r *relay) serverToClient() error {
 	debug := r.log.Enabled(context.Background(), slog.LevelDebug)
-	visit := func(typ byte, _ uint32, first byte, _ int) {
-		if typ == 'Z' {
+	var cur []byte // the chunk being scanned
+	visit := func(typ byte, bodyLen uint32, first byte, end int) {
+		switch typ {
+		case 'Z':
 			r.txStatus.Store(uint32(first))
 			r.gotZ.Add(1)
 			r.zSeenAt.Store(r.askSeq.Load())
 			r.timedOut.Store(false)
+		case 'E':
+			// Only an error whole in this chunk is looked at (one cut by
+			// a read is rare): then sluice may add its own 08006 too.
+			if start := end - wire.HeaderLen - int(bodyLen); start >= 0 && wire.IsFatal(cur[start:end]) {
+				r.serverFatal.Store(true)
+			}
 		}
 	}
 	watching := r.limits.receiveDeadline > 0 || r.limits.receiveTimeout > 0 || r.limits.clientIdle > 0
@@ -257,6 +270,9 @@ func (r *relay) serverToClient() error {
 			// sees it (see session.canContinue); otherwise run's caller
 			// sends it. The server closes right after, so nothing follows.
 			r.heldFatal = append(r.heldFatal, chunk...)
+			if wire.IsFatal(chunk) {
+				r.serverFatal.Store(true)
+			}
 			return nil
 		}
 		if len(r.heldFatal) > 0 {
@@ -269,6 +285,7 @@ func (r *relay) serverToClient() error {
 			r.rewrite.armed = true
 		}
 		slow := r.rewrite.armed || r.rewrite.active()
+		cur = chunk
 		if err := r.down.Scan(chunk, 0, visit); err != nil {
 			return err
 		}

@@ -16,7 +16,10 @@ import (
 
 // afterRelay tells the client why the session ends when sluice ends it,
 // only at a message boundary: shutdown (57P01), client_idle_timeout
-// (57P01), or a lost or unresponsive server (08006).
+// (57P01), or a lost or unresponsive server (08006). When the server
+// ended the connection with a FATAL, the client has that error (relayed
+// or held and sent by the caller) and gets nothing more: one error per
+// failure, as from PostgreSQL itself.
 func (ss *session) afterRelay(r *relay, db *config.Database) {
 	if r.terminated || !r.down.AtBoundary() {
 		return
@@ -25,6 +28,12 @@ func (ss *session) afterRelay(r *relay, db *config.Database) {
 	switch {
 	case r.shutdown.Load():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case r.serverFatal.Load():
+		ss.srv.log.Info("server ended the session with a FATAL error", "remote", ss.remote(),
+			"server_error", errString(r.downErr))
+		return
+	case errors.As(r.upErr, new(wire.ErrTooLarge)):
+		msg = wire.Error(wire.CodeProgramLimitExceeded, "%v", r.upErr)
 	case errors.As(r.upErr, new(wire.ErrLength)):
 		msg = wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", r.upErr)
 	case r.idleTimeout.Load():

@@ -28,6 +28,7 @@ func (ss *session) newRelay(db *config.Database, conn *backend.Conn) *relay {
 			receiveDeadline: db.Backend.ReceiveDeadline.D(),
 			receiveTimeout:  db.Backend.ReceiveTimeout.D(),
 			clientIdle:      s.state.Load().cfg.Limits.ClientIdleTimeout.D(),
+			maxBody:         maxBody(s.state.Load().cfg.Limits.MaxMessageSize),
 			cancel:          func() { ss.sendCancel("receive_timeout") },
 		}}
 	r.txStatus.Store('I')
@@ -93,4 +94,13 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 	}
 	ss.client.SetWriteDeadline(time.Time{})
 	return conn, r
+}
+
+// maxBody turns limits.max_message_size (counted as the length field
+// counts, body + 4) into a wire.Scanner bound; 0 (unset) is none.
+func maxBody(maxMessageSize int) uint32 {
+	if maxMessageSize <= 4 {
+		return 0
+	}
+	return uint32(maxMessageSize - 4)
 }

@@ -41,6 +41,9 @@ type attachment struct {
 	detaching      bool // run is deciding whether to detach; senders wait
 	detached       bool // the connection is gone from this client
 	fatal          bool // the client must be disconnected (set with detached)
+
+	// Owned by run's goroutine.
+	serverFatal bool // a FATAL from the server was relayed: the client knows why it ends
 }
 
 func newAttachment(ss *session, c *txClient, e *poolEntry, conn *backend.Conn) *attachment {
@@ -57,7 +60,7 @@ func (a *attachment) busyLocked() bool {
 	default:
 		return true
 	}
-	return a.asks != a.gotZ || len(a.queue) > 0 || a.client.up.midStream()
+	return a.asks != a.gotZ || len(a.queue) > 0 || a.client.up.MidStream()
 }
 
 // detachableLocked reports whether the connection can leave the client
@@ -151,6 +154,7 @@ func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
 					return clientWriteError{werr}
 				}
 				a.client.bytesDown.Add(float64(len(res.out)))
+				a.serverFatal = a.serverFatal || res.fatal
 			}
 			if res.stmtBreach {
 				return errStatementMode
@@ -261,7 +265,7 @@ func (a *attachment) serverLost(err error) {
 	a.detached, a.detaching = true, false
 	var cw clientWriteError
 	clientSide := errors.As(err, &cw)
-	a.fatal = !idle || clientSide || err == errStatementMode
+	a.fatal = !idle || clientSide || err == errStatementMode || a.serverFatal
 	a.cond.Broadcast()
 	a.mu.Unlock()
 	ss := a.ss
@@ -274,6 +278,13 @@ func (a *attachment) serverLost(err error) {
 	if !a.fatal {
 		ss.srv.log.Info("server connection lost while the client was idle; the client keeps its connection",
 			"server", a.conn.Addr, "pid", a.conn.PID, "error", err)
+		return
+	}
+	if a.serverFatal && err != errStatementMode && !ss.isTerminated() {
+		// The client has the server's FATAL: one error per failure.
+		ss.srv.log.Info("server ended the session with a FATAL error", "remote", ss.remote(),
+			"server", a.conn.Addr, "pid", a.conn.PID, "server_error", errString(err))
+		ss.client.Close()
 		return
 	}
 	msg := wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost during a transaction; the transaction's outcome is unknown")

@@ -36,6 +36,9 @@ type downResult struct {
 	// the connection (FATAL after postmaster death, pg_terminate_backend,
 	// idle_session_timeout), and the client, idle, keeps its own.
 	unsolicited bool
+	// fatal: out holds a FATAL the server sent (whole in this chunk); it
+	// closes the connection next and the client has been told why.
+	fatal bool
 }
 
 // filter scans chunk (a.mu not held) and returns the bytes to forward.
@@ -88,6 +91,8 @@ func (f *downFilter) filter(a *attachment, chunk []byte) (downResult, error) {
 			a.mu.Unlock()
 			if idle {
 				cut, res.unsolicited = msgStart, true
+			} else if msgStart >= base && wire.IsFatal(chunk[msgStart-base:msgEnd-base]) {
+				res.fatal = true
 			}
 		}
 	})

@@ -61,7 +61,7 @@ var parseCompleteReady = []byte{'1', 0, 0, 0, 4, 'Z', 0, 0, 0, 5, 'I'}
 // path. Statements the lexer sees a session effect in (other than BEGIN,
 // which only matters when executed) never qualify.
 func (c *txClient) answerParseLocally(chunk []byte) bool {
-	if c.up.hdrLen != 0 || len(chunk) < 2*wire.HeaderLen || chunk[0] != 'P' || c.entry == nil {
+	if !c.up.AtBoundary() || len(chunk) < 2*wire.HeaderLen || chunk[0] != 'P' || c.entry == nil {
 		return false
 	}
 	l := int(binary.BigEndian.Uint32(chunk[1:wire.HeaderLen]))

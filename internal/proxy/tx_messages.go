@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // The extended-protocol messages transaction pooling rewrites. Each
@@ -78,10 +82,15 @@ func appendParse(dst []byte, name string, query, params []byte) []byte {
 }
 
 func appendBind(dst []byte, portal []byte, stmt string, rest []byte) []byte {
-	dst = header(dst, 'B', len(portal)+1+len(stmt)+1+len(rest))
+	return append(appendBindHead(dst, portal, stmt, uint32(len(rest))), rest...)
+}
+
+// appendBindHead appends a Bind's header and names; restLen bytes of
+// formats, values and result formats must follow.
+func appendBindHead(dst []byte, portal []byte, stmt string, restLen uint32) []byte {
+	dst = header(dst, 'B', len(portal)+1+len(stmt)+1+int(restLen))
 	dst = append(append(dst, portal...), 0)
-	dst = append(append(dst, stmt...), 0)
-	return append(dst, rest...)
+	return append(append(dst, stmt...), 0)
 }
 
 // appendTarget appends a Describe ('D') or Close ('C') of a statement or
@@ -90,4 +99,23 @@ func appendTarget(dst []byte, typ, kind byte, name string) []byte {
 	dst = header(dst, typ, 1+len(name)+1)
 	dst = append(append(dst, kind), name...)
 	return append(dst, 0)
+}
+
+// messageRefusal is what a client whose message the framer refused is
+// told before its connection closes; nil for other errors.
+func messageRefusal(err error) *pgproto3.ErrorResponse {
+	var held wire.ErrHeldTooLarge
+	var unknown wire.ErrUnknownType
+	switch {
+	case errors.As(err, new(wire.ErrTooLarge)):
+		return wire.Error(wire.CodeProgramLimitExceeded, "%v", err)
+	case errors.As(err, &held) && held.Type == 'P':
+		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in transaction pooling a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
+			err, wire.MaxHeldParse)
+	case errors.As(err, &unknown):
+		return wire.Error(wire.CodeProtocolViolation, "%v", err)
+	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed), errors.Is(err, wire.ErrNoBindNames):
+		return wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err)
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ type txClient struct {
 	bytesUp       prometheus.Counter
 	bytesDown     prometheus.Counter
 
-	up         upFramer
+	up         wire.Framer
 	att        *attachment // the current or last attachment
 	cur        *attachment // the attachment a chunk is being processed for
 	out        []byte      // bytes for the server, built under cur.mu
@@ -81,7 +81,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
 		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
-		bytesDown: s.metrics.BytesSrvToClient}
+		bytesDown: s.metrics.BytesSrvToClient, up: wire.Framer{MaxLen: uint32(cfg.Limits.MaxMessageSize)}}
 	for _, p := range settings {
 		c.want[strings.ToLower(p.Name)] = p.Value
 	}
@@ -262,10 +262,8 @@ func (c *txClient) serve() (moved bool) {
 		case errors.Is(err, errFatal):
 		case errors.Is(err, errDraining):
 			c.leave(wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down"))
-		case errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed):
-			c.leave(wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err))
 		default:
-			c.leave(nil) // Terminate, end of file, or a broken client connection
+			c.leave(messageRefusal(err)) // nil: Terminate, end of file, or a broken client connection
 		}
 		return
 	}
@@ -295,7 +293,7 @@ func (c *txClient) pumpUp() error {
 // forward processes one chunk of client bytes under the attachment's
 // lock and writes the result to the server outside it.
 func (c *txClient) forward(chunk []byte) error {
-	if c.up.hdrLen == 0 && len(chunk) == 5 && chunk[0] == 'X' && !c.attached() {
+	if c.up.AtBoundary() && len(chunk) == 5 && chunk[0] == 'X' && !c.attached() {
 		c.terminated = true
 		return errTerminated
 	}
@@ -319,7 +317,7 @@ func (c *txClient) forward(chunk []byte) error {
 		c.cur = a
 		bp := outBuffers.Get().(*[]byte)
 		c.out = (*bp)[:0]
-		ferr := c.up.feed(chunk, c)
+		ferr := c.up.Feed(chunk, c)
 		out := c.out
 		c.out, c.cur = nil, nil
 		a.mu.Unlock()

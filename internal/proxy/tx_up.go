@@ -47,9 +47,9 @@ func text(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// message handles one whole client message (upSink); c.cur is attached
+// Message handles one whole client message (wire.FrameSink); c.cur is attached
 // and locked.
-func (c *txClient) message(msg []byte) error {
+func (c *txClient) Message(msg []byte) error {
 	a := c.cur
 	switch msg[0] {
 	case 'P':
@@ -78,10 +78,38 @@ func (c *txClient) message(msg []byte) error {
 	return nil
 }
 
-// streamBytes forwards part of a CopyData (upSink).
-func (c *txClient) streamBytes(b []byte, _ bool) error {
+// unscannedQuery is what a Query too large to lex whole (a streamed
+// one, over wire.MaxHeldMessage) is taken to do: change settings, create or
+// drop state that pins. The settings and pins are then read back from
+// the server when the transaction ends (backend.Conn.Snapshot). It may
+// also have run DEALLOCATE or DISCARD ALL: streamStart forgets which
+// statements the connection holds (they are prepared again when used),
+// but keeps the client's own, which a real DEALLOCATE would have dropped
+// (the client then finds them working rather than getting 26000). LOAD,
+// which Snapshot cannot see, is the one effect such a query can hide.
+const unscannedQuery = sqlscan.SetsSession | sqlscan.MayPin | sqlscan.MayUnpin
+
+// StreamStart begins a message forwarded as it arrives (wire.FrameSink): only
+// its type matters, except a Query's text, which is not lexed.
+func (c *txClient) StreamStart(hdr []byte, _ bool) error {
+	a := c.cur
+	switch hdr[0] {
+	case 'Q':
+		c.noteEffects(a, unscannedQuery)
+		a.tx.Statements.Clear()
+		a.tx.UnnamedOwner, c.unnamed = 0, nil
+		a.asks++
+	case 'S', 'F':
+		a.asks++
+	}
+	c.out = append(c.out, hdr...)
+	a.lastSent = hdr[0]
+	return nil
+}
+
+// StreamBytes forwards part of a streamed message (wire.FrameSink).
+func (c *txClient) StreamBytes(b []byte, _ bool) error {
 	c.out = append(c.out, b...)
-	c.cur.lastSent = 'd'
 	return nil
 }
 
@@ -184,9 +212,20 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	if err != nil {
 		return err
 	}
+	c.BindHead(portal, stmt, uint32(len(rest)), true)
+	c.out = append(c.out, rest...)
+	return nil
+}
+
+// BindHead sends a Bind's header and names, the statement's renamed to
+// its server name (and prepared first where the connection lacks it);
+// restLen body bytes follow, appended or streamed by the caller (wire.FrameSink).
+func (c *txClient) BindHead(portal, stmt []byte, restLen uint32, _ bool) error {
+	a := c.cur
 	if len(stmt) == 0 {
 		c.ensureUnnamed(a)
-		c.emit(a, msg)
+		c.out = appendBindHead(c.out, portal, "", restLen)
+		a.lastSent = 'B'
 		if c.unnamed != nil && c.unnamed.effects != 0 {
 			c.noteEffects(a, c.unnamed.effects)
 		}
@@ -194,11 +233,12 @@ func (c *txClient) onBind(a *attachment, msg []byte) error {
 	}
 	st := c.stmts[string(stmt)]
 	if st == nil {
-		c.emit(a, msg) // the server answers 26000, as it should
+		c.out = appendBindHead(c.out, portal, text(stmt), restLen) // the server answers 26000, as it should
+		a.lastSent = 'B'
 		return nil
 	}
 	c.ensurePrepared(a, st)
-	c.out = appendBind(c.out, portal, st.srv, rest)
+	c.out = appendBindHead(c.out, portal, st.srv, restLen)
 	a.lastSent = 'B'
 	if st.effects != 0 {
 		c.noteEffects(a, st.effects) // after the Bind: it is what runs the statement

@@ -68,3 +68,37 @@ func ReadMessage(r io.Reader, maxBody uint32) (typ byte, body []byte, err error)
 	}
 	return hdr[0], body, nil
 }
+
+// CodeProgramLimitExceeded is SQLSTATE 54000, for a message over
+// limits.max_message_size.
+const CodeProgramLimitExceeded = "54000"
+
+// ErrTooLarge is a client message longer than the configured bound.
+// Length and Limit count as the length field does (body + 4).
+type ErrTooLarge struct {
+	Type          byte
+	Length, Limit uint32
+}
+
+func (e ErrTooLarge) Error() string {
+	return fmt.Sprintf("message of type %q is %d bytes, over limits.max_message_size (%d)", e.Type, e.Length, e.Limit)
+}
+
+// ErrUnknownType is a message type no frontend may send after startup.
+type ErrUnknownType byte
+
+// Error is PostgreSQL's own wording.
+func (e ErrUnknownType) Error() string {
+	return fmt.Sprintf("invalid frontend message type %d", byte(e))
+}
+
+// IsFrontendType reports whether a logged-in client may send a message
+// of type typ: PostgreSQL's list (postgres.c, SocketBackend). Anything
+// else PostgreSQL answers with FATAL 08P01 "invalid frontend message type".
+func IsFrontendType(typ byte) bool {
+	switch typ {
+	case 'B', 'C', 'D', 'E', 'F', 'H', 'P', 'Q', 'S', 'X', 'd', 'c', 'f':
+		return true
+	}
+	return false
+}

@@ -29,7 +29,8 @@ type Scanner struct {
 // began in an earlier chunk).
 type Visit func(typ byte, bodyLen uint32, first byte, end int)
 
-// ErrLength is returned for a length field below 4 or above the limit.
+// ErrLength is returned for a length field below 4 (and by ReadMessage
+// for one above its limit; Scan returns ErrTooLarge then).
 type ErrLength struct {
 	Type   byte
 	Length uint32
@@ -53,8 +54,11 @@ func (s *Scanner) Scan(chunk []byte, maxBody uint32, visit Visit) error {
 			}
 			s.typ = s.hdr[0]
 			l := binary.BigEndian.Uint32(s.hdr[1:])
-			if l < 4 || (maxBody > 0 && l-4 > maxBody) {
+			if l < 4 {
 				return ErrLength{Type: s.typ, Length: l}
+			}
+			if maxBody > 0 && l-4 > maxBody {
+				return ErrTooLarge{Type: s.typ, Length: l, Limit: maxBody + 4}
 			}
 			s.remain = l - 4
 			s.sawBody = false
