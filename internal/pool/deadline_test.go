@@ -160,3 +160,31 @@ func TestQueuedTimeoutNamesLastDialError(t *testing.T) {
 		p.Close()
 	})
 }
+
+// A dial that the borrow's deadline cut short before the server said
+// anything (a waiter granted the slot with little time left, or a machine
+// too slow to finish a connect in time) reports what the server said to
+// the dials before it, not the context's "i/o timeout" (seen once under
+// load in outagetest: the queued client's message lacked "connection
+// refused").
+func TestDialCutShortByDeadlineNamesEarlierDialError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &fakeDialer{}
+		d.hook = func(ctx context.Context, n int) error {
+			if n == 1 {
+				return errRefused
+			}
+			<-ctx.Done()
+			return ctx.Err() // cut short: no word from the server
+		}
+		p := newTestPool(Config{MaxSize: 1, BorrowTimeout: 10 * time.Second}, d)
+		_, err := p.Acquire(context.Background())
+		require.ErrorIs(t, err, errRefused)
+
+		_, err = p.Acquire(context.Background())
+		var ue *UnreachableError
+		require.ErrorAs(t, err, &ue)
+		require.ErrorIs(t, err, errRefused)
+		p.Close()
+	})
+}

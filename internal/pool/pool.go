@@ -42,6 +42,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -340,6 +341,13 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 	p.mu.Lock()
 	p.nDialing.Add(-1)
 	p.noteDialLocked(err)
+	if err != nil && !deadline.IsZero() && p.lastDialErr != nil && errors.Is(err, context.DeadlineExceeded) {
+		// The borrow's deadline cut this dial short before the server
+		// answered (a waiter granted the slot with little time left, or
+		// a slow machine): what the server said to the dials before it
+		// tells the client more than "i/o timeout".
+		err = &UnreachableError{Last: p.lastDialErr}
+	}
 	if err != nil {
 		p.dialFailures.Add(1)
 		p.grantLocked()
