@@ -88,6 +88,7 @@ func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
 		return e.ro.dial(ctx)
 	}
 	base := *e.opts.Load()
+	base.Startup = backend.StartupFrom(ctx) // the client's parameters, in the startup packet
 	if e.topo == nil {
 		return backend.Dial(ctx, base)
 	}
@@ -112,13 +113,26 @@ func (e *poolEntry) usable(conn *backend.Conn) bool {
 
 // acquire takes a connection to the current primary from the pool; ones
 // to any other server (an old primary, after a failover) are closed.
+// When ctx carries a client's startup parameters (backend.WithStartup),
+// the connection was opened with exactly those (settings affinity, see
+// pool.Affinity): a full pool replaces an idle connection opened with
+// other parameters rather than hand it out, so the client's RESET and
+// DISCARD ALL return to its own startup values, as on a direct
+// connection. Without, any connection does (auth_query's lookups).
 func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
+	set := backend.StartupFrom(ctx)
 	for {
-		conn, err := e.pool.Acquire(ctx)
-		if err != nil || e.usable(conn) {
+		var conn *backend.Conn
+		var err error
+		if set == nil {
+			conn, err = e.pool.Acquire(ctx)
+		} else {
+			conn, err = e.pool.AcquireFor(ctx, pool.Affinity{Key: set.Key, Exact: true})
+		}
+		if err != nil || (e.usable(conn) && (set == nil || conn.OpenedWith(set))) {
 			return conn, err
 		}
-		e.pool.Discard(conn)
+		e.pool.Discard(conn) // an old primary's, or (a 64-bit hash collision) another set's
 	}
 }
 
