@@ -263,7 +263,7 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 	for k, e := range s.pools {
 		st := e.pool.Stats()
 		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting,
-			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts})
+			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts, Replaced: st.Replaced})
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {

@@ -130,5 +130,10 @@ func TestStartupParamFullPoolReplacesMismatched(t *testing.T) {
 		// And back: the first set's connection was replaced in turn.
 		got, _ = psqlVia(t, h, other, "-c", "RESET ALL", "-c", "SHOW datestyle")
 		require.Equal(t, "SQL, DMY\n", got)
+		var replaced uint64
+		for _, p := range h.srv.PoolStats() {
+			replaced += p.Replaced
+		}
+		require.GreaterOrEqual(t, replaced, uint64(2), "counted as closed for reason settings")
 	})
 }
