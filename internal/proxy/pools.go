@@ -113,23 +113,22 @@ func (e *poolEntry) usable(conn *backend.Conn) bool {
 
 // acquire takes a connection to the current primary from the pool; ones
 // to any other server (an old primary, after a failover) are closed.
-// When ctx carries a client's startup parameters (backend.WithStartup),
-// the connection was opened with exactly those (settings affinity, see
-// pool.Affinity): a full pool replaces an idle connection opened with
-// other parameters rather than hand it out, so the client's RESET and
-// DISCARD ALL return to its own startup values, as on a direct
-// connection. Without, any connection does (auth_query's lookups).
+// The connection was opened with exactly the startup parameters ctx
+// carries (backend.WithStartup; none when it carries none, as for
+// auth_query's look-ups, which must never run under a client's
+// search_path): settings affinity, see pool.Affinity. A full pool
+// replaces an idle connection opened with other parameters rather than
+// hand it out, so the client's RESET and DISCARD ALL return to its own
+// startup values, as on a direct connection.
 func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
 	set := backend.StartupFrom(ctx)
+	aff := pool.Affinity{Exact: true}
+	if set != nil {
+		aff.Key = set.Key
+	}
 	for {
-		var conn *backend.Conn
-		var err error
-		if set == nil {
-			conn, err = e.pool.Acquire(ctx)
-		} else {
-			conn, err = e.pool.AcquireFor(ctx, pool.Affinity{Key: set.Key, Exact: true})
-		}
-		if err != nil || (e.usable(conn) && (set == nil || conn.OpenedWith(set))) {
+		conn, err := e.pool.AcquireFor(ctx, aff)
+		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {
 			return conn, err
 		}
 		e.pool.Discard(conn) // an old primary's, or (a 64-bit hash collision) another set's
