@@ -36,7 +36,7 @@ func psqlVia(t *testing.T, h *harness, env []string, args ...string) (viaSluice,
 	t.Helper()
 	run := func(port int) string {
 		full := append([]string{"-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", pgtest.AppUser, "-d", pgtest.AppDB}, args...)
-		out, err := psql(t, append([]string{"PGPASSWORD=" + pgtest.AppPassword}, env...), full...)
+		out, err := psql(t, append([]string{"PGPASSWORD=" + pgtest.AppPassword, "PGSSLMODE=disable", "PGGSSENCMODE=disable"}, env...), full...)
 		require.NoError(t, err, "%s", out)
 		return out
 	}
@@ -135,5 +135,28 @@ func TestStartupParamFullPoolReplacesMismatched(t *testing.T) {
 			replaced += p.Replaced
 		}
 		require.GreaterOrEqual(t, replaced, uint64(2), "counted as closed for reason settings")
+	})
+}
+
+// A startup parameter PostgreSQL refuses gets PostgreSQL's own FATAL, as
+// directly: the server judges it in its startup packet.
+func TestStartupParamRefusedAsDirectly(t *testing.T) {
+	startupModes(t, 2, func(t *testing.T, h *harness) {
+		for _, env := range [][]string{{"PGDATESTYLE=nonsense"}, {"PGOPTIONS=-c no_such_setting=1"}} {
+			var outs []string
+			for _, port := range []int{h.port, pgtest.Cluster(t).Port} {
+				out, err := psql(t, append([]string{"PGPASSWORD=" + pgtest.AppPassword, "PGSSLMODE=disable", "PGGSSENCMODE=disable"}, env...),
+					"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", pgtest.AppUser, "-d", pgtest.AppDB, "-c", "SELECT 1")
+				require.Error(t, err)
+				// libpq may try twice (directly it retries a 42704 without
+				// application_name); compare the error, not the attempts.
+				first, _, _ := strings.Cut(out, "\n")
+				outs = append(outs, strings.ReplaceAll(first, strconv.Itoa(port), "PORT"))
+			}
+			require.Equal(t, outs[1], outs[0], "%v", env)
+		}
+		// The pool is usable afterwards.
+		got, _ := psqlVia(t, h, nil, "-c", "SELECT 1")
+		require.Equal(t, "1\n", got)
 	})
 }
