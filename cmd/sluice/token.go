@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,20 +27,34 @@ The client sends it as its password, e.g.
   PGPASSWORD=$(sluice token -c sluice.yaml --user app --database appdb) psql ...
 
 sluice checks it with token.public_key_file. The token is a secret until it
-expires: keep --ttl short. 'sluice token keygen' creates a key pair.`,
+expires: keep --ttl short. 'sluice token keygen' creates a key pair.
+
+With a config (--config, or the default sluice.yaml when --key is not
+given) the command refuses a user that is not in users[], a database that
+is not in databases, and a user that cannot log in with a token (neither
+its auth method nor an access rule for it and the database is token): such
+a token would never be accepted. With --key and no --config nothing is
+checked, and the command says so on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if user == "" || database == "" {
 				return errors.New("--user and --database are required")
 			}
-			if keyPath == "" {
+			if keyPath == "" || cmd.Flags().Changed("config") {
 				cfg, err := config.Load(path)
 				if err != nil {
 					return err
 				}
-				if keyPath = cfg.Token.PrivateKeyFile; keyPath == "" {
-					return fmt.Errorf("%s: token.private_key_file is not set (or pass --key FILE)", path)
+				if err := checkTokenTarget(cfg, user, database); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
 				}
+				if keyPath == "" {
+					if keyPath = cfg.Token.PrivateKeyFile; keyPath == "" {
+						return fmt.Errorf("%s: token.private_key_file is not set (or pass --key FILE)", path)
+					}
+				}
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: user %q and database %q are not checked against a config (pass --config to check them); sluice accepts the token only if the user is in users[] with auth method token and the database is configured\n", user, database)
 			}
 			priv, err := token.LoadPrivateKey(keyPath)
 			if err != nil {
@@ -53,13 +68,40 @@ expires: keep --ttl short. 'sluice token keygen' creates a key pair.`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&path, "config", "c", "sluice.yaml", "path to the YAML config file (for token.private_key_file)")
+	c.Flags().StringVarP(&path, "config", "c", "sluice.yaml", "path to the YAML config file (token.private_key_file; the user and database are checked against it)")
 	c.Flags().StringVar(&keyPath, "key", "", "PEM Ed25519 private key file; overrides token.private_key_file")
 	c.Flags().StringVar(&user, "user", "", "the user the token logs in as (required)")
 	c.Flags().StringVar(&database, "database", "", "the database the token is for, as clients name it (required)")
 	c.Flags().DurationVar(&ttl, "ttl", 15*time.Minute, "how long the token is valid")
 	c.AddCommand(keygenCmd())
 	return c
+}
+
+// checkTokenTarget refuses to sign a token that sluice, running with cfg,
+// would never accept: for a user it does not know (tokens are only for
+// users[] entries, see proxy.checkToken), for a database it does not
+// serve, or for a user who logs in to that database with another method
+// (its auth_method, or auth.method, and no access rule that could match it
+// sets method token).
+func checkTokenTarget(cfg *config.Config, user, database string) error {
+	u := cfg.User(user)
+	if u == nil {
+		return fmt.Errorf("user %q is not in users[]: sluice would refuse a token for it", user)
+	}
+	if _, ok := cfg.Databases[database]; !ok {
+		return fmt.Errorf("database %q is not in databases: sluice would refuse a token for it", database)
+	}
+	method := u.EffectiveAuthMethod(cfg.Auth.Method)
+	if method == "token" {
+		return nil
+	}
+	for _, r := range cfg.Access {
+		if r.Method == "token" && (len(r.Users) == 0 || slices.Contains(r.Users, user)) &&
+			(len(r.Databases) == 0 || slices.Contains(r.Databases, database)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("user %q logs in with %s, not token (set its auth_method: token, or an access rule with method: token): sluice would refuse the token", user, method)
 }
 
 func keygenCmd() *cobra.Command {

@@ -8,34 +8,58 @@ import (
 	"time"
 )
 
-// DefaultMaxAddresses bounds how many source addresses a Limiter tracks.
+// DefaultMaxAddresses bounds how many (address, user) buckets a Limiter
+// tracks.
 const DefaultMaxAddresses = 100_000
 
-// Limiter limits failed logins per source address with a token bucket:
-// every address starts with burst tokens, each failed login takes one,
-// and tokens come back at perMinute per minute up to burst. An address
-// with less than one token is refused before it may try again; other
-// addresses are not affected, and nothing ever sleeps.
+// UnknownUser is the user name to pass for a user sluice does not know:
+// all unknown names from an address share one bucket, so a client cannot
+// make a new bucket (and memory) per name, nor escape the limit by
+// rotating names.
+const UnknownUser = ""
+
+// Limiter limits failed logins per source address and user with a token
+// bucket: every (address, user) starts with burst tokens, each failed
+// login takes one, and tokens come back at perMinute per minute up to
+// burst. A pair with less than one token is refused before it may try
+// again; nothing ever sleeps.
+//
+// Keying by user as well as address is what keeps good clients in: many
+// clients share an address (NAT, a host's applications, every Unix-socket
+// client), and a flood of wrong passwords for one user, or for names that
+// do not exist (UnknownUser), does not refuse another user from the same
+// address. The price: a guesser gets burst tries per known user rather
+// than per address, and a flood for user X from an address does refuse X
+// from that address, right password or not: letting a right password in
+// while refusing wrong ones would tell the guesser which one was right.
 //
 // Addresses are IPv4 addresses, IPv6 /64 prefixes (what one host usually
 // gets, so an attacker cannot rotate through its own /64), and one shared
 // key for all Unix-socket clients.
 //
-// Memory is bounded: only addresses with a recent failure are kept, an
-// entry whose bucket has filled up again is dropped (it is then the same
-// as an unknown address), and at most maxAddresses are kept, the least
-// recently failed being forgotten first.
+// Memory is bounded: only pairs with a recent failure are kept, an entry
+// whose bucket has filled up again is dropped (it is then the same as an
+// unknown pair), and at most maxAddresses are kept, the least recently
+// failed being forgotten first. User names are those of the
+// configuration (others are UnknownUser), so a key never holds a string
+// the client made up.
 type Limiter struct {
 	mu         sync.Mutex
 	perMinute  int
 	burst      int
 	max        int
-	entries    map[netip.Addr]*list.Element // of *bucket
-	byLastFail list.List                    // *bucket, least recently failed first
+	entries    map[limitKey]*list.Element // of *bucket
+	byLastFail list.List                  // *bucket, least recently failed first
+}
+
+// limitKey is what a bucket counts failures of.
+type limitKey struct {
+	addr netip.Addr // see addrKey
+	user string     // a configured user, or UnknownUser
 }
 
 type bucket struct {
-	key    netip.Addr
+	key    limitKey
 	tokens float64
 	last   time.Time
 }
@@ -46,7 +70,7 @@ func NewLimiter(perMinute, burst, maxAddresses int) *Limiter {
 	if maxAddresses <= 0 {
 		maxAddresses = DefaultMaxAddresses
 	}
-	l := &Limiter{max: maxAddresses, entries: map[netip.Addr]*list.Element{}}
+	l := &Limiter{max: maxAddresses, entries: map[limitKey]*list.Element{}}
 	l.Configure(perMinute, burst)
 	return l
 }
@@ -74,10 +98,11 @@ func (l *Limiter) Configure(perMinute, burst int) {
 
 func (l *Limiter) enabled() bool { return l.burst > 0 && l.perMinute > 0 }
 
-// Allow reports whether the client at addr may try to log in: true unless
-// its address has no token left. It takes no token.
-func (l *Limiter) Allow(addr net.Addr) bool {
-	key := limitKey(addr)
+// Allow reports whether the client at addr may try to log in as user
+// (UnknownUser for a name sluice does not know): true unless that pair
+// has no token left. It takes no token.
+func (l *Limiter) Allow(addr net.Addr, user string) bool {
+	key := limitKey{addrKey(addr), user}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.enabled() {
@@ -90,11 +115,12 @@ func (l *Limiter) Allow(addr net.Addr) bool {
 	return l.refill(e.Value.(*bucket), time.Now()) >= 1
 }
 
-// Fail records a failed login from addr, taking one token. It reports
-// whether this failure took the address's last token, so that callers log
-// the moment an address becomes limited once, not for every late failure.
-func (l *Limiter) Fail(addr net.Addr) (exhausted bool) {
-	key := limitKey(addr)
+// Fail records a failed login from addr as user (UnknownUser for a name
+// sluice does not know), taking one token. It reports whether this
+// failure took the pair's last token, so that callers log the moment a
+// pair becomes limited once, not for every late failure.
+func (l *Limiter) Fail(addr net.Addr, user string) (exhausted bool) {
+	key := limitKey{addrKey(addr), user}
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -118,7 +144,7 @@ func (l *Limiter) Fail(addr net.Addr) (exhausted bool) {
 	return before >= 1 && b.tokens < 1
 }
 
-// Len is the number of addresses tracked.
+// Len is the number of (address, user) pairs tracked.
 func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -147,9 +173,9 @@ func (l *Limiter) remove(e *list.Element) {
 	l.byLastFail.Remove(e)
 }
 
-// limitKey is the address a client is limited by; the zero Addr stands
+// addrKey is the address a client is limited by; the zero Addr stands
 // for Unix-socket clients.
-func limitKey(addr net.Addr) netip.Addr {
+func addrKey(addr net.Addr) netip.Addr {
 	ip, local := clientIP(addr)
 	if local || !ip.IsValid() {
 		return netip.Addr{}

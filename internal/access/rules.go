@@ -23,6 +23,15 @@ const (
 // MethodReject is the rule method that refuses the client (pg_hba's reject).
 const MethodReject = "reject"
 
+// A rule's TLS requirement (pg_hba's hostssl and hostnossl). A rule with
+// either one only matches TCP clients: like hostssl and hostnossl lines,
+// it never matches a Unix-socket client, whose connection libpq never
+// encrypts. The empty requirement matches both.
+const (
+	TLSRequired  = "required"  // TCP clients that use TLS (hostssl)
+	TLSForbidden = "forbidden" // TCP clients that do not (hostnossl)
+)
+
 // Source is where a rule applies: every client, Unix-socket clients, or
 // TCP clients whose address lies in a prefix. The zero Source matches
 // nothing.
@@ -98,6 +107,32 @@ func clientIP(addr net.Addr) (ip netip.Addr, local bool) {
 	return ap.Addr().Unmap().WithZone(""), false
 }
 
+// Refusal is the message PostgreSQL sends when pg_hba.conf has no line for
+// a client (rejected false) or its line is reject (rejected true), so that
+// a client of sluice reads what it would read from PostgreSQL:
+//
+//	no pg_hba.conf entry for host "10.1.2.3", user "app", database "appdb", no encryption
+//
+// The host is the client's IP, or "[local]" for the Unix socket; the last
+// part says whether the connection uses TLS, as PostgreSQL built with SSL
+// support says it.
+func Refusal(c Client, rejected bool) string {
+	host := "[local]"
+	if _, local := clientIP(c.Addr); !local {
+		host = Describe(c.Addr) // the IP, or "an unknown address"
+	}
+	enc := "no encryption"
+	if c.TLS {
+		enc = "SSL encryption"
+	}
+	what := "no pg_hba.conf entry for"
+	if rejected {
+		what = "pg_hba.conf rejects connection for"
+	}
+	// Quoted as PostgreSQL quotes them (no escaping), not with %q.
+	return what + ` host "` + host + `", user "` + c.User + `", database "` + c.Database + `", ` + enc
+}
+
 // Describe names the client at addr for messages: its IP, or "the local
 // Unix socket".
 func Describe(addr net.Addr) string {
@@ -116,6 +151,8 @@ type Rule struct {
 	Source    Source
 	Users     []string
 	Databases []string
+	// TLS is "", TLSRequired or TLSForbidden.
+	TLS string
 	// Method overrides the user's authentication method when non-empty;
 	// MethodReject refuses the client.
 	Method string
@@ -125,13 +162,23 @@ type Rule struct {
 // An empty list allows every client (no allow-list configured).
 type Rules []Rule
 
+// Client is what the rules look at: where a client connects from, whether
+// its connection is TLS, and the user and database it asks for.
+type Client struct {
+	Addr     net.Addr
+	TLS      bool
+	User     string
+	Database string
+}
+
 // Match returns the index of the first rule that matches the client, or
 // -1 when none does. With no rules at all it returns -1 as well; callers
-// check len(rs) == 0 first (see Allowed).
-func (rs Rules) Match(addr net.Addr, user, database string) int {
+// check len(rs) == 0 first (see Check).
+func (rs Rules) Match(c Client) int {
+	user, database := c.User, c.Database
 	for i := range rs {
 		r := &rs[i]
-		if !r.Source.Contains(addr) {
+		if !r.Source.Contains(c.Addr) || !r.tlsMatches(c) {
 			continue
 		}
 		if len(r.Users) > 0 && !slices.Contains(r.Users, user) {
@@ -145,6 +192,17 @@ func (rs Rules) Match(addr net.Addr, user, database string) int {
 	return -1
 }
 
+// tlsMatches applies the rule's TLS requirement to the client.
+func (r *Rule) tlsMatches(c Client) bool {
+	if r.TLS == "" {
+		return true
+	}
+	if _, local := clientIP(c.Addr); local {
+		return false
+	}
+	return c.TLS == (r.TLS == TLSRequired)
+}
+
 // Decision is the outcome of checking a client against the rules.
 type Decision struct {
 	Allowed bool
@@ -155,11 +213,11 @@ type Decision struct {
 // Check applies the rules to a client: no rules allows it with no
 // override; otherwise the first matching rule decides, and a client no
 // rule matches is refused.
-func (rs Rules) Check(addr net.Addr, user, database string) Decision {
+func (rs Rules) Check(c Client) Decision {
 	if len(rs) == 0 {
 		return Decision{Allowed: true, Rule: -1}
 	}
-	i := rs.Match(addr, user, database)
+	i := rs.Match(c)
 	if i < 0 {
 		return Decision{Rule: -1}
 	}

@@ -81,11 +81,56 @@ func TestRulesFirstMatchWins(t *testing.T) {
 		{tcp("2001:db9::7"), "app", "appdb", -1, false, ""},
 	}
 	for _, tc := range cases {
-		require.Equal(t, tc.want, rs.Match(tc.addr, tc.user, tc.db), "%v %s %s", tc.addr, tc.user, tc.db)
-		d := rs.Check(tc.addr, tc.user, tc.db)
+		c := Client{Addr: tc.addr, User: tc.user, Database: tc.db}
+		require.Equal(t, tc.want, rs.Match(c), "%v %s %s", tc.addr, tc.user, tc.db)
+		d := rs.Check(c)
 		require.Equal(t, Decision{Allowed: tc.allowed, Rule: tc.want, Method: tc.method}, d, "%v %s %s", tc.addr, tc.user, tc.db)
 	}
-	require.Equal(t, Decision{Allowed: true, Rule: -1}, Rules(nil).Check(tcp("1.2.3.4"), "x", "y"), "no rules: everyone may try")
+	require.Equal(t, Decision{Allowed: true, Rule: -1}, Rules(nil).Check(Client{Addr: tcp("1.2.3.4"), User: "x", Database: "y"}), "no rules: everyone may try")
+}
+
+// TestRulesTLS: a rule with tls required matches only TCP clients on TLS
+// (pg_hba's hostssl), forbidden only TCP clients without it (hostnossl);
+// neither matches a Unix-socket client, TLS or not.
+func TestRulesTLS(t *testing.T) {
+	rs := Rules{
+		{Source: mustSource(t, "all"), Users: []string{"app"}, TLS: TLSRequired},            // 0
+		{Source: mustSource(t, "all"), Users: []string{"ops"}, TLS: TLSForbidden},           // 1
+		{Source: mustSource(t, "10.0.0.0/8"), Users: []string{"ops"}, Method: MethodReject}, // 2
+		{Source: mustSource(t, "local"), Users: []string{"app"}, TLS: TLSRequired},          // 3: never matches
+		{Source: mustSource(t, "local"), Method: "trust"},                                   // 4
+	}
+	cases := []struct {
+		addr net.Addr
+		tls  bool
+		user string
+		want int
+	}{
+		{tcp("10.0.0.5"), true, "app", 0},
+		{tcp("10.0.0.5"), false, "app", -1},
+		{tcp("10.0.0.5"), false, "ops", 1},
+		{tcp("10.0.0.5"), true, "ops", 2},
+		{tcp("11.0.0.5"), true, "ops", -1},
+		{unixAddr, false, "app", 4},
+		{unixAddr, true, "app", 4},
+		{unixAddr, false, "ops", 4},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, rs.Match(Client{Addr: tc.addr, TLS: tc.tls, User: tc.user, Database: "appdb"}), "%v tls=%v %s", tc.addr, tc.tls, tc.user)
+	}
+}
+
+// TestRefusal: the wording is PostgreSQL's, byte for byte (names are
+// quoted without escaping, as PostgreSQL does).
+func TestRefusal(t *testing.T) {
+	require.Equal(t, `no pg_hba.conf entry for host "127.0.0.1", user "app", database "appdb", no encryption`,
+		Refusal(Client{Addr: tcp("127.0.0.1"), User: "app", Database: "appdb"}, false))
+	require.Equal(t, `no pg_hba.conf entry for host "::1", user "a\"b", database "x y", SSL encryption`,
+		Refusal(Client{Addr: tcp("::1"), TLS: true, User: `a\"b`, Database: "x y"}, false))
+	require.Equal(t, `pg_hba.conf rejects connection for host "[local]", user "app", database "appdb", no encryption`,
+		Refusal(Client{Addr: unixAddr, User: "app", Database: "appdb"}, true))
+	require.Equal(t, `pg_hba.conf rejects connection for host "10.1.2.3", user "app", database "appdb", no encryption`,
+		Refusal(Client{Addr: tcp("::ffff:10.1.2.3"), User: "app", Database: "appdb"}, true))
 }
 
 func TestDescribe(t *testing.T) {

@@ -45,6 +45,19 @@ func ParseMethod(s string) (Method, error) {
 // `password authentication failed for user "x"`.
 var ErrWrongPassword = errors.New("auth: password authentication failed")
 
+// ErrEmptyPassword is returned by Authenticate when the client answered a
+// cleartext or md5 password request with an empty password. It wraps
+// ErrWrongPassword (it is a failed login like any other), but PostgreSQL
+// answers it with its own message, and so does the caller: SQLSTATE 28P01
+// EmptyPasswordMessage, for known and unknown users alike, as PostgreSQL
+// checks for it before it looks at the role.
+var ErrEmptyPassword = fmt.Errorf("%w: empty password", ErrWrongPassword)
+
+// EmptyPasswordMessage is PostgreSQL's message for an empty password
+// (recv_password_packet in src/backend/libpq/auth.c). libpq never sends
+// one; other clients may.
+const EmptyPasswordMessage = "empty password returned by client"
+
 // ErrProtocol is wrapped by every error Authenticate returns because the
 // client broke the authentication protocol (unexpected message, malformed
 // SASL data, unsupported mechanism). The caller answers with SQLSTATE 08P01.

@@ -21,7 +21,8 @@ const scramMechanism = "SCRAM-SHA-256"
 // and returns nil if the client proved it knows the password.
 //
 // It returns ErrWrongPassword (caller sends 28P01) on a wrong password or a
-// failed SCRAM proof, an error wrapping ErrProtocol (caller sends 08P01) when
+// failed SCRAM proof, ErrEmptyPassword (which wraps it) when the client
+// sent an empty password in answer to a cleartext or md5 request, an error wrapping ErrProtocol (caller sends 08P01) when
 // the client breaks the protocol, and any other error when conn fails (an
 // error wrapping io.EOF if the client sent Terminate). It never sends
 // AuthenticationOk or ErrorResponse: the caller does, so that it can batch
@@ -88,7 +89,10 @@ func authPassword(conn Conn, creds *Credentials) error {
 	if err != nil {
 		return err
 	}
-	if creds == nil || pm.Password == "" {
+	if pm.Password == "" {
+		return ErrEmptyPassword
+	}
+	if creds == nil {
 		return ErrWrongPassword
 	}
 	var ok bool
@@ -122,6 +126,9 @@ func authMD5(conn Conn, creds *Credentials) error {
 	pm, err := receive[*pgproto3.PasswordMessage](conn, pgproto3.AuthTypeMD5Password)
 	if err != nil {
 		return err
+	}
+	if pm.Password == "" {
+		return ErrEmptyPassword
 	}
 	if creds == nil || creds.md5Hash == "" || !constantTimeEqual(pm.Password, md5Response(creds.md5Hash, salt)) {
 		return ErrWrongPassword

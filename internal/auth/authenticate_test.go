@@ -157,6 +157,23 @@ func TestAuthenticateHandBuiltFrames(t *testing.T) {
 	require.ErrorIs(t, res.serverErr, ErrWrongPassword)
 }
 
+// TestAuthenticateEmptyPassword: an empty PasswordMessage, in answer to a
+// cleartext or md5 request, is ErrEmptyPassword (still a failed login)
+// whether the user is known or not, as PostgreSQL checks for it before it
+// looks at the role.
+func TestAuthenticateEmptyPassword(t *testing.T) {
+	for _, method := range []Method{MethodPassword, MethodMD5} {
+		for _, creds := range []*Credentials{mustCreds(t, "app", "app_pw"), mustCreds(t, "app", appPwMD5), nil} {
+			res := runExchange(t, method, "app", creds, sendAfter(t, &pgproto3.PasswordMessage{Password: ""}))
+			require.ErrorIs(t, res.serverErr, ErrEmptyPassword, "%s known=%v", method, creds != nil)
+			require.ErrorIs(t, res.serverErr, ErrWrongPassword)
+			// The same through AuthenticateKeys (users found by auth_query).
+			_, serverErr, _ := keysExchange(t, method, creds, sendAfter(t, &pgproto3.PasswordMessage{Password: ""}))
+			require.ErrorIs(t, serverErr, ErrEmptyPassword, "keys %s known=%v", method, creds != nil)
+		}
+	}
+}
+
 // sendAfter returns a client that reads the auth request and answers with msgs.
 func sendAfter(t *testing.T, msgs ...pgproto3.FrontendMessage) func(f *pgproto3.Frontend) error {
 	return func(f *pgproto3.Frontend) error {

@@ -128,7 +128,7 @@ func authPasswordKeys(conn Conn, creds *Credentials) (*ServerKeys, error) {
 		return nil, err
 	}
 	if pm.Password == "" {
-		return nil, ErrWrongPassword
+		return nil, ErrEmptyPassword
 	}
 	switch {
 	case creds.hasPlaintext:

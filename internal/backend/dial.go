@@ -45,23 +45,45 @@ type Options struct {
 type ConnectError struct {
 	Addr     string
 	Attempts int
-	Err      error
+	// Err is the last attempt's error; when the caller's deadline cut an
+	// attempt short, the last error of an attempt that failed on its own.
+	Err error
+	// TimedOut: the caller's deadline (a waiting client's borrow_timeout)
+	// ended the attempts, not the retry limit.
+	TimedOut bool
 }
 
 func (e *ConnectError) Error() string {
+	if e.TimedOut {
+		return fmt.Sprintf("could not connect to server %s in time, after %d attempt(s): %v", e.Addr, e.Attempts, e.Err)
+	}
 	return fmt.Sprintf("could not connect to server %s after %d attempt(s): %v", e.Addr, e.Attempts, e.Err)
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// minPersistWait is the least pause between the attempts Dial makes past
+// Retries for a caller with a deadline, so that backoff: 0s cannot turn
+// a long borrow_timeout into a busy loop of connects.
+const minPersistWait = 100 * time.Millisecond
+
 // Dial opens and logs in a server connection, retrying failures that may
 // pass (network errors, a server starting up or full) with backoff. Errors
 // that retrying cannot fix (bad password, unknown database) return at once.
 // Nothing of a client's is ever sent here, so retrying is always safe.
+//
+// How long it tries depends on ctx. Without a deadline (the pool's own
+// dials: min_size, health checks) it makes at most Retries+1 attempts.
+// With one, someone is waiting for this connection until then (a client,
+// up to its borrow_timeout; see pool.Deadline), so it keeps trying past
+// Retries, pausing Wait(Retries) (at least minPersistWait) between the
+// later attempts, until the deadline: a server back within the client's
+// borrow_timeout serves it. Retries 0 still means a single attempt.
 func Dial(ctx context.Context, o Options) (*Conn, error) {
-	attempts := 0
-	for k := 0; ; k++ {
-		attempts++
+	deadline, persist := ctx.Deadline()
+	persist = persist && o.Retries > 0
+	var last error
+	for attempts := 1; ; attempts++ {
 		c, err := dialOnce(ctx, o)
 		if o.Attempted != nil {
 			o.Attempted(err)
@@ -69,27 +91,66 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		if err == nil {
 			return c, nil
 		}
-		if !retryable(err) || k >= o.Retries || ctx.Err() != nil {
+		if ctx.Err() == nil || last == nil {
+			last = err // not an attempt the deadline cut short
+		}
+		if !retryable(err) || (attempts > o.Retries && !persist) {
 			return nil, &ConnectError{Addr: o.Display, Attempts: attempts, Err: err}
 		}
-		wait := time.Duration(0)
-		if o.Wait != nil {
-			wait = o.Wait(k + 1)
+		if ctx.Err() != nil {
+			return nil, stoppedError(ctx, o, attempts, last)
 		}
+		wait := o.waitBefore(attempts)
 		if o.Logger != nil {
-			o.Logger.Warn("server connection attempt failed", "server", o.Display, "user", o.User,
-				"attempt", attempts, "of", o.Retries+1, "error", err, "next_wait", wait)
+			if persist {
+				o.Logger.Warn("server connection attempt failed", "server", o.Display, "user", o.User,
+					"attempt", attempts, "error", err, "next_wait", wait, "deadline_in", time.Until(deadline).Round(time.Millisecond))
+			} else {
+				o.Logger.Warn("server connection attempt failed", "server", o.Display, "user", o.User,
+					"attempt", attempts, "of", o.Retries+1, "error", err, "next_wait", wait)
+			}
+		}
+		if persist && !time.Now().Add(wait).Before(deadline) {
+			// No attempt fits before the deadline: an attempt made as
+			// it passes would only be cut short.
+			<-ctx.Done()
+			return nil, stoppedError(ctx, o, attempts, last)
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, &ConnectError{Addr: o.Display, Attempts: attempts, Err: ctx.Err()}
+				return nil, stoppedError(ctx, o, attempts, last)
 			case <-t.C:
 			}
 		}
 	}
+}
+
+// waitBefore is the pause before retry k: the backoff schedule up to
+// Retries, then its last step.
+func (o *Options) waitBefore(k int) time.Duration {
+	if o.Wait == nil {
+		if k > o.Retries {
+			return minPersistWait
+		}
+		return 0
+	}
+	if k > o.Retries {
+		return max(o.Wait(o.Retries), minPersistWait)
+	}
+	return o.Wait(k)
+}
+
+// stoppedError is the error when ctx ended the attempts: a cancelled
+// caller (sluice stopping, the client gone) gets ctx's error; a deadline
+// gets the server's last error, which is what the waiting client needs.
+func stoppedError(ctx context.Context, o Options, attempts int, last error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &ConnectError{Addr: o.Display, Attempts: attempts, Err: last, TimedOut: true}
+	}
+	return &ConnectError{Addr: o.Display, Attempts: attempts, Err: ctx.Err()}
 }
 
 // retryable reports whether another attempt may succeed.

@@ -21,7 +21,15 @@ type AccessRule struct {
 	// password, trust, token, or reject (refuse). Empty = the user's own
 	// method.
 	Method string `yaml:"method"`
+	// TLS restricts the rule to TCP clients that use TLS ("required",
+	// pg_hba's hostssl) or that do not ("forbidden", hostnossl). Either
+	// makes the rule skip Unix-socket clients, as those lines do. Empty =
+	// any client the cidr covers.
+	TLS string `yaml:"tls"`
 }
+
+// AccessTLS are the values of access[].tls.
+var AccessTLS = []string{access.TLSRequired, access.TLSForbidden}
 
 // Defaults of the failed-login limiter (limits.auth_failure_*).
 const (
@@ -60,7 +68,7 @@ func compileAccess(list []AccessRule) (access.Rules, map[int]error) {
 			src, _ = access.ParseSource(access.SourceAll)
 			method = access.MethodReject
 		}
-		rules[i] = access.Rule{Source: src, Users: r.Users, Databases: r.Databases, Method: method}
+		rules[i] = access.Rule{Source: src, Users: r.Users, Databases: r.Databases, Method: method, TLS: r.TLS}
 	}
 	return rules, errs
 }
@@ -86,6 +94,14 @@ func validateAccess(cfg *Config, c *collector) {
 		}
 		if r.Method != "" {
 			enum(c, p+".method", r.Method, AccessMethods)
+		}
+		if r.TLS != "" {
+			enum(c, p+".tls", r.TLS, AccessTLS)
+			if r.CIDR == access.SourceLocal {
+				c.invalid(p+".tls", "a rule with tls set only matches TCP clients (like pg_hba's hostssl and hostnossl), so with cidr local it matches nobody; leave tls out")
+			} else if r.TLS == access.TLSRequired && cfg.TLS.Mode == "disable" {
+				c.invalid(p+".tls", "required matches no client while tls.mode is disable (no client can use TLS); set tls.mode to allow or require")
+			}
 		}
 		for j, name := range r.Users {
 			u := cfg.User(name)

@@ -24,26 +24,33 @@ func TestAccessDefaultsAndValid(t *testing.T) {
     databases: [appdb]
     method: md5
   - cidr: local
+  - {cidr: all, tls: required}
+  - {cidr: all, tls: forbidden, method: reject}
 limits: {auth_failure_burst: 0, auth_failures_per_minute: 0}
+tls: {mode: allow, cert_file: server.crt, key_file: server.key}
 `, nil)
 	require.Equal(t, []AccessRule{
 		{CIDR: "10.0.0.66", Method: "reject"},
 		{CIDR: "10.0.0.0/8", Users: []string{"app"}, Databases: []string{"appdb"}, Method: "md5"},
 		{CIDR: "local"},
+		{CIDR: "all", TLS: "required"},
+		{CIDR: "all", TLS: "forbidden", Method: "reject"},
 	}, cfg.Access)
 	rules := cfg.AccessRules()
-	require.Len(t, rules, 3)
+	require.Len(t, rules, 5)
+	require.Equal(t, access.Decision{Allowed: true, Rule: 3}, rules.Check(access.Client{Addr: &net.TCPAddr{IP: net.ParseIP("11.0.0.1")}, TLS: true, User: "app", Database: "appdb"}))
+	require.Equal(t, access.Decision{Rule: 4, Method: "reject"}, rules.Check(access.Client{Addr: &net.TCPAddr{IP: net.ParseIP("11.0.0.1")}, User: "app", Database: "appdb"}))
 	tcp := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 1} }
-	require.Equal(t, access.Decision{Rule: 0, Method: "reject"}, rules.Check(tcp("10.0.0.66"), "app", "appdb"))
-	require.Equal(t, access.Decision{Allowed: true, Rule: 1, Method: "md5"}, rules.Check(tcp("10.9.0.1"), "app", "appdb"))
-	require.Equal(t, access.Decision{Rule: -1}, rules.Check(tcp("10.9.0.1"), "app", "other"))
-	require.Equal(t, access.Decision{Allowed: true, Rule: 2}, rules.Check(&net.UnixAddr{Net: "unix"}, "app", "appdb"))
+	require.Equal(t, access.Decision{Rule: 0, Method: "reject"}, rules.Check(access.Client{Addr: tcp("10.0.0.66"), User: "app", Database: "appdb"}))
+	require.Equal(t, access.Decision{Allowed: true, Rule: 1, Method: "md5"}, rules.Check(access.Client{Addr: tcp("10.9.0.1"), User: "app", Database: "appdb"}))
+	require.Equal(t, access.Decision{Rule: 4, Method: "reject"}, rules.Check(access.Client{Addr: tcp("10.9.0.1"), User: "app", Database: "other"}))
+	require.Equal(t, access.Decision{Allowed: true, Rule: 2}, rules.Check(access.Client{Addr: &net.UnixAddr{Net: "unix"}, User: "app", Database: "appdb"}))
 	require.Equal(t, 0, cfg.Limits.AuthFailureBurst)
 }
 
 func TestAccessRulesOnHandBuiltConfigFailClosed(t *testing.T) {
 	cfg := &Config{Access: []AccessRule{{CIDR: "10.0.0/33"}, {CIDR: "all"}}}
-	d := cfg.AccessRules().Check(&net.TCPAddr{IP: net.ParseIP("10.0.0.1")}, "app", "appdb")
+	d := cfg.AccessRules().Check(access.Client{Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.1")}, User: "app", Database: "appdb"})
 	require.Equal(t, access.Decision{Rule: 0, Method: "reject"}, d, "a rule that does not parse refuses everyone")
 }
 
@@ -64,6 +71,12 @@ func TestAccessProblems(t *testing.T) {
 		{"passwordless user with a password method", strings.Replace(minimal, "databases:", trustUser+"databases:", 1) +
 			"access:\n  - {cidr: all, users: [ops], method: scram-sha-256}\n  - {cidr: local, users: [ops], method: trust}\n  - {cidr: all, users: [ops], method: reject}\n", []string{
 			`access[0].method: user "ops" has no password, so scram-sha-256 can never let it in`}},
+		{"bad tls", minimal + "access:\n  - {cidr: all, tls: yes}\n", []string{
+			`access[0].tls: must be one of required or forbidden, got "yes"`}},
+		{"tls on local", minimal + "access:\n  - {cidr: local, tls: forbidden}\n", []string{
+			`access[0].tls: a rule with tls set only matches TCP clients (like pg_hba's hostssl and hostnossl), so with cidr local it matches nobody; leave tls out`}},
+		{"tls required without TLS", minimal + "access:\n  - {cidr: all, tls: required}\n", []string{
+			`access[0].tls: required matches no client while tls.mode is disable (no client can use TLS); set tls.mode to allow or require`}},
 		{"wrong shape", minimal + "access: {cidr: all}\n", []string{"access: expected a list, got a mapping"}},
 		{"unknown rule key", minimal + "access:\n  - {cidr: all, user: [app]}\n", []string{`access[0].user: unknown key, did you mean "users"?`}},
 		{"negative burst", minimal + "limits: {auth_failure_burst: -1}\n", []string{"limits.auth_failure_burst: must be between 0 (no limit) and 1000000, got -1"}},

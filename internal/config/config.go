@@ -163,6 +163,7 @@ type Database struct {
 	ServerTLS ServerTLS `yaml:"server_tls"`
 	// High availability (used when hosts lists more than one server).
 	HealthCheckInterval Duration `yaml:"health_check_interval"` // default 1s; how often each host's role is probed
+	HealthCheckTimeout  Duration `yaml:"health_check_timeout"`  // default 5s; bounds one probe (connect, login, query), whatever the interval
 	MaxReplicaLag       Duration `yaml:"max_replica_lag"`       // default 10s; standbys further behind get no read-only clients
 	ReadOnlyFallback    string   `yaml:"read_only_fallback"`    // "primary" (default) or "refuse" when no standby qualifies
 	Failover            Failover `yaml:"failover"`
@@ -230,6 +231,7 @@ const (
 	DefaultHealthCheckPeriod     = 60 * time.Second
 	DefaultMaxPreparedStatements = 500
 	DefaultHealthCheckInterval   = time.Second
+	DefaultHealthCheckTimeout    = 5 * time.Second
 	DefaultMaxReplicaLag         = 10 * time.Second
 	DefaultReadOnlyFallback      = "primary"
 	DefaultPromoteAfter          = 10 * time.Second
@@ -305,6 +307,7 @@ func defaultDatabase(name string) *Database {
 		},
 		ServerTLS:           ServerTLS{Mode: DefaultServerTLSMode},
 		HealthCheckInterval: Duration(DefaultHealthCheckInterval),
+		HealthCheckTimeout:  Duration(DefaultHealthCheckTimeout),
 		MaxReplicaLag:       Duration(DefaultMaxReplicaLag),
 		ReadOnlyFallback:    DefaultReadOnlyFallback,
 		Failover:            Failover{PromoteAfter: Duration(DefaultPromoteAfter)},

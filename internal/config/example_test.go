@@ -84,7 +84,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 67)
+	require.Len(t, paths, 69)
 }
 
 func TestExampleFile(t *testing.T) {
@@ -121,13 +121,14 @@ func TestExampleFile(t *testing.T) {
 		CertFile: "/etc/sluice/sluice-client.crt", KeyFile: "/etc/sluice/sluice-client.key"}, cfg.Databases["appdb"].ServerTLS)
 	require.Equal(t, "prefer", cfg.Databases["reports"].ServerTLS.Mode)
 	require.Equal(t, AccessRule{CIDR: "10.0.0.0/8", Users: []string{"app", "reporting"}, Databases: []string{"appdb", "reports"},
-		Method: "scram-sha-256"}, cfg.Access[1])
+		Method: "scram-sha-256", TLS: "required"}, cfg.Access[1])
 	require.Len(t, cfg.AccessRules(), 3)
 
 	require.Equal(t, "127.0.0.1:6433", cfg.Listen.ReadOnlyAddress)
 	appdb := cfg.Databases["appdb"]
 	require.Equal(t, []string{"10.0.0.1:5432", "10.0.0.2:5432"}, appdb.Hosts)
 	require.Equal(t, time.Second, appdb.HealthCheckInterval.D())
+	require.Equal(t, 3*time.Second, appdb.HealthCheckTimeout.D())
 	require.Equal(t, 10*time.Second, appdb.MaxReplicaLag.D())
 	require.Equal(t, "primary", appdb.ReadOnlyFallback)
 	require.Equal(t, Failover{User: "sluice_monitor", AutoPromote: true, PromoteAfter: Duration(10 * time.Second)}, appdb.Failover)

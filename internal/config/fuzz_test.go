@@ -63,7 +63,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		if db.Pool.MaxSize < 1 || db.Pool.MaxSize < db.Pool.MinSize || db.Pool.MinSize < 0 || db.Pool.BorrowTimeout < 0 {
 			t.Fatalf("database %q: bad pool %+v", name, db.Pool)
 		}
-		if db.HealthCheckInterval <= 0 || db.MaxReplicaLag < 0 || db.Failover.PromoteAfter <= 0 ||
+		if db.HealthCheckInterval <= 0 || db.HealthCheckTimeout <= 0 || db.MaxReplicaLag < 0 || db.Failover.PromoteAfter <= 0 ||
 			!slices.Contains(ReadOnlyFallbacks, db.ReadOnlyFallback) {
 			t.Fatalf("database %q: bad HA settings %+v", name, db)
 		}

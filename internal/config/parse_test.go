@@ -67,6 +67,7 @@ func TestDefaults(t *testing.T) {
 			},
 			ServerTLS:           ServerTLS{Mode: "prefer"},
 			HealthCheckInterval: Duration(time.Second),
+			HealthCheckTimeout:  Duration(5 * time.Second),
 			MaxReplicaLag:       Duration(10 * time.Second),
 			ReadOnlyFallback:    "primary",
 			Failover:            Failover{User: "", AutoPromote: false, PromoteAfter: Duration(10 * time.Second)},
@@ -95,10 +96,11 @@ databases:
 	d := cfg.Databases["appdb"]
 	require.Equal(t, "", cfg.Listen.ReadOnlyAddress)
 	require.Equal(t, time.Second, d.HealthCheckInterval.D())
+	require.Equal(t, 5*time.Second, d.HealthCheckTimeout.D(), "health_check_timeout does not follow the interval")
 	require.Equal(t, 10*time.Second, d.MaxReplicaLag.D())
 	require.Equal(t, "primary", d.ReadOnlyFallback)
 	require.Equal(t, Failover{User: "monitor", PromoteAfter: Duration(10 * time.Second)}, d.Failover)
-	nulls := mustParse(t, two+"    health_check_interval: ~\n    max_replica_lag:\n    read_only_fallback: ~\n", nil).Databases["appdb"]
+	nulls := mustParse(t, two+"    health_check_interval: ~\n    health_check_timeout: ~\n    max_replica_lag:\n    read_only_fallback: ~\n", nil).Databases["appdb"]
 	require.Equal(t, d, nulls)
 
 	cfg = mustParse(t, `
@@ -110,6 +112,7 @@ databases:
   appdb:
     hosts: ["10.0.0.1:5432", "10.0.0.2:5432"]
     health_check_interval: 250ms
+    health_check_timeout: 10s
     max_replica_lag: 0s
     read_only_fallback: refuse
     failover: {user: monitor, auto_promote: true, promote_after: 2s}
@@ -117,6 +120,7 @@ databases:
 	d = cfg.Databases["appdb"]
 	require.Equal(t, "0.0.0.0:6433", cfg.Listen.ReadOnlyAddress)
 	require.Equal(t, 250*time.Millisecond, d.HealthCheckInterval.D())
+	require.Equal(t, 10*time.Second, d.HealthCheckTimeout.D())
 	require.Equal(t, time.Duration(0), d.MaxReplicaLag.D())
 	require.Equal(t, "refuse", d.ReadOnlyFallback)
 	require.Equal(t, Failover{User: "monitor", AutoPromote: true, PromoteAfter: Duration(2 * time.Second)}, d.Failover)

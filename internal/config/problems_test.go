@@ -140,6 +140,8 @@ func TestProblems(t *testing.T) {
 			[]string{"databases.appdb.health_check_interval: must be > 0, got 0s (line 7)"}},
 		{"negative health check interval", user + db + "    health_check_interval: -1s\n", nil,
 			[]string{"databases.appdb.health_check_interval: must be > 0, got -1s"}},
+		{"zero health check timeout", user + db + "    health_check_timeout: 0s\n", nil,
+			[]string{"databases.appdb.health_check_timeout: must be > 0, got 0s (line 7)"}},
 		{"negative max replica lag", user + db + "    max_replica_lag: -1s\n", nil,
 			[]string{"databases.appdb.max_replica_lag: must not be negative, got -1s"}},
 		{"bad read only fallback", user + db + "    read_only_fallback: standby\n", nil,

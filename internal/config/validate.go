@@ -122,6 +122,9 @@ func validateHA(cfg *Config, db *Database, p string, c *collector) {
 	if db.HealthCheckInterval <= 0 {
 		c.invalid(p+".health_check_interval", "must be > 0, got %s", db.HealthCheckInterval)
 	}
+	if db.HealthCheckTimeout <= 0 {
+		c.invalid(p+".health_check_timeout", "must be > 0, got %s", db.HealthCheckTimeout)
+	}
 	nonNegative(c, p+".max_replica_lag", db.MaxReplicaLag)
 	enum(c, p+".read_only_fallback", db.ReadOnlyFallback, ReadOnlyFallbacks)
 	f := db.Failover

@@ -53,6 +53,7 @@ func parseLevel(s string) slog.Level {
 // (which Reload reads again; "" disables reloading).
 func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	log, level := NewLogger(cfg, logOut)
+	raiseOpenFilesLimit(cfg, log)
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		return nil, err

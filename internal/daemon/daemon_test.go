@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -67,6 +68,12 @@ func TestDaemonServesMetricsHealthAndReloads(t *testing.T) {
 	require.NoError(t, err)
 	defer d.Shutdown()
 	base := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+
+	// The open files limits are logged, the soft one raised to the hard.
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	require.Equal(t, lim.Max, lim.Cur)
+	require.Contains(t, logs.String(), fmt.Sprintf(`"msg":"open files limit","soft":%d,"hard":%d`, lim.Cur, lim.Max))
 
 	code, body := get(t, base+"/healthz")
 	require.Equal(t, 200, code)

@@ -36,6 +36,7 @@ func (p *Pool[C]) refill(ctx context.Context, n int) error {
 		}
 		p.mu.Lock()
 		p.nDialing.Add(-1)
+		p.noteDialLocked(err)
 		if err != nil {
 			p.dialFailures.Add(1)
 			p.grantLocked()

@@ -11,7 +11,7 @@ import (
 func acquireFor(t *testing.T, p *Pool[*fakeConn], key uint64, exact bool) *fakeConn {
 	t.Helper()
 	ctx := context.WithValue(context.Background(), settingsKeyCtx{}, key)
-	c, err := p.AcquireFor(ctx, Affinity{Key: key, Exact: exact})
+	c, err := p.AcquireFor(ctx, &Deadline{}, Affinity{Key: key, Exact: exact})
 	require.NoError(t, err)
 	return c
 }
@@ -73,7 +73,7 @@ func TestAffinityExactWaiterReplacesHandoff(t *testing.T) {
 	got := make(chan *fakeConn)
 	go func() {
 		ctx := context.WithValue(context.Background(), settingsKeyCtx{}, uint64(2))
-		c, err := p.AcquireFor(ctx, Affinity{Key: 2, Exact: true})
+		c, err := p.AcquireFor(ctx, &Deadline{}, Affinity{Key: 2, Exact: true})
 		if err != nil {
 			panic(err)
 		}

@@ -31,7 +31,8 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		aff := Affinity{Key: 0, Exact: true}
 		b.ReportAllocs()
 		for b.Loop() {
-			c, err := p.AcquireFor(ctx, aff)
+			var d Deadline
+			c, err := p.AcquireFor(ctx, &d, aff)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,9 +10,13 @@ import (
 // MaxSize is clamped to [1, MaxInt32], MinSize to [0, MaxSize], and a
 // negative duration means 0.
 type Config struct {
-	MinSize       int           // kept open (by Maintain / EnsureMin / HealthCheck)
-	MaxSize       int           // never more open (idle + busy + dialing) than this
-	BorrowTimeout time.Duration // how long Acquire waits when all MaxSize are busy; 0 = fail at once
+	MinSize int // kept open (by Maintain / EnsureMin / HealthCheck)
+	MaxSize int // never more open (idle + busy + dialing) than this
+	// BorrowTimeout bounds one borrow: queueing behind busy connections
+	// and dialling a new one together (see Deadline). 0 = never queue (fail
+	// at once when all MaxSize are busy); a dial then runs without a
+	// deadline, bounded by the dial function's own retries.
+	BorrowTimeout time.Duration
 
 	// IdleTimeout: HealthCheck closes (and replaces) idle connections
 	// released longer ago than this. 0 disables.
@@ -66,6 +70,7 @@ type Stats struct {
 var (
 	// ErrExhausted means every connection was busy and BorrowTimeout passed
 	// (or was 0). Callers report SQLSTATE 53300 naming borrow_timeout.
+	// *UnreachableError matches it when the pool was failing to dial.
 	ErrExhausted = errors.New("pool: all server connections are busy (borrow_timeout reached)")
 	// ErrClosed is returned by Acquire and EnsureMin once Close was called.
 	ErrClosed = errors.New("pool: closed")

@@ -4,7 +4,10 @@
 // Semantics follow PgBouncer and GatewayD: idle ("available") and busy
 // connections are tracked separately, at most MaxSize connections are ever
 // open (idle + busy + being dialled), and a client that finds every
-// connection busy waits in a FIFO queue for at most BorrowTimeout.
+// connection busy waits in a FIFO queue. BorrowTimeout bounds the whole
+// borrow: the queue wait and the dial of a new connection together
+// (deadline.go), as PgBouncer keeps a client queued until
+// query_wait_timeout while it retries the server.
 //
 // Design (ideas from Vitess smartconnpool, not its code):
 //
@@ -79,6 +82,9 @@ type Pool[C Conn] struct {
 	nDialing, nWaiting, nClosing, nChecking atomic.Int64
 	dials, dialFailures, timeouts           atomic.Uint64
 	recycled, deadRemoved, replaced         atomic.Uint64
+	// lastDialErr is the error of the last dial made for a borrow, nil
+	// once one succeeds; a borrow that times out reports it (guarded by mu).
+	lastDialErr error
 
 	waiters sync.Pool // *waiter[C], recycled so waiting does not allocate
 
@@ -88,7 +94,9 @@ type Pool[C Conn] struct {
 }
 
 // New creates a pool. dial opens a connection (it may block for long:
-// retries and backoff live inside it; it must honour ctx). alive reports
+// retries and backoff live inside it; it must honour ctx). When it dials
+// for a borrow, ctx carries the borrow's deadline (see Deadline), and dial
+// may keep retrying until then: the client is waiting anyway. alive reports
 // whether an idle connection may be handed out; it must be cheap and
 // non-blocking (HealthCheck also probes idle connections with it, and an
 // Acquire finding none idle meanwhile waits for the probe); nil means
@@ -120,26 +128,36 @@ func New[C Conn](cfg Config, dial func(ctx context.Context) (C, error), alive fu
 // Release or Discard. In order of preference it takes the most recently
 // released idle connection (dead ones, per alive, are closed and skipped),
 // dials a new one if fewer than MaxSize are open, or queues behind earlier
-// waiters for up to BorrowTimeout. Errors: ErrExhausted, ErrClosed, the
-// dial error, or ctx.Err() if ctx ends first.
+// waiters. Waiting and dialling together take at most BorrowTimeout (see
+// Deadline). Errors: ErrExhausted (or *UnreachableError, which matches it,
+// when the last dial had failed), ErrClosed, the dial error, or ctx.Err()
+// if ctx ends first.
 func (p *Pool[C]) Acquire(ctx context.Context) (C, error) {
-	return p.acquire(ctx, Affinity{}, false)
+	var d Deadline
+	return p.AcquireWithin(ctx, &d)
 }
 
-// AcquireFor is Acquire with settings affinity (see Affinity): it takes
-// the most recently released idle connection with aff.Key, else dials if
-// fewer than MaxSize are open, else (not aff.Exact) the most recently
-// released idle connection of any key, else queues. With aff.Exact it
-// replaces a connection of another key rather than hand it out.
-func (p *Pool[C]) AcquireFor(ctx context.Context, aff Affinity) (C, error) {
-	return p.acquire(ctx, aff, true)
+// AcquireWithin is Acquire for a borrow that may span several
+// acquisitions, all bounded by the one deadline d (fixed by the first
+// that has to wait or dial, if the caller has not fixed it).
+func (p *Pool[C]) AcquireWithin(ctx context.Context, d *Deadline) (C, error) {
+	return p.acquire(ctx, d, Affinity{}, false)
 }
 
-func (p *Pool[C]) acquire(ctx context.Context, aff Affinity, keyed bool) (C, error) {
+// AcquireFor is AcquireWithin with settings affinity (see Affinity): it
+// takes the most recently released idle connection with aff.Key, else
+// dials if fewer than MaxSize are open, else (not aff.Exact) the most
+// recently released idle connection of any key, else queues. With
+// aff.Exact it replaces a connection of another key rather than hand it
+// out.
+func (p *Pool[C]) AcquireFor(ctx context.Context, d *Deadline, aff Affinity) (C, error) {
+	return p.acquire(ctx, d, aff, true)
+}
+
+func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed bool) (C, error) {
 	var (
-		zero     C
-		w        *waiter[C] // taken from p.waiters only if we have to wait
-		deadline time.Time  // BorrowTimeout deadline, set on the first wait
+		zero C
+		w    *waiter[C] // taken from p.waiters only if we have to wait
 		// entitled is set after we closed a dead connection we had been
 		// given: its slot is ours, so we may reuse it ahead of the queue.
 		entitled bool
@@ -170,24 +188,26 @@ func (p *Pool[C]) acquire(ctx context.Context, aff Affinity, keyed bool) (C, err
 			continue
 		case first && p.openLocked() < p.cfg.MaxSize:
 			p.nDialing.Add(1)
+			deadline := p.fixDeadlineLocked(d)
 			p.mu.Unlock()
 			p.putWaiter(w)
-			return p.dialSlot(ctx)
+			return p.dialSlot(ctx, deadline)
 		case first && len(p.idle) > 0: // exact, full, and no idle connection matches
 			c = p.takeIdleLocked(0) // the coldest
 			p.addSlots(-1, 1)
+			deadline := p.fixDeadlineLocked(d)
 			p.mu.Unlock()
 			p.putWaiter(w)
-			return p.replace(ctx, c)
+			return p.replace(ctx, c, deadline)
 		case p.cfg.BorrowTimeout == 0:
+			err := p.timeoutLocked()
 			p.mu.Unlock()
-			p.timeouts.Add(1)
-			return zero, ErrExhausted
+			return zero, err
 		default:
 			if w == nil {
 				w = p.waiters.Get().(*waiter[C])
-				deadline = time.Now().Add(p.cfg.BorrowTimeout)
 			}
+			deadline := p.fixDeadlineLocked(d)
 			h, err := p.waitLocked(ctx, w, time.Until(deadline))
 			if err != nil {
 				p.putWaiter(w)
@@ -195,12 +215,12 @@ func (p *Pool[C]) acquire(ctx context.Context, aff Affinity, keyed bool) (C, err
 			}
 			if h.dial {
 				p.putWaiter(w)
-				return p.dialSlot(ctx)
+				return p.dialSlot(ctx, deadline)
 			}
 			c = h.conn
 			if aff.Exact && keyOf(c) != aff.Key {
 				p.putWaiter(w)
-				return p.replace(ctx, c)
+				return p.replace(ctx, c, deadline)
 			}
 		}
 		// We hold c and its busy slot; the lock is not held.
@@ -217,16 +237,17 @@ func (p *Pool[C]) acquire(ctx context.Context, aff Affinity, keyed bool) (C, err
 }
 
 // replace closes c, a connection opened with other settings whose busy
-// slot the caller holds, and dials on its slot. The close completes
-// before the dial starts, so the server never sees more than MaxSize.
-func (p *Pool[C]) replace(ctx context.Context, c C) (C, error) {
+// slot the caller holds, and dials on its slot within deadline. The close
+// completes before the dial starts, so the server never sees more than
+// MaxSize.
+func (p *Pool[C]) replace(ctx context.Context, c C, deadline time.Time) (C, error) {
 	_ = c.Close()
 	p.replaced.Add(1)
 	p.mu.Lock()
 	p.addSlots(0, -1)
 	p.nDialing.Add(1)
 	p.mu.Unlock()
-	return p.dialSlot(ctx)
+	return p.dialSlot(ctx, deadline)
 }
 
 // Release gives back a healthy connection obtained from Acquire: it goes to
@@ -325,17 +346,35 @@ func (p *Pool[C]) grantLocked() {
 }
 
 // dialSlot dials on a slot already counted in nDialing and turns it into a
-// busy connection, or frees it on failure.
-func (p *Pool[C]) dialSlot(ctx context.Context) (C, error) {
+// busy connection, or frees it on failure. A non-zero deadline (the
+// borrow's) bounds the dial through its context; the context and its
+// timer live only as long as the dial, which allocates far more anyway.
+func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 	var zero C
 	if err := ctx.Err(); err != nil {
 		// Do not count an abandoned request as a dial failure.
 		p.freeDialSlot()
 		return zero, err
 	}
+	if !deadline.IsZero() {
+		if !time.Now().Before(deadline) {
+			// Granted a slot as the borrow's time ran out: nothing left
+			// to dial with.
+			p.mu.Lock()
+			p.nDialing.Add(-1)
+			err := p.timeoutLocked()
+			p.grantLocked()
+			p.mu.Unlock()
+			return zero, err
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	c, err := p.dial(ctx)
 	p.mu.Lock()
 	p.nDialing.Add(-1)
+	p.noteDialLocked(err)
 	if err != nil {
 		p.dialFailures.Add(1)
 		p.grantLocked()

@@ -76,9 +76,9 @@ func (p *Pool[C]) putWaiter(w *waiter[C]) {
 // handed over (or it was given back): the caller owns no slot.
 func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d time.Duration) (handoff[C], error) {
 	if d <= 0 {
+		err := p.timeoutLocked()
 		p.mu.Unlock()
-		p.timeouts.Add(1)
-		return handoff[C]{}, ErrExhausted
+		return handoff[C]{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		p.mu.Unlock()
@@ -112,10 +112,13 @@ func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d time.Duration)
 		// Nobody served us: leave the queue and report why.
 		p.wl.remove(w)
 		p.nWaiting.Add(-1)
-		p.mu.Unlock()
+		var err error
 		if timedOut {
-			p.timeouts.Add(1)
-			return handoff[C]{}, ErrExhausted
+			err = p.timeoutLocked()
+		}
+		p.mu.Unlock()
+		if err != nil {
+			return handoff[C]{}, err
 		}
 		return handoff[C]{}, ctx.Err()
 	}
@@ -126,7 +129,8 @@ func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d time.Duration)
 	h := <-w.ch
 	if h.err != nil || ctx.Err() == nil {
 		// Closed, or only BorrowTimeout fired: the hand-off was in time
-		// as far as the pool is concerned, so use it.
+		// as far as the pool is concerned, so use it (a permission to
+		// dial then finds the deadline passed; see dialSlot).
 		return h, h.err
 	}
 	// The caller's context is gone: give the hand-off back.

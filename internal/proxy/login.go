@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -30,6 +32,16 @@ type certError struct{ msg string }
 
 func (e *certError) Error() string { return e.msg }
 
+// unknownRoleError is a login that passed its method's check as a user
+// sluice does not know: trust, or a certificate whose CN is the user
+// name. PostgreSQL reveals a missing role in exactly these cases (its
+// check comes after authentication), so the client gets its words, 28000
+// `role "x" does not exist`; where a password is checked, an unknown user
+// reads like a wrong password instead.
+type unknownRoleError struct{ name string }
+
+func (e *unknownRoleError) Error() string { return fmt.Sprintf("role %q does not exist", e.name) }
+
 // admission is what admit decided: the database the client was let in
 // for (tokens are checked against it) and the matching access rule's
 // method override ("" = the user's own).
@@ -45,22 +57,21 @@ type admission struct {
 // error and the session must end.
 func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) {
 	addr := ss.client.RemoteAddr()
-	if !ss.srv.limiter.Allow(addr) {
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("rate_limited").Inc()
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
+	if !ss.srv.limiter.Allow(addr, limitedUser(cfg, user)) {
+		ss.failAs(reasonRateLimited, wire.CodeInvalidAuthSpec, fmt.Sprintf("too many failed logins from %s; try again later", access.Describe(addr)),
 			"user", user, "database", db)
 		return admission{}, false
 	}
-	d := cfg.AccessRules().Check(addr, user, db)
+	_, secured := ss.client.(*tls.Conn)
+	client := access.Client{Addr: addr, TLS: secured, User: user, Database: db}
+	d := cfg.AccessRules().Check(client)
 	if d.Allowed {
 		return admission{database: db, method: d.Method}, true
 	}
-	ss.srv.metrics.ClientLoginFailure.WithLabelValues("access_denied").Inc()
 	if d.Rule < 0 {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("no access rule allows connections from %s for user %q to database %q", access.Describe(addr), user, db))
+		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, access.Refusal(client, false), "rule", "none")
 	} else {
-		ss.fail(wire.CodeInvalidAuthSpec, fmt.Sprintf("access rules reject connections from %s for user %q to database %q", access.Describe(addr), user, db),
-			"rule", fmt.Sprintf("access[%d]", d.Rule))
+		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, access.Refusal(client, true), "rule", fmt.Sprintf("access[%d]", d.Rule))
 	}
 	return admission{}, false
 }
@@ -85,8 +96,7 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		method = adm.method
 	}
 	if method == string(auth.MethodPassword) && ss.plaintextRefused(st.cfg) {
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("plaintext_password").Inc()
-		ss.fail(wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
+		ss.failAs("plaintext_password", wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
 		return nil, errPlaintextPassword
 	}
 	var err error
@@ -103,29 +113,46 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		err = auth.Authenticate(clientAuthConn(ss), auth.Method(method), name, creds)
 	}
 	if err == nil && u == nil {
-		err = auth.ErrWrongPassword // trust for a user sluice does not know
+		err = &unknownRoleError{name} // trust for a user sluice does not know
 	}
+	var ue *unknownRoleError
 	switch {
 	case err == nil:
 		return u, nil
+	case errors.As(err, &ue):
+		ss.countFailure(st, name)
+		ss.failAs("unknown_user", wire.CodeInvalidAuthSpec, `role "`+name+`" does not exist`, "method", method)
 	case errors.As(err, &le):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("auth_query").Inc()
 		ss.srv.log.Error("auth_query look-up failed", "remote", ss.remote(), "user", name, "database", adm.database, "error", le.err)
-		ss.fail(wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
+		ss.failAs("auth_query", wire.CodeConnectionFailure, fmt.Sprintf("could not look up the password for user %q (auth_query failed; see sluice's log)", name))
 	case errors.As(err, &ce):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("bad_certificate").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidAuthSpec, ce.msg, "method", method)
+		ss.failAs("bad_certificate", wire.CodeInvalidAuthSpec, ce.msg, "method", method)
 	case errors.Is(err, auth.ErrWrongPassword):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
 		ss.countFailure(st, name)
-		ss.fail(wire.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "method", method)
+		// PostgreSQL's words, quoted as it quotes (no escaping).
+		msg := `password authentication failed for user "` + name + `"`
+		if errors.Is(err, auth.ErrEmptyPassword) {
+			msg = auth.EmptyPasswordMessage
+		}
+		ss.failAs(reasonWrongPassword, wire.CodeInvalidPassword, msg, "method", method)
 	case errors.Is(err, auth.ErrProtocol):
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("protocol").Inc()
-		ss.fail(wire.CodeProtocolViolation, err.Error(), "user", name)
+		ss.failAs("protocol", wire.CodeProtocolViolation, err.Error(), "user", name)
+	case ss.wasEvicted():
+		// lost its slot to a newer socket: the accept loop logged it
 	default:
-		ss.srv.metrics.ClientLoginFailure.WithLabelValues("disconnect").Inc()
-		ss.srv.log.Info("client left during authentication", "remote", ss.remote(), "user", name, "error", err)
+		// A client that hangs up before answering is not worth a log line
+		// (psql does it each time it has to ask for a password, as
+		// PostgreSQL knows: it logs nothing then either); other errors are.
+		level, reason := slog.LevelInfo, reasonDisconnect
+		var ne net.Error
+		switch {
+		case errors.Is(err, io.EOF):
+			level = slog.LevelDebug
+		case errors.As(err, &ne) && ne.Timeout():
+			reason = reasonLoginTimeout
+		}
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reason, level, "client left during authentication", "remote", ss.remote(), "user", name, "error", err)
 	}
 	return nil, err
 }
@@ -152,12 +179,15 @@ func (ss *session) plaintextRefused(cfg *config.Config) bool {
 // clientAuthConn is the client connection as an auth.Conn.
 func clientAuthConn(ss *session) auth.Conn { return frontend.AuthConn{Conn: ss.client} }
 
-// countFailure charges a failed login to the client's address. It is
-// counted before the client hears of it, so that its next attempt already
-// sees the failure.
+// countFailure charges a failed login to the client's address and user
+// (see access.Limiter). It is counted before the client hears of it, so
+// that its next attempt already sees the failure.
 func (ss *session) countFailure(st *state, name string) {
-	if ss.srv.limiter.Fail(ss.client.RemoteAddr()) {
-		ss.srv.log.Warn("too many failed logins: refusing this address until it gets tokens back",
+	if ss.srv.limiter.Fail(ss.client.RemoteAddr(), limitedUser(st.cfg, name)) {
+		// Under a steady flood this comes back with every token
+		// refilled (once a second by default): summarised too.
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "auth_failures_exhausted", slog.LevelWarn,
+			"too many failed logins: refusing this address for this user until it gets tokens back",
 			"remote", access.Describe(ss.client.RemoteAddr()), "user", name,
 			"auth_failure_burst", st.cfg.Limits.AuthFailureBurst, "auth_failures_per_minute", st.cfg.Limits.AuthFailuresPerMinute)
 	}
@@ -179,13 +209,12 @@ func (ss *session) checkCert(u *config.User, name string) error {
 		return &certError{"connection requires a valid client certificate"}
 	}
 	cn := cs.PeerCertificates[0].Subject.CommonName
-	if u == nil || cn != name {
-		reason := "the certificate's common name is not the user name"
-		if u == nil {
-			reason = "unknown user"
-		}
-		ss.srv.log.Info("certificate login rejected", "remote", ss.remote(), "user", name, "cn", cn, "reason", reason)
-		return &certError{fmt.Sprintf("certificate authentication failed for user %q", name)}
+	if cn != name {
+		ss.srv.log.Info("certificate login rejected", "remote", ss.remote(), "user", name, "cn", cn, "reason", "the certificate's common name is not the user name")
+		return &certError{`certificate authentication failed for user "` + name + `"`}
+	}
+	if u == nil { // a valid certificate for a name sluice does not know
+		return &unknownRoleError{name}
 	}
 	return nil
 }
@@ -214,6 +243,9 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 	}
 	var reason error
 	switch {
+	case pm.Password == "": // as method password answers it
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected: empty", slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", "empty")
+		return auth.ErrEmptyPassword
 	case u == nil:
 		reason = errors.New("unknown user")
 	case st.tokenKey == nil: // prevented by config validation
@@ -221,9 +253,20 @@ func (ss *session) checkToken(st *state, u *config.User, name, database string) 
 	default:
 		reason = token.Verify(st.tokenKey, pm.Password, name, database, time.Now())
 	}
-	if reason != nil {
-		ss.srv.log.Info("login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
+	if reason != nil { // a fixed set of reasons: each is summarised on its own
+		ss.srv.logRefusal(ss.client.RemoteAddr(), "token_rejected: "+reason.Error(), slog.LevelInfo, "login token rejected", "remote", ss.remote(), "user", name, "database", database, "reason", reason.Error())
 		return auth.ErrWrongPassword
 	}
 	return nil
+}
+
+// limitedUser is the user a login is limited as: the name when the
+// configuration has it, else access.UnknownUser, which all names sluice
+// does not know share (auth_query users included: sluice only learns
+// whether they exist by asking PostgreSQL).
+func limitedUser(cfg *config.Config, name string) string {
+	if cfg.User(name) == nil {
+		return access.UnknownUser
+	}
+	return name
 }

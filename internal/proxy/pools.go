@@ -83,6 +83,9 @@ type poolEntry struct {
 
 // dial opens a server connection for the pool: to the configured host,
 // or with several hosts to whichever the monitor says is the primary.
+// When a client waits for it, ctx carries the client's borrow deadline
+// (pool.Deadline): backend.Dial keeps retrying and dbTopology.dial keeps
+// waiting for a primary until then, never longer.
 func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
 	if e.ro != nil {
 		return e.ro.dial(ctx)
@@ -119,15 +122,25 @@ func (e *poolEntry) usable(conn *backend.Conn) bool {
 // search_path): settings affinity, see pool.Affinity. A full pool
 // replaces an idle connection opened with other parameters rather than
 // hand it out, so the client's RESET and DISCARD ALL return to its own
-// startup values, as on a direct connection.
+// startup values, as on a direct connection. Waiting for a connection,
+// for a primary and dialling together take at most the pool's
+// borrow_timeout.
 func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
+	var d pool.Deadline
+	return e.acquireWithin(ctx, &d)
+}
+
+// acquireWithin is acquire as part of a borrow bounded by d, which the
+// caller may share with other acquisitions (readRoute tries several
+// servers within one borrow_timeout).
+func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backend.Conn, error) {
 	set := backend.StartupFrom(ctx)
 	aff := pool.Affinity{Exact: true}
 	if set != nil {
 		aff.Key = set.Key
 	}
 	for {
-		conn, err := e.pool.AcquireFor(ctx, aff)
+		conn, err := e.pool.AcquireFor(ctx, d, aff)
 		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {
 			return conn, err
 		}

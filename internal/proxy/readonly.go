@@ -171,6 +171,7 @@ type readRoute struct {
 // reached, then the primary if the mode allows. It allocates nothing on
 // the way to a healthy standby.
 func (r *readRoute) acquire(ctx context.Context) (*poolEntry, *backend.Conn, error) {
+	var dl pool.Deadline // one borrow_timeout for every server tried
 	if r.topo != nil {
 		rh := &r.topo.reads
 		v := rh.view(r.topo)
@@ -182,7 +183,7 @@ func (r *readRoute) acquire(ctx context.Context) (*poolEntry, *backend.Conn, err
 				break
 			}
 			e := r.set.hosts[i]
-			conn, err := e.acquire(ctx)
+			conn, err := e.acquireWithin(ctx, &dl)
 			if err == nil {
 				return e, conn, nil
 			}
@@ -200,7 +201,7 @@ func (r *readRoute) acquire(ctx context.Context) (*poolEntry, *backend.Conn, err
 	if !r.fallback {
 		return r.primary, nil, r.refusal(nil)
 	}
-	conn, err := r.primary.acquire(ctx)
+	conn, err := r.primary.acquireWithin(ctx, &dl)
 	return r.primary, conn, err
 }
 

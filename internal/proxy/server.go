@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
+	"github.com/sluice-proxy/sluice/internal/refusal"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -51,7 +53,10 @@ type Server struct {
 	roListener net.Listener
 	closing    bool
 
-	clients  atomic.Int64   // open client connections
+	// slots counts open client sockets against max_client_connections,
+	// from accept on; refusals summarises the log lines of refused clients.
+	slots    clientSlots
+	refusals *refusal.Summariser
 	pids     atomic.Uint32  // process IDs issued to transaction-pooled clients
 	sessWG   sync.WaitGroup // session goroutines
 	bgWG     sync.WaitGroup // accept loops and pool fillers
@@ -66,6 +71,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		pools:    make(map[poolKey]*poolEntry),
 		bufs:     make(map[int]*wire.Buffers),
 		sessions: make(map[*session]struct{}),
+		refusals: refusal.New(0, 0),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
@@ -135,6 +141,8 @@ func (s *Server) Start() error {
 		}
 		s.roListener = rl
 	}
+	s.bgWG.Add(1)
+	go s.flushRefusals()
 	for _, l := range s.listeners {
 		s.log.Info("listening", "address", l.Addr().String())
 		s.bgWG.Add(1)
@@ -175,19 +183,36 @@ func removeStaleSocket(path string) {
 }
 
 // acceptLoop serves one listener; readOnly marks listen.read_only_address.
+// It never blocks on a client: a socket beyond max_client_connections is
+// answered and closed right here (see clientSlots), and an accept error
+// (out of descriptors) costs a short pause and one log line per interval.
 func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 	defer s.bgWG.Done()
+	var pause acceptBackoff
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Error("accept failed", "address", l.Addr().String(), "error", err)
-			time.Sleep(50 * time.Millisecond)
+			s.logRefusal(l.Addr(), reasonAcceptError, slog.LevelError, "accept failed; pausing briefly (further failures are summarised)",
+				"address", l.Addr().String(), "error", err)
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				if victim := s.slots.evictForDescriptor(); victim != nil {
+					s.countRefusal(victim.client.RemoteAddr(), reasonEvicted, slog.LevelInfo,
+						"closing a client that had not logged in yet: out of descriptors (the open files limit is below max_client_connections)",
+						"remote", victim.remote())
+				}
+			}
+			if !pause.wait(s.bgCtx) {
+				return
+			}
 			continue
 		}
+		pause.reset()
+		cfg := s.state.Load().cfg
 		nc = wire.NewSocket(nc) // raw syscalls on the relay's hot path
+		nc.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
 		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly}
 		s.mu.Lock()
 		if s.closing {
@@ -196,9 +221,20 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 			nc.Close()
 			continue
 		}
+		evicted, ok := s.slots.admit(sess, cfg.Limits.MaxClientConnections)
+		if !ok {
+			s.mu.Unlock()
+			s.refuseAtOnce(nc, cfg.Limits.MaxClientConnections)
+			continue
+		}
 		s.sessions[sess] = struct{}{}
 		s.sessWG.Add(1)
 		s.mu.Unlock()
+		if evicted != nil {
+			s.countRefusal(evicted.client.RemoteAddr(), reasonEvicted, slog.LevelInfo,
+				"closing a client that had not logged in yet: max_client_connections reached and a new client came",
+				"remote", evicted.remote(), "max_client_connections", cfg.Limits.MaxClientConnections)
+		}
 		go func() {
 			sess.serve()
 			if sess.then != nil {
@@ -208,6 +244,18 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 			s.sessionDone(sess)
 		}()
 	}
+}
+
+// refuseAtOnce answers a socket beyond max_client_connections (and its
+// cancel reserve) with 53300 and closes it, on the accept loop: the
+// message fits a fresh socket's send buffer, so the write does not wait.
+func (s *Server) refuseAtOnce(nc net.Conn, limit int) {
+	msg := fmt.Sprintf("too many client connections (limits.max_client_connections = %d)", limit)
+	s.countRefusal(nc.RemoteAddr(), reasonTooManyConnections, slog.LevelInfo, "client refused",
+		"remote", nc.RemoteAddr().String(), "sqlstate", wire.CodeTooManyConnections, "reason", msg)
+	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	wire.Write(nc, wire.Error(wire.CodeTooManyConnections, "%s", msg))
+	nc.Close()
 }
 
 // serveThen runs a session's continuation (session.then) on the calling

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"sync"
@@ -49,8 +51,12 @@ type session struct {
 	// returns true: then it moved on to yet another goroutine that ends
 	// the session (see Server.serveThen).
 	then func() (moved bool)
-	// counted records that clients was incremented for this session.
-	counted bool
+	// slot and pendingAt are the session's place in Server.slots, guarded
+	// by its lock; evicted (guarded by mu) records that the session lost
+	// its slot to a newer socket before it logged in.
+	slot      slotKind
+	pendingAt *list.Element
+	evicted   bool
 	// draining asks a transaction-pooled client to leave at its next
 	// idle point (sluice is shutting down).
 	draining atomic.Bool
@@ -132,9 +138,21 @@ func (ss *session) remote() string {
 
 // fail logs why the session ended and sends a FATAL error to the client.
 // The log line comes first, so that by the time the client has the error
-// its reason is already in the log (tests read it right after).
+// its reason is already in the log (tests read it right after). Lines
+// are summarised per address and SQLSTATE (see logRefusal).
 func (ss *session) fail(code, msg string, attrs ...any) {
-	ss.srv.log.Info("client refused", append([]any{"remote", ss.remote(), "sqlstate", code, "reason", msg}, attrs...)...)
+	ss.failAs("", code, msg, attrs...)
+}
+
+// failAs is fail for a refused login of a known reason: counted in
+// sluice_client_login_failures_total{reason} and summarised by reason.
+func (ss *session) failAs(reason, code, msg string, attrs ...any) {
+	all := append([]any{"remote", ss.remote(), "sqlstate", code, "reason", msg}, attrs...)
+	if reason == "" {
+		ss.srv.logRefusal(ss.client.RemoteAddr(), code, slog.LevelInfo, "client refused", all...)
+	} else {
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reason, slog.LevelInfo, "client refused", all...)
+	}
 	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 	wire.Write(ss.client, wire.Error(code, "%s", msg))
 }
@@ -143,11 +161,30 @@ func (ss *session) fail(code, msg string, attrs ...any) {
 // session ends, on whichever goroutine ends it (see then).
 func (ss *session) end() {
 	s := ss.srv
-	if ss.counted {
-		s.clients.Add(-1)
-	}
+	s.slots.release(ss)
 	s.metrics.ClientConnections.Dec()
+	if ss.wasEvicted() {
+		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		wire.Write(ss.client, wire.Error(wire.CodeTooManyConnections,
+			"too many client connections (limits.max_client_connections): this connection had not logged in and made room for a newer one"))
+	}
 	ss.client.Close()
+}
+
+// evict makes the session's next read fail at once: it lost its slot to
+// a newer socket (see clientSlots). Its goroutine then sends 53300 and
+// ends, without logging (the accept loop has).
+func (ss *session) evict() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.evicted = true
+	ss.client.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (ss *session) wasEvicted() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.evicted
 }
 
 func (ss *session) serve() {
@@ -160,14 +197,13 @@ func (ss *session) serve() {
 	}()
 	st := s.state.Load()
 	cfg := st.cfg
-	ss.client.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
+	// The accept loop set the login deadline (client_login_timeout).
 	start, err := ss.readStartup(cfg.Limits.MaxStartupPacket, cfg.TLS)
 	if err != nil || start == nil {
-		return // includes cancel requests, served whatever the client count
+		return // includes cancel requests, served on a cancel-only slot too
 	}
-	ss.counted = true
-	if n := s.clients.Add(1); n > int64(cfg.Limits.MaxClientConnections) {
-		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("too many client connections (limits.max_client_connections = %d)", cfg.Limits.MaxClientConnections))
+	if ss.slotIsReserve() {
+		ss.failTooMany(cfg)
 		return
 	}
 	user, dbName := start.Get("user"), start.Get("database")
@@ -179,17 +215,20 @@ func (ss *session) serve() {
 		return
 	}
 	if start.Get("replication") != "" && start.Get("replication") != "false" && start.Get("replication") != "0" {
-		ss.fail(wire.CodeFeatureNotSupported, "replication connections are not supported by sluice", "user", user)
+		ss.failAs(reasonReplication, wire.CodeFeatureNotSupported, "replication connections are not supported by sluice", "user", user)
 		return
 	}
 	db := cfg.Databases[dbName]
 	if db == nil {
-		ss.fail(wire.CodeInvalidCatalogName, fmt.Sprintf("database %q does not exist (it is not configured in sluice)", dbName), "user", user)
-		s.metrics.ClientLoginFailure.WithLabelValues("unknown_database").Inc()
+		ss.failAs(reasonUnknownDatabase, wire.CodeInvalidCatalogName, fmt.Sprintf("database %q does not exist (it is not configured in sluice)", dbName), "user", user)
 		return
 	}
 	u, err := ss.authenticate(st, cfg.User(user), user, method)
 	if err != nil {
+		return
+	}
+	if !s.slots.loggedIn(ss) {
+		ss.failTooMany(cfg)
 		return
 	}
 	settings, err := start.Settings()

@@ -78,14 +78,23 @@ func (ss *session) failAcquire(db *config.Database, err error) {
 	var se *backend.ServerError
 	var ce *backend.ConnectError
 	var re *routeError
+	var ue *pool.UnreachableError
 	switch {
 	case errors.As(err, &re): // a read-only session no server may take (readonly.go)
 		ss.fail(re.code, re.msg, "database", db.Name)
 	case errors.Is(err, context.Canceled):
 		ss.fail(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
+	case errors.As(err, &ue):
+		// Timed out in the queue while the pool's dials were failing.
+		ss.fail(wire.CodeConnectionFailure, fmt.Sprintf("no server connection for database %q within pool.borrow_timeout (%s); the last attempt to connect failed: %v",
+			db.Name, db.Pool.BorrowTimeout.D(), ue.Last))
 	case errors.Is(err, pool.ErrExhausted):
 		ss.fail(wire.CodeTooManyConnections, fmt.Sprintf("no server connection available for database %q within pool.borrow_timeout (%s): all %d are busy",
 			db.Name, db.Pool.BorrowTimeout.D(), db.Pool.MaxSize))
+	case errors.As(err, &ce) && ce.TimedOut:
+		// Dialled for this client until its borrow_timeout.
+		ss.fail(wire.CodeConnectionFailure, fmt.Sprintf("could not connect to server %s within pool.borrow_timeout (%s), %d attempt(s): %v",
+			ce.Addr, db.Pool.BorrowTimeout.D(), ce.Attempts, ce.Err))
 	case errors.As(err, &se):
 		se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
 		ss.client.SetWriteDeadline(time.Now().Add(time.Second))

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -20,24 +22,25 @@ func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, er
 	for range 3 {
 		st, err := frontend.ReadStartup(ss.client, maxLen)
 		if err != nil {
-			var pe *frontend.ProtocolError
-			if errors.As(err, &pe) {
-				ss.fail(pe.Code, pe.Msg)
-			} else if !errors.Is(err, net.ErrClosed) {
-				ss.srv.log.Info("client left during startup", "remote", ss.remote(), "error", err)
-			}
+			ss.startupFailed(err)
 			return nil, err
 		}
 		switch st.Kind {
 		case frontend.KindSSL, frontend.KindGSSEnc:
 			if secured {
-				ss.fail(wire.CodeProtocolViolation, "SSL/GSS encryption request received after TLS was established")
+				ss.failAs(reasonBadStartup, wire.CodeProtocolViolation, "SSL/GSS encryption request received after TLS was established")
 				return nil, errors.New("negotiation after TLS")
 			}
 			if st.Kind == frontend.KindSSL && tc.Mode != "disable" {
 				conn, err := frontend.SharedTLS(tc, ss.srv.log).Upgrade(ss.client)
+				if err != nil && !ss.wasEvicted() {
+					level := slog.LevelInfo
+					if errors.Is(err, io.EOF) { // hung up after the 'S': probing, not worth a line
+						level = slog.LevelDebug
+					}
+					ss.srv.countRefusal(ss.client.RemoteAddr(), reasonTLSHandshake, level, "client refused", "remote", ss.remote(), "reason", err)
+				}
 				if err != nil {
-					ss.srv.log.Info("client refused", "remote", ss.remote(), "reason", err)
 					return nil, err
 				}
 				ss.mu.Lock() // terminate reads ss.client
@@ -55,7 +58,7 @@ func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, er
 		}
 		// Unix sockets are exempt: libpq never uses TLS over them.
 		if tc.Mode == "require" && !secured && ss.remote() != "unix" {
-			ss.fail(wire.CodeInvalidAuthSpec, "sluice requires TLS: connect with sslmode=require or stronger", "user", st.Get("user"))
+			ss.failAs(reasonTLSRequired, wire.CodeInvalidAuthSpec, "sluice requires TLS: connect with sslmode=require or stronger", "user", st.Get("user"))
 			return nil, errors.New("plain-text client refused")
 		}
 		if needed, unrecognized := st.Negotiation(); needed {
@@ -66,6 +69,30 @@ func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, er
 		}
 		return st, nil
 	}
-	ss.fail(wire.CodeProtocolViolation, "too many SSL/GSS negotiation requests")
+	ss.failAs(reasonBadStartup, wire.CodeProtocolViolation, "too many SSL/GSS negotiation requests")
 	return nil, errors.New("negotiation loop")
+}
+
+// startupFailed reports a startup packet that could not be read. A
+// malformed one gets its error; a client that connects and closes without
+// sending a byte (a load balancer's TCP check, a port scan, a client
+// that gave up after SSL negotiation, as libpq does when it retries with
+// another sslmode) is logged at debug level only, as PostgreSQL logs
+// nothing then; the rest, timeouts included, are counted and summarised.
+func (ss *session) startupFailed(err error) {
+	var pe *frontend.ProtocolError
+	var ne net.Error
+	switch {
+	case ss.wasEvicted():
+		// made room for a newer socket: counted and logged by the accept
+		// loop, told by end()
+	case errors.As(err, &pe):
+		ss.failAs(reasonBadStartup, pe.Code, pe.Msg)
+	case errors.Is(err, io.EOF):
+		ss.srv.log.Debug("client closed the connection before its startup packet", "remote", ss.remote())
+	case errors.As(err, &ne) && ne.Timeout():
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reasonLoginTimeout, slog.LevelInfo, "client left during startup", "remote", ss.remote(), "error", err)
+	case !errors.Is(err, net.ErrClosed):
+		ss.srv.countRefusal(ss.client.RemoteAddr(), reasonDisconnect, slog.LevelInfo, "client left during startup", "remote", ss.remote(), "error", err)
+	}
 }

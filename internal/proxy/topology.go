@@ -52,11 +52,11 @@ func (s *Server) topologyFor(db *config.Database) *dbTopology {
 	dialUser := *u
 	prober := topology.NewSQLProber(topology.BackendDialer(func(h topology.Host) backend.Options {
 		o := s.dialOptionsFor(&dialDB, &dialUser, byName[h.Name])
-		o.DialTimeout = db.HealthCheckInterval.D() * 2
+		o.DialTimeout = db.HealthCheckTimeout.D()
 		return o
 	}))
 	mc := topology.Config{Database: db.Name, Hosts: hosts, Prober: prober, Interval: db.HealthCheckInterval.D(),
-		MaxReplicaLag: db.MaxReplicaLag.D(), Logger: s.log, Hooks: s.topologyHooks()}
+		ProbeTimeout: db.HealthCheckTimeout.D(), MaxReplicaLag: db.MaxReplicaLag.D(), Logger: s.log, Hooks: s.topologyHooks()}
 	if db.Failover.AutoPromote {
 		mc.AutoPromote = &topology.AutoPromote{After: db.Failover.PromoteAfter.D()}
 	}
@@ -115,12 +115,18 @@ func (e *errNoPrimary) Error() string {
 
 // dial opens a connection to the current primary. While there is none
 // (the primary died and no standby has been promoted yet), or the one the
-// monitor names fails, it waits for the monitor to see a change, up to
-// wait (the pool's borrow_timeout): new transactions queue through a
-// failover instead of failing. Only connecting is retried here, never a
-// client's statement. A login refused by the server is returned at once.
+// monitor names fails, it waits for the monitor to see a change: new
+// transactions queue through a failover instead of failing. It waits
+// until ctx's deadline, the borrow's (see pool.Deadline), so that the
+// pool wait, this wait and the dials together never exceed borrow_timeout;
+// a dial with no deadline (pool maintenance) waits up to wait from now.
+// Only connecting is retried here, never a client's statement. A login
+// refused by the server is returned at once.
 func (t *dbTopology) dial(ctx context.Context, mk func(config.Host) backend.Options, wait time.Duration) (*backend.Conn, error) {
-	deadline := time.Now().Add(wait)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(wait)
+	}
 	var last error
 	for {
 		changed := t.mon.Changed()
@@ -135,10 +141,12 @@ func (t *dbTopology) dial(ctx context.Context, mk func(config.Host) backend.Opti
 			if errors.As(err, &se) {
 				return nil, err
 			}
-			last = err
+			if ctx.Err() == nil || last == nil {
+				last = err // not an attempt the deadline cut short
+			}
 		}
 		left := time.Until(deadline)
-		if left <= 0 {
+		if left <= 0 || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, &errNoPrimary{database: t.name, waited: wait, last: last}
 		}
 		// Wake on the monitor's next change, and at least every second
@@ -147,6 +155,9 @@ func (t *dbTopology) dial(ctx context.Context, mk func(config.Host) backend.Opti
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, &errNoPrimary{database: t.name, waited: wait, last: last}
+			}
 			return nil, ctx.Err()
 		case <-changed:
 		case <-timer.C:

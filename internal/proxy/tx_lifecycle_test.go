@@ -24,7 +24,6 @@ func TestTxShutdownWaitsForTransactionsThenEndsIdleClients(t *testing.T) {
 	query(t, busy, "INSERT INTO tx_shutdown VALUES (1)")
 
 	done := make(chan struct{})
-	start := time.Now()
 	go func() {
 		defer close(done)
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -45,7 +44,10 @@ func TestTxShutdownWaitsForTransactionsThenEndsIdleClients(t *testing.T) {
 	query(t, busy, "INSERT INTO tx_shutdown VALUES (2)")
 	query(t, busy, "COMMIT")
 	<-done
-	require.Less(t, time.Since(start), 30*time.Second, "shutdown did not wait for shutdown_timeout")
+	// Shutdown ended because every session had, not at its deadline
+	// (asked of the log, not of the clock: on a loaded machine a clean
+	// shutdown can be slow).
+	require.NotContains(t, h.logs.String(), "shutdown timeout reached", "shutdown waited for its deadline")
 	rows, err := pgtest.Cluster(t).QueryDB(ctx, pgtest.AppDB, "SELECT count(*) FROM tx_shutdown")
 	require.NoError(t, err)
 	require.Equal(t, "2", rows[0][0], "the transaction committed")

@@ -79,7 +79,7 @@ func Verify(pub ed25519.PublicKey, tok, user, database string, now time.Time) er
 	if len(pub) != ed25519.PublicKeySize {
 		return errors.New("token: invalid Ed25519 public key")
 	}
-	if len(tok) > MaxLen || !strings.HasPrefix(tok, Prefix) {
+	if len(tok) > MaxLen || !strings.HasPrefix(tok, Prefix) || !inAlphabet(tok) {
 		return ErrMalformed
 	}
 	dot := strings.LastIndexByte(tok, '.')
@@ -117,4 +117,20 @@ func Verify(pub ed25519.PublicKey, tok, user, database string, now time.Time) er
 		return ErrNotYetValid
 	}
 	return nil
+}
+
+// inAlphabet reports whether every byte of tok is one a token can hold:
+// base64url's alphabet and the dots between the parts. Go's base64
+// decoder skips '\r' and '\n' even in Strict mode, so without this check
+// a signature with a line break inside would decode to the same bytes and
+// a token would have more than one valid spelling (found by FuzzVerify).
+func inAlphabet(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		switch c := tok[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }

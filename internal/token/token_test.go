@@ -81,6 +81,19 @@ func TestEveryFlippedByteIsRejected(t *testing.T) {
 	require.Error(t, Verify(testPub, tok+".", "app", "appdb", t0))
 }
 
+// TestOneSpelling inserts bytes outside the token alphabet into a valid
+// token: Go's base64 decoder skips '\r' and '\n', so before the alphabet
+// check a line break inside the signature still verified.
+func TestOneSpelling(t *testing.T) {
+	tok := issue(t, "app", "appdb", 15*time.Minute, t0)
+	for _, c := range []string{"\r", "\n", "\r\n", " ", "\t", "=", "+", "/", "\x00", "\xff"} {
+		for i := len(Prefix); i <= len(tok); i++ {
+			bad := tok[:i] + c + tok[i:]
+			require.ErrorIs(t, Verify(testPub, bad, "app", "appdb", t0), ErrMalformed, "%q inserted at %d", c, i)
+		}
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	tok := issue(t, "app", "appdb", 15*time.Minute, t0)
 	parts := strings.Split(tok, ".")

@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// DefaultProbeTimeout bounds a probe when Config.ProbeTimeout is 0 (the
+// default of health_check_timeout).
+const DefaultProbeTimeout = 5 * time.Second
+
 // Config configures a Monitor.
 type Config struct {
 	// Database names the database in logs and hooks.
@@ -21,7 +25,13 @@ type Config struct {
 	// Interval is health_check_interval, between the starts of two probes
 	// of a host; 0 means 1s.
 	Interval time.Duration
-	// ProbeTimeout bounds one probe (dial included); 0 means Interval.
+	// ProbeTimeout is health_check_timeout: it bounds one probe (dial,
+	// login and query); 0 means DefaultProbeTimeout. It is independent of
+	// Interval on purpose: a short interval (quick failover detection) must
+	// not turn a slow but healthy server (a loaded machine, a SCRAM login
+	// that takes a few hundred milliseconds) into an unreachable one. A
+	// probe that outlives the interval delays the next one; ticks are not
+	// queued up behind it.
 	ProbeTimeout time.Duration
 	// MaxReplicaLag is max_replica_lag: a standby lagging more is marked
 	// Lagging, and crossing it either way is a material change. 0: never.
@@ -83,11 +93,16 @@ type Monitor struct {
 }
 
 type hostRunner struct {
-	host    Host
-	st      HostState
-	poke    chan struct{} // probe now
-	cancel  context.CancelFunc
-	removed bool
+	host Host
+	st   HostState
+	poke chan struct{} // probe now
+	// readFrom is when the last successful probe started: the positions it
+	// reports were read no earlier. A standby's lag is measured at this
+	// moment, not when the answer arrived, so a slow probe does not add
+	// its own duration to the lag.
+	readFrom time.Time
+	cancel   context.CancelFunc
+	removed  bool
 }
 
 // New returns a Monitor for cfg.Hosts. Host names must be unique.
@@ -99,7 +114,7 @@ func New(cfg Config) (*Monitor, error) {
 		cfg.Interval = time.Second
 	}
 	if cfg.ProbeTimeout <= 0 {
-		cfg.ProbeTimeout = cfg.Interval
+		cfg.ProbeTimeout = DefaultProbeTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -206,13 +221,14 @@ func (m *Monitor) runHost(ctx context.Context, h *hostRunner) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
+		started := time.Now()
 		pctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
 		obs, err := m.cfg.Prober.Probe(pctx, h.host)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		m.record(h, obs, err)
+		m.record(h, obs, err, started)
 		select {
 		case <-ctx.Done():
 			return
@@ -222,8 +238,9 @@ func (m *Monitor) runHost(ctx context.Context, h *hostRunner) {
 	}
 }
 
-// record stores a probe's outcome and re-derives everything.
-func (m *Monitor) record(h *hostRunner, obs Observation, err error) {
+// record stores the outcome of a probe that started at started and
+// re-derives everything.
+func (m *Monitor) record(h *hostRunner, obs Observation, err error, started time.Time) {
 	now := time.Now()
 	m.mu.Lock()
 	if h.removed {
@@ -236,6 +253,7 @@ func (m *Monitor) record(h *hostRunner, obs Observation, err error) {
 	s.LastProbe = now
 	if err == nil {
 		s.Reachable, s.Err, s.Observation, s.LastSeen, s.DownSince = true, nil, obs, now, time.Time{}
+		h.readFrom = started
 	} else {
 		s.Reachable, s.Err = false, err
 		if answered(err) {
@@ -384,6 +402,10 @@ func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 			m.lastPrimary = primary
 		}
 	}
+	// The primary's position is dated when its probe ended (it had reached
+	// it by then), a standby's replay when its probe started (it had not
+	// replayed more before): both err toward a smaller lag, so a slow
+	// probe of either never makes a standby look staler than it is.
 	if p := m.hostLocked(m.primary); p != nil {
 		m.history.add(p.st.FlushLSN, p.st.LastSeen)
 	}
@@ -391,7 +413,7 @@ func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 		s := &h.st
 		switch s.Role {
 		case RoleStandby:
-			s.Lag, s.LagBytes, s.LagKnown = m.history.lag(s.ReplayLSN, s.LastSeen)
+			s.Lag, s.LagBytes, s.LagKnown = m.history.lag(s.ReplayLSN, h.readFrom)
 		case RolePrimary:
 			s.Lag, s.LagBytes, s.LagKnown = 0, 0, true
 		default:

@@ -20,9 +20,10 @@ import (
 // fakeServer is what the fake prober answers for one host.
 type fakeServer struct {
 	obs    Observation
-	down   bool // does not answer at all
-	srvErr bool // answers with an error (57P03, starting up)
-	hang   bool // the probe blocks until its timeout
+	down   bool          // does not answer at all
+	srvErr bool          // answers with an error (57P03, starting up)
+	hang   bool          // the probe blocks until its timeout
+	delay  time.Duration // the answer comes this long after the probe starts
 }
 
 var errRefused = errors.New("dial tcp: connection refused")
@@ -63,6 +64,13 @@ func (f *fakeProber) Probe(ctx context.Context, h Host) (Observation, error) {
 		cp = *s
 	}
 	f.mu.Unlock()
+	if cp.delay > 0 {
+		select {
+		case <-time.After(cp.delay):
+		case <-ctx.Done():
+			return Observation{}, ctx.Err()
+		}
+	}
 	switch {
 	case !ok || cp.down:
 		return Observation{}, errRefused
@@ -284,6 +292,41 @@ func TestSameTimelineTie(t *testing.T) {
 	})
 }
 
+// TestProbeTimeoutIsNotTheInterval: a short interval does not make a
+// slow but healthy server unreachable. The probe timeout
+// (health_check_timeout) defaults to DefaultProbeTimeout whatever the
+// interval; one that takes longer than an explicit timeout fails. Before
+// health_check_timeout the timeout was the interval, and on a loaded
+// machine a 200 ms interval was shorter than connect plus SCRAM.
+func TestProbeTimeoutIsNotTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.set("p", fakeServer{obs: primaryObs(1, 100), delay: time.Second})
+		f.set("s", fakeServer{obs: standbyObs(1, 100), delay: 3 * time.Second})
+		h := start(t, f, Config{Hosts: hosts("p", "s"), Interval: 200 * time.Millisecond})
+		defer h.stop()
+		time.Sleep(4 * time.Second) // virtual: both first probes have ended
+		s := h.settle()
+		require.Equal(t, "p", s.Primary)
+		st, _ := s.Host("s")
+		require.True(t, st.Reachable, "a standby answering in 3s with a 200ms interval: %v", st.Err)
+		require.Equal(t, RoleStandby, st.Role)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.set("p", fakeServer{obs: primaryObs(1, 100), delay: time.Second})
+		f.set("s", fakeServer{obs: standbyObs(1, 100), delay: 3 * time.Second})
+		h := start(t, f, Config{Hosts: hosts("p", "s"), Interval: 200 * time.Millisecond, ProbeTimeout: 2 * time.Second})
+		defer h.stop()
+		time.Sleep(4 * time.Second) // virtual: both first probes have ended
+		s := h.settle()
+		require.Equal(t, "p", s.Primary)
+		st, _ := s.Host("s")
+		require.False(t, st.Reachable)
+		require.ErrorIs(t, st.Err, context.DeadlineExceeded)
+	})
+}
+
 // TestChangeSeenWithinOneInterval: a promotion done outside is reported
 // through Changed within one probe interval.
 func TestChangeSeenWithinOneInterval(t *testing.T) {
@@ -360,6 +403,37 @@ func TestLag(t *testing.T) {
 		s2, _ = h.settle().Host("s2")
 		require.Zero(t, s2.Lag)
 		require.False(t, s2.Lagging)
+	})
+}
+
+// TestSlowProbeAddsNoLag: a standby that keeps up exactly, probed slowly
+// (its answer takes 3s, as on a loaded machine), is not reported lagging:
+// its replay position is dated when its probe started, not when the answer
+// arrived. Dated at the answer, it looked 3s behind, past a 1s
+// max_replica_lag, and lost its read-only clients.
+func TestSlowProbeAddsNoLag(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.set("p", fakeServer{obs: primaryObs(1, 1000)})
+		f.set("s", fakeServer{obs: standbyObs(1, 1000), delay: 3 * time.Second})
+		h := start(t, f, Config{Hosts: hosts("p", "s"), Interval: 500 * time.Millisecond, MaxReplicaLag: time.Second})
+		defer h.stop()
+		// The primary writes every 100ms; the standby replays each write at
+		// once (the fake answers with what it had when the probe started).
+		for i := 1; i <= 100; i++ {
+			lsn := LSN(1000 + 100*i)
+			f.edit("p", func(s *fakeServer) { s.obs.FlushLSN = lsn })
+			f.edit("s", func(s *fakeServer) { s.obs.ReceiveLSN, s.obs.ReplayLSN = lsn, lsn })
+			time.Sleep(100 * time.Millisecond)
+			if i%10 == 0 {
+				st, _ := h.settle().Host("s")
+				require.False(t, st.Lagging, "after %d writes: a standby that keeps up, lag %v", i, st.Lag)
+				require.LessOrEqual(t, st.Lag, 500*time.Millisecond, "after %d writes: at most one interval", i)
+			}
+		}
+		st, _ := h.settle().Host("s")
+		require.True(t, st.LagKnown)
+		require.Equal(t, RoleStandby, st.Role)
 	})
 }
 

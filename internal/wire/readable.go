@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"syscall"
-	"unsafe"
 )
 
 // ErrNoRawConn is returned by WaitReadable for connections that have no
@@ -76,16 +75,6 @@ func (p *Poller) ready(fd uintptr) bool {
 	p.first = false
 	// Returning false parks the goroutine until fd is readable.
 	return peek(fd) != syscall.EAGAIN
-}
-
-// peek looks at one byte waiting on fd without consuming it or blocking.
-// It returns nil when a byte (or EOF, as n == 0) is there, EAGAIN when
-// nothing is, or the socket error. Raw syscall: no allocation.
-func peek(fd uintptr) syscall.Errno {
-	var b [1]byte
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno
 }
 
 // Alive reports whether an idle connection is still usable: no bytes are

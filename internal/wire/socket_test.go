@@ -92,12 +92,14 @@ func TestSocketWriteToGonePeerIsAnErrorNotASignal(t *testing.T) {
 	s, peer := socketPair(t, "tcp")
 	peer.(*net.TCPConn).SetLinger(0) // the peer resets the connection
 	peer.Close()
+	// The first sends may still be accepted, until the reset has come
+	// back: keep writing until one fails (however slow the machine is;
+	// the test's own timeout ends a Write that never fails).
 	var err error
-	for i := 0; i < 100 && err == nil; i++ { // the first sends may still be accepted
+	for err == nil {
 		_, err = s.Write([]byte("x"))
 		time.Sleep(time.Millisecond)
 	}
-	require.Error(t, err)
 	require.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE), "got %v", err)
 }
 

@@ -37,7 +37,7 @@ func startProc(name, logPath, asUser string, bin string, args ...string) (*proc,
 	defer lf.Close() // the child keeps its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childProcAttr()
 	if asUser != "" {
 		uid, gid, err := lookupUser(asUser)
 		if err != nil {

@@ -253,6 +253,14 @@ func TestReadOnlyEndpoint(t *testing.T) {
 		waitFor(t, "standby 0 to lag past max_replica_lag in "+db, func() bool {
 			return r.hosts(t, db)[hostName(s0)].lag > 1.2
 		})
+		// Standby 1 keeps replaying; on a loaded machine it may have
+		// fallen behind for a moment as well: wait until it qualifies, so
+		// that the 200 transactions below test the paused standby's
+		// exclusion, not the machine's speed.
+		waitFor(t, "standby 1 to qualify in "+db, func() bool {
+			h := r.hosts(t, db)[hostName(s1)]
+			return h.role == "standby" && h.up && h.lag < 1
+		})
 	}
 	counts = spread(t, r.ro, pgtest.AppDB, 200, 10)
 	t.Logf("200 read transactions with standby %d lagging: %v", s0, counts)

@@ -1,0 +1,69 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Deadline is the one time limit of a borrow: the wait in the queue and
+// the dial of a new connection (the dial function's retries, and whatever
+// it waits for, such as a primary after a failover) together end at it.
+// The zero value means "not fixed yet": the pool fixes it at
+// now + BorrowTimeout the first time the borrow has to wait or dial, so
+// taking an idle connection never reads the clock. A caller that borrows
+// through several acquisitions (trying another server, or skipping a
+// connection it cannot use) passes the same Deadline to each, so they
+// share one limit. It is a plain value owned by the caller, usually on
+// its stack; the pool keeps no reference to it.
+type Deadline struct{ at time.Time }
+
+// At returns the time the borrow ends; zero while it is not fixed, and
+// always with BorrowTimeout 0 (see Config.BorrowTimeout).
+func (d *Deadline) At() time.Time { return d.at }
+
+// UnreachableError is returned when BorrowTimeout passed while the pool
+// was failing to open connections: the connections counted against
+// MaxSize were not busy serving clients, and the last attempt to open one
+// failed with Last. It matches ErrExhausted (the borrow timed out) and
+// Last (errors.Is/As see both), so callers that only ask "did the borrow
+// time out?" need not know it.
+type UnreachableError struct{ Last error }
+
+func (e *UnreachableError) Error() string {
+	return "pool: no connection within borrow_timeout; the last attempt to open one failed: " + e.Last.Error()
+}
+
+func (e *UnreachableError) Unwrap() []error { return []error{ErrExhausted, e.Last} }
+
+// fixDeadlineLocked fixes d at now + BorrowTimeout unless it is already
+// fixed or BorrowTimeout is 0 (then the dial is bounded by its own
+// retries only), and returns it.
+func (p *Pool[C]) fixDeadlineLocked(d *Deadline) time.Time {
+	if d.at.IsZero() && p.cfg.BorrowTimeout > 0 {
+		d.at = time.Now().Add(p.cfg.BorrowTimeout)
+	}
+	return d.at
+}
+
+// timeoutLocked counts a borrow that timed out and says why: every
+// connection busy (ErrExhausted), or the server unreachable.
+func (p *Pool[C]) timeoutLocked() error {
+	p.timeouts.Add(1)
+	if p.lastDialErr != nil {
+		return &UnreachableError{Last: p.lastDialErr}
+	}
+	return ErrExhausted
+}
+
+// noteDialLocked remembers the outcome of a dial for timeoutLocked. A
+// dial that ended only because its caller's context did (no attempt
+// failed on its own) says nothing about the server and is not kept.
+func (p *Pool[C]) noteDialLocked(err error) {
+	switch {
+	case err == nil:
+		p.lastDialErr = nil
+	case !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		p.lastDialErr = err
+	}
+}
