@@ -39,6 +39,9 @@ type Conn struct {
 	// Created is when the connection was opened.
 	Created time.Time
 
+	// startup is the client parameter set sent in the connection's
+	// StartupMessage (nil: none); shared, read-only.
+	opened *StartupSet
 	// tx is transaction pooling's knowledge of the session (see Tx).
 	tx *TxState
 	// applied are the settings (lower-case names) Apply or ResetFor set

@@ -33,6 +33,9 @@ type Options struct {
 	TLS TLSOptions
 	// Attempted, if set, is told the outcome of every attempt (metrics).
 	Attempted func(err error)
+	// Startup, when set, is sent in the StartupMessage: the client's
+	// startup parameters (see StartupSet).
+	Startup *StartupSet
 	// Keys, when set, log in instead of Password: what auth_query
 	// recovered from a client's login (a SCRAM ClientKey or an md5 hash).
 	Keys *auth.ServerKeys
@@ -184,7 +187,8 @@ func dialOnce(ctx context.Context, o Options) (*Conn, error) {
 		return nil, err
 	}
 	nc = sc
-	c := &Conn{Conn: nc, Addr: o.Display, Network: o.Network, Address: o.Address, Params: make(map[string]string, 16), Created: time.Now()}
+	c := &Conn{Conn: nc, Addr: o.Display, Network: o.Network, Address: o.Address, Params: make(map[string]string, 16), Created: time.Now(),
+		opened: o.Startup}
 	if err := c.startup(ctx, o); err != nil {
 		nc.Close()
 		return nil, err
@@ -195,10 +199,15 @@ func dialOnce(ctx context.Context, o Options) (*Conn, error) {
 // startup sends the StartupMessage, logs in and reads up to ReadyForQuery.
 func (c *Conn) startup(ctx context.Context, o Options) error {
 	defer c.watch(ctx)()
-	err := c.Send(&pgproto3.StartupMessage{
-		ProtocolVersion: pgproto3.ProtocolVersion30,
-		Parameters:      map[string]string{"user": o.User, "database": o.Database},
-	})
+	params := map[string]string{"user": o.User, "database": o.Database}
+	if o.Startup != nil {
+		for _, st := range o.Startup.Settings {
+			if _, ok := params[st.Name]; !ok { // never the login's own user or database
+				params[st.Name] = st.Value
+			}
+		}
+	}
+	err := c.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: params})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -12,6 +13,16 @@ import (
 
 // Setting is one run-time parameter to apply for a session.
 type Setting struct{ Name, Value string }
+
+// settingsRoundTrips counts the round trips Apply and SyncSettings made
+// to bring a connection's settings to a client's (exported as the
+// sluice_settings_round_trips_total metric). Process-wide: it measures
+// how often settings affinity missed, not a per-pool figure.
+var settingsRoundTrips atomic.Uint64
+
+// SettingsRoundTrips returns how many round trips Apply and SyncSettings
+// have made in this process.
+func SettingsRoundTrips() uint64 { return settingsRoundTrips.Load() }
 
 // Reset makes the connection fit for the next session: it rolls back an
 // open transaction (status 'T' or 'E', as last reported by ReadyForQuery)
@@ -89,6 +100,7 @@ func (c *Conn) Apply(ctx context.Context, settings []Setting) error {
 	if q == "" {
 		return nil
 	}
+	settingsRoundTrips.Add(1)
 	if _, err := c.exec(ctx, q, nil); err != nil {
 		return err
 	}

@@ -88,6 +88,7 @@ func (c *Conn) SyncSettings(ctx context.Context, want map[string]string, maxStat
 	if q.Len() == 0 {
 		return nil
 	}
+	settingsRoundTrips.Add(1)
 	if _, err := c.exec(ctx, q.String(), nil); err != nil {
 		return err
 	}

@@ -34,16 +34,37 @@ func (s *Startup) Settings() ([]Param, error) {
 			if !ok || name == "" {
 				return nil, &ProtocolError{Code: "42601", Msg: "-c " + kv + " requires a value"}
 			}
-			out = append(out, Param{Name: strings.ReplaceAll(name, "-", "_"), Value: value})
+			name = strings.ReplaceAll(name, "-", "_")
+			if notSetting(name) {
+				// PostgreSQL refuses it the same way. A server
+				// connection's login is sluice's, never the client's.
+				return nil, unrecognized(name)
+			}
+			out = append(out, Param{Name: name, Value: value})
 		}
 	}
 	for _, p := range s.Params {
 		if nonSettings[p.Name] || strings.HasPrefix(p.Name, "_pq_.") {
 			continue
 		}
+		if notSetting(p.Name) { // "USER": PostgreSQL takes it for a setting, and has none
+			return nil, unrecognized(p.Name)
+		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// notSetting reports whether name, in any case, is one of the login's own
+// parameters, which must never reach a server connection's startup
+// packet as a setting.
+func notSetting(name string) bool {
+	l := strings.ToLower(name)
+	return nonSettings[l] || strings.HasPrefix(l, "_pq_.")
+}
+
+func unrecognized(name string) error {
+	return &ProtocolError{Code: "42704", Msg: "unrecognized configuration parameter \"" + name + "\""}
 }
 
 // splitOptions splits the options parameter on unescaped spaces; a

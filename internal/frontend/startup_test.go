@@ -83,6 +83,26 @@ func TestSettingsFromOptionsAndParams(t *testing.T) {
 	st.Params = []Param{{"user", "app"}, {"options", "-x"}}
 	_, err = st.Settings()
 	require.Error(t, err)
+
+	// An explicit parameter comes after options' switches, so it wins
+	// where the two name the same setting (as in PostgreSQL).
+	st.Params = []Param{{"user", "app"}, {"options", "-c client_encoding=SQL_ASCII"}, {"client_encoding", "UTF8"}}
+	got, err = st.Settings()
+	require.NoError(t, err)
+	require.Equal(t, []Param{{"client_encoding", "SQL_ASCII"}, {"client_encoding", "UTF8"}}, got)
+
+	// The login's own parameters are not settings: "-c user=" must not
+	// reach a server connection's startup packet.
+	for _, opt := range []string{"-c user=postgres", "--database=other", "-c replication=true", "-c _pq_.x=1", "-c USER=postgres"} {
+		st.Params = []Param{{"user", "app"}, {"options", opt}}
+		_, err = st.Settings()
+		var pe *ProtocolError
+		require.ErrorAs(t, err, &pe, opt)
+		require.Equal(t, "42704", pe.Code, opt)
+	}
+	st.Params = []Param{{"user", "app"}, {"USER", "postgres"}}
+	_, err = st.Settings()
+	require.Error(t, err, "an explicit USER is an unknown setting, not the user")
 }
 
 func be(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
@@ -96,6 +116,8 @@ func FuzzParseStartup(f *testing.F) {
 		&pgproto3.SSLRequest{}, &pgproto3.GSSEncRequest{},
 		&pgproto3.CancelRequest{ProcessID: 1, SecretKey: []byte{1, 2, 3, 4}},
 		&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "u", "options": "-c a=b"}},
+		&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "u", "options": "-c client_encoding=SQL_ASCII", "client_encoding": "UTF8"}},
+		&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "u", "options": `-c user=postgres --database=x -c a=b\ c`}},
 	} {
 		f.Add(encode(f, m)[4:])
 	}
@@ -106,7 +128,14 @@ func FuzzParseStartup(f *testing.F) {
 		}
 		if st.Kind == KindStartup {
 			st.Negotiation()
-			st.Settings()
+			settings, err := st.Settings()
+			for _, p := range settings {
+				// What a server connection's startup packet may carry:
+				// never the login's own parameters.
+				if err == nil && notSetting(p.Name) {
+					t.Fatalf("setting %q from %q", p.Name, st.Params)
+				}
+			}
 		}
 	})
 }

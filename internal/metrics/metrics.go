@@ -16,6 +16,9 @@ type PoolStat struct {
 	Waiting        int
 	// Cumulative counts.
 	Recycled, DeadRemoved, Timeouts uint64
+	// Replaced: closed to open one with another client's startup
+	// parameters (settings affinity, pool full).
+	Replaced uint64
 }
 
 // HostStat is one database server's state as the topology monitor sees
@@ -128,7 +131,7 @@ var (
 	waitingDesc = prometheus.NewDesc("sluice_pool_waiting_clients",
 		"Clients waiting for a server connection.", []string{"database", "user"}, nil)
 	closedDesc = prometheus.NewDesc("sluice_server_connections_closed_total",
-		"Idle server connections closed by the pool, by reason (stale: idle_timeout or max_lifetime; dead: closed by the server).",
+		"Idle server connections closed by the pool, by reason (stale: idle_timeout or max_lifetime; dead: closed by the server; settings: replaced by one opened with another client's startup parameters).",
 		[]string{"database", "user", "reason"}, nil)
 	timeoutsDesc = prometheus.NewDesc("sluice_pool_borrow_timeouts_total",
 		"Clients refused with 53300 because no server connection was free within borrow_timeout.", []string{"database", "user"}, nil)
@@ -153,6 +156,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(p.Waiting), p.Database, p.User)
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Recycled), p.Database, p.User, "stale")
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.DeadRemoved), p.Database, p.User, "dead")
+		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Replaced), p.Database, p.User, "settings")
 		ch <- prometheus.MustNewConstMetric(timeoutsDesc, prometheus.CounterValue, float64(p.Timeouts), p.Database, p.User)
 	}
 }

@@ -24,6 +24,22 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		return newPoolCfg(b, Config{MinSize: size, MaxSize: size, BorrowTimeout: time.Minute})
 	}
 
+	// With settings affinity the idle path stays allocation-free: the
+	// matching connection is on top of the stack.
+	b.Run("affinity", func(b *testing.B) {
+		p := newPool(b, 8)
+		aff := Affinity{Key: 0, Exact: true}
+		b.ReportAllocs()
+		for b.Loop() {
+			var d Deadline
+			c, err := p.AcquireFor(ctx, &d, aff)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Release(c)
+		}
+	})
+
 	b.Run("single", func(b *testing.B) {
 		p := newPool(b, 8)
 		b.ReportAllocs()

@@ -62,6 +62,9 @@ type Stats struct {
 	// DeadRemoved idle connections that alive reported dead (found by
 	// Acquire or HealthCheck).
 	Recycled, DeadRemoved uint64
+	// Replaced counts connections closed because the pool was full and a
+	// client needed one opened with other settings (Affinity.Exact).
+	Replaced uint64
 }
 
 var (
@@ -86,6 +89,7 @@ func (p *Pool[C]) Stats() Stats {
 		Timeouts:     p.timeouts.Load(),
 		Recycled:     p.recycled.Load(),
 		DeadRemoved:  p.deadRemoved.Load(),
+		Replaced:     p.replaced.Load(),
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 type idleConn[C Conn] struct {
 	conn              C
 	created, released time.Time
+	key               uint64 // the settings key it was opened with (see Keyed)
 }
 
 // createdAt returns c's creation time if it implements Created, else zero.

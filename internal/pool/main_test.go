@@ -23,7 +23,15 @@ type fakeConn struct {
 	holders  atomic.Int32 // maintained by tests that check exclusive use
 	created  time.Time    // when dial returned it (virtual time under synctest)
 	closedAt atomic.Int64 // UnixNano of the first Close
+	key      uint64       // settings key, from the dial's context (affinity tests)
 }
+
+// SettingsKey implements Keyed, as *backend.Conn does.
+func (c *fakeConn) SettingsKey() uint64 { return c.key }
+
+// settingsKeyCtx carries the settings key a test dial opens a connection
+// with, as sluice's dial takes the client's parameters from the context.
+type settingsKeyCtx struct{}
 
 // CreatedAt implements Created, as *backend.Conn does.
 func (c *fakeConn) CreatedAt() time.Time { return c.created }
@@ -71,7 +79,8 @@ func (d *fakeDialer) dial(ctx context.Context) (*fakeConn, error) {
 		}
 	}
 	d.mu.Lock()
-	c := &fakeConn{id: len(d.conns) + 1, d: d, created: time.Now()}
+	key, _ := ctx.Value(settingsKeyCtx{}).(uint64)
+	c := &fakeConn{id: len(d.conns) + 1, d: d, created: time.Now(), key: key}
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()
 	return c, nil

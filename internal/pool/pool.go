@@ -82,7 +82,7 @@ type Pool[C Conn] struct {
 	slots                                   atomic.Uint64
 	nDialing, nWaiting, nClosing, nChecking atomic.Int64
 	dials, dialFailures, timeouts           atomic.Uint64
-	recycled, deadRemoved                   atomic.Uint64
+	recycled, deadRemoved, replaced         atomic.Uint64
 	// lastDialErr is the error of the last dial made for a borrow, nil
 	// once one succeeds; a borrow that times out reports it (guarded by mu).
 	lastDialErr error
@@ -142,6 +142,20 @@ func (p *Pool[C]) Acquire(ctx context.Context) (C, error) {
 // acquisitions, all bounded by the one deadline d (fixed by the first
 // that has to wait or dial, if the caller has not fixed it).
 func (p *Pool[C]) AcquireWithin(ctx context.Context, d *Deadline) (C, error) {
+	return p.acquire(ctx, d, Affinity{}, false)
+}
+
+// AcquireFor is AcquireWithin with settings affinity (see Affinity): it
+// takes the most recently released idle connection with aff.Key, else
+// dials if fewer than MaxSize are open, else (not aff.Exact) the most
+// recently released idle connection of any key, else queues. With
+// aff.Exact it replaces a connection of another key rather than hand it
+// out.
+func (p *Pool[C]) AcquireFor(ctx context.Context, d *Deadline, aff Affinity) (C, error) {
+	return p.acquire(ctx, d, aff, true)
+}
+
+func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed bool) (C, error) {
 	var (
 		zero C
 		w    *waiter[C] // taken from p.waiters only if we have to wait
@@ -157,10 +171,14 @@ func (p *Pool[C]) AcquireWithin(ctx context.Context, d *Deadline) (C, error) {
 			return zero, ErrClosed
 		}
 		first := entitled || p.wl.len == 0
+		i := -1
+		if first {
+			i = p.matchIdleLocked(aff, keyed)
+		}
 		var c C
 		switch {
-		case first && len(p.idle) > 0:
-			c = p.popIdleLocked()
+		case i >= 0:
+			c = p.takeIdleLocked(i)
 			p.addSlots(-1, 1)
 			p.mu.Unlock()
 		case first && p.nChecking.Load() > 0:
@@ -175,6 +193,13 @@ func (p *Pool[C]) AcquireWithin(ctx context.Context, d *Deadline) (C, error) {
 			p.mu.Unlock()
 			p.putWaiter(w)
 			return p.dialSlot(ctx, deadline)
+		case first && len(p.idle) > 0: // exact, full, and no idle connection matches
+			c = p.takeIdleLocked(0) // the coldest
+			p.addSlots(-1, 1)
+			deadline := p.fixDeadlineLocked(d)
+			p.mu.Unlock()
+			p.putWaiter(w)
+			return p.replace(ctx, c, deadline)
 		case p.cfg.BorrowTimeout == 0:
 			err := p.timeoutLocked()
 			p.mu.Unlock()
@@ -194,6 +219,10 @@ func (p *Pool[C]) AcquireWithin(ctx context.Context, d *Deadline) (C, error) {
 				return p.dialSlot(ctx, deadline)
 			}
 			c = h.conn
+			if aff.Exact && keyOf(c) != aff.Key {
+				p.putWaiter(w)
+				return p.replace(ctx, c, deadline)
+			}
 		}
 		// We hold c and its busy slot; the lock is not held.
 		if p.alive(c) {
@@ -206,6 +235,20 @@ func (p *Pool[C]) AcquireWithin(ctx context.Context, d *Deadline) (C, error) {
 		p.addSlots(0, -1)
 		entitled = true
 	}
+}
+
+// replace closes c, a connection opened with other settings whose busy
+// slot the caller holds, and dials on its slot within deadline. The close
+// completes before the dial starts, so the server never sees more than
+// MaxSize.
+func (p *Pool[C]) replace(ctx context.Context, c C, deadline time.Time) (C, error) {
+	_ = c.Close()
+	p.replaced.Add(1)
+	p.mu.Lock()
+	p.addSlots(0, -1)
+	p.nDialing.Add(1)
+	p.mu.Unlock()
+	return p.dialSlot(ctx, deadline)
 }
 
 // Release gives back a healthy connection obtained from Acquire: it goes to
@@ -267,14 +310,6 @@ func (p *Pool[C]) closeCounted(c C) {
 	p.mu.Unlock()
 }
 
-func (p *Pool[C]) popIdleLocked() C {
-	n := len(p.idle) - 1
-	c := p.idle[n].conn
-	p.idle[n] = idleConn[C]{} // do not pin a connection we no longer own
-	p.idle = p.idle[:n]
-	return c
-}
-
 // putLocked takes back c, counted as busy; now and created are zero unless
 // Release stamps times (see Config.timed). If it reports closeIt, c's slot
 // was moved to nClosing and the caller must call closeCounted(c) after
@@ -295,7 +330,7 @@ func (p *Pool[C]) putLocked(c C, now, created time.Time) (closeIt bool) {
 		w.ch <- handoff[C]{conn: c}
 		return false
 	}
-	p.idle = append(p.idle, idleConn[C]{conn: c, created: created, released: now})
+	p.idle = append(p.idle, idleConn[C]{conn: c, created: created, released: now, key: keyOf(c)})
 	p.addSlots(1, -1)
 	return false
 }

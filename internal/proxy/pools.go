@@ -91,6 +91,7 @@ func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
 		return e.ro.dial(ctx)
 	}
 	base := *e.opts.Load()
+	base.Startup = backend.StartupFrom(ctx) // the client's parameters, in the startup packet
 	if e.topo == nil {
 		return backend.Dial(ctx, base)
 	}
@@ -115,8 +116,15 @@ func (e *poolEntry) usable(conn *backend.Conn) bool {
 
 // acquire takes a connection to the current primary from the pool; ones
 // to any other server (an old primary, after a failover) are closed.
-// Waiting for a connection, for a primary and dialling together take at
-// most the pool's borrow_timeout.
+// The connection was opened with exactly the startup parameters ctx
+// carries (backend.WithStartup; none when it carries none, as for
+// auth_query's look-ups, which must never run under a client's
+// search_path): settings affinity, see pool.Affinity. A full pool
+// replaces an idle connection opened with other parameters rather than
+// hand it out, so the client's RESET and DISCARD ALL return to its own
+// startup values, as on a direct connection. Waiting for a connection,
+// for a primary and dialling together take at most the pool's
+// borrow_timeout.
 func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
 	var d pool.Deadline
 	return e.acquireWithin(ctx, &d)
@@ -126,12 +134,17 @@ func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
 // caller may share with other acquisitions (readRoute tries several
 // servers within one borrow_timeout).
 func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backend.Conn, error) {
+	set := backend.StartupFrom(ctx)
+	aff := pool.Affinity{Exact: true}
+	if set != nil {
+		aff.Key = set.Key
+	}
 	for {
-		conn, err := e.pool.AcquireWithin(ctx, d)
-		if err != nil || e.usable(conn) {
+		conn, err := e.pool.AcquireFor(ctx, d, aff)
+		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {
 			return conn, err
 		}
-		e.pool.Discard(conn)
+		e.pool.Discard(conn) // an old primary's, or (a 64-bit hash collision) another set's
 	}
 }
 
@@ -262,7 +275,7 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 	for k, e := range s.pools {
 		st := e.pool.Stats()
 		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting,
-			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts})
+			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts, Replaced: st.Replaced})
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {

@@ -358,6 +358,7 @@ func (r *readTarget) dial(ctx context.Context) (*backend.Conn, error) {
 	}
 	db := r.primary.db.Load()
 	o := *r.primary.opts.Load()
+	o.Startup = backend.StartupFrom(ctx)
 	o.Network, o.Address, o.Display = r.host.Network, r.host.Address, r.host.Display
 	o.TLS = backend.TLSOptionsFor(db.ServerTLS, r.host)
 	o.Retries, o.Wait = 0, nil

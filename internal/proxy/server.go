@@ -21,7 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-proxy/sluice/internal/access"
+	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
@@ -72,6 +75,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
+	s.metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sluice_settings_round_trips_total",
+		Help: "Round trips spent setting a client's parameters on a server connection opened with other ones (process-wide).",
+	}, func() float64 { return float64(backend.SettingsRoundTrips()) }))
 	s.metrics.SetTopology(func() []metrics.HostStat { h, _ := s.topologyStats(); return h },
 		func() []metrics.DatabaseStat { _, d := s.topologyStats(); return d })
 	if err := checkTLS(cfg, log); err != nil {

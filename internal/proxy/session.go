@@ -242,17 +242,22 @@ func (ss *session) serve() {
 	if !ok {
 		return
 	}
+	bs := make([]backend.Setting, len(settings))
+	for i, p := range settings {
+		bs[i] = backend.Setting{Name: p.Name, Value: p.Value}
+	}
+	set := backend.NewStartupSet(bs) // once per client: the pool's affinity key
 	if db.PoolMode == "transaction" || db.PoolMode == "statement" {
-		ss.runTx(db, u, settings, route)
+		ss.runTx(db, u, set, route)
 		return
 	}
-	ss.run(db, u, settings, route)
+	ss.run(db, u, set, route)
 }
 
 // run attaches a server connection, greets the client and relays. With
 // a route (read-only sessions) the server is chosen once, for the
 // session.
-func (ss *session) run(db *config.Database, u *config.User, settings []frontend.Param, route *readRoute) {
+func (ss *session) run(db *config.Database, u *config.User, set *backend.StartupSet, route *readRoute) {
 	s := ss.srv
 	var e *poolEntry
 	if route == nil {
@@ -260,6 +265,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	ctx = backend.WithStartup(ctx, set) // server connections open with the client's parameters
 	ss.mu.Lock()
 	ss.stop = cancel
 	terminated := ss.terminated
@@ -278,11 +284,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 		ss.failAcquire(db, err)
 		return
 	}
-	bs := make([]backend.Setting, len(settings))
-	for i, p := range settings {
-		bs[i] = backend.Setting{Name: p.Name, Value: p.Value}
-	}
-	if err := conn.Apply(ctx, bs); err != nil {
+	if err := ss.applyStartup(ctx, conn, set); err != nil {
 		var se *backend.ServerError
 		if errors.As(err, &se) {
 			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
@@ -315,7 +317,7 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 				ss.afterRelay(r, db)
 				break
 			}
-			next, nr := ss.continueOnNewServer(ctx, db, e, conn, bs)
+			next, nr := ss.continueOnNewServer(ctx, db, e, conn, set)
 			conn = next // nil: the old one is closed and there is no new one
 			if nr == nil {
 				break
@@ -339,11 +341,24 @@ func (ss *session) run(db *config.Database, u *config.User, settings []frontend.
 		s.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
 		e.pool.Discard(conn)
 	default:
-		ss.releaseServer(e, conn, r, bs)
+		ss.releaseServer(e, conn, r)
 	}
 	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
 		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
 		"server_pid", conn.PID)
+}
+
+// applyStartup gives conn the client's startup parameters when it was not
+// opened with them. Acquire with the set in ctx hands out only connections
+// opened with it, which need nothing: PostgreSQL applied the parameters
+// at startup. This is the fallback should a connection of another set
+// ever reach a session: set_config in one round trip (source "session",
+// so RESET would not return to them; hence affinity).
+func (ss *session) applyStartup(ctx context.Context, conn *backend.Conn, set *backend.StartupSet) error {
+	if conn.OpenedWith(set) {
+		return nil
+	}
+	return conn.Apply(ctx, set.Settings)
 }
 
 func addCounter(c interface{ Add(float64) }) func(int) {

@@ -61,16 +61,17 @@ func errString(err error) string {
 }
 
 // releaseServer cleans the server connection for reuse, or closes it when
-// it was left in an unknown state. The session's startup settings are set
-// again in the same round trip (see backend.Conn.ResetFor).
-func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay, settings []backend.Setting) {
+// it was left in an unknown state. DISCARD ALL returns every setting to
+// the connection's startup values, which are the session's (settings
+// affinity), so the next session with the same parameters needs nothing.
+func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
 	if r.shutdown.Load() || r.serverFirst.Load() || !r.clean() {
 		e.pool.Discard(conn)
 		return
 	}
 	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
-	if err := conn.ResetFor(ctx, byte(r.txStatus.Load()), settings); err != nil {
+	if err := conn.Reset(ctx, byte(r.txStatus.Load())); err != nil {
 		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
 		e.pool.Discard(conn)
 		return

@@ -57,7 +57,7 @@ func (ss *session) canContinue(r *relay, e *poolEntry) bool {
 // tells the client in a NoticeResponse that its session state (SETs made
 // since login, prepared statements, temporary tables) is gone. nil: the
 // client has been told why the session ends.
-func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database, e *poolEntry, old *backend.Conn, settings []backend.Setting) (*backend.Conn, *relay) {
+func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database, e *poolEntry, old *backend.Conn, set *backend.StartupSet) (*backend.Conn, *relay) {
 	s := ss.srv
 	ss.mu.Lock()
 	ss.server, ss.relay = nil, nil
@@ -71,7 +71,7 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 		ss.failAcquire(db, err)
 		return nil, nil
 	}
-	if err := conn.Apply(ctx, settings); err != nil {
+	if err := ss.applyStartup(ctx, conn, set); err != nil {
 		e.pool.Discard(conn)
 		ss.fail(wire.CodeConnectionFailure, "could not prepare a new server connection: "+err.Error())
 		return nil, nil

@@ -71,11 +71,13 @@ func TestProtocol32IsNegotiatedDown(t *testing.T) {
 }
 
 func TestStartupParametersOnFreshAndReusedConnections(t *testing.T) {
-	// One server connection, so the second client reuses the first's.
+	// One server connection: a client with other startup parameters gets
+	// a new one opened with its own (the idle one is replaced), a client
+	// with the same parameters reuses it (settings affinity).
 	h := start(t, "min_size: 0\n      max_size: 1")
 	ctx := context.Background()
 	var pids []string
-	for i := range 2 {
+	for _, i := range []int{0, 1, 1} {
 		c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword,
 			"application_name=client"+strconv.Itoa(i), "search_path=s"+strconv.Itoa(i)+",public",
 			`options='-c DateStyle=SQL,DMY'`))
@@ -88,7 +90,8 @@ func TestStartupParametersOnFreshAndReusedConnections(t *testing.T) {
 		pids = append(pids, query(t, c, "SELECT pg_backend_pid()")[0])
 		require.NoError(t, c.Close(ctx))
 	}
-	require.Equal(t, pids[0], pids[1], "the second client must have reused the server connection")
+	require.NotEqual(t, pids[0], pids[1], "other parameters: a connection opened with them")
+	require.Equal(t, pids[1], pids[2], "the same parameters: the third client must have reused the server connection")
 }
 
 func TestPGOPTIONSWithPsql(t *testing.T) {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -68,7 +66,7 @@ var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return 
 // runTx logs a transaction-pooled client in: one server connection
 // checks its startup settings and provides the parameters it is greeted
 // with, then goes back to the pool; the client is served until it leaves.
-func (ss *session) runTx(db *config.Database, u *config.User, settings []frontend.Param, route *readRoute) {
+func (ss *session) runTx(db *config.Database, u *config.User, set *backend.StartupSet, route *readRoute) {
 	s := ss.srv
 	cfg := s.state.Load().cfg
 	var e *poolEntry
@@ -78,17 +76,19 @@ func (ss *session) runTx(db *config.Database, u *config.User, settings []fronten
 		e = s.poolFor(db, u)
 	}
 	c := &txClient{ss: ss, entry: e, route: route, db: db, id: txClientIDs.Add(1), mode: db.PoolMode,
-		want: make(map[string]string, len(settings)), maxStatements: db.Pool.MaxPreparedStatements,
+		want: map[string]string{}, maxStatements: db.Pool.MaxPreparedStatements,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
 		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
 		bytesDown: s.metrics.BytesSrvToClient, up: wire.Framer{MaxLen: uint32(cfg.Limits.MaxMessageSize)}}
-	for _, p := range settings {
-		c.want[strings.ToLower(p.Name)] = p.Value
-	}
 	// The session's context ends waits for a server connection when the
-	// session is terminated (ss.stop); it lives as long as the client.
+	// session is terminated (ss.stop); it lives as long as the client. It
+	// carries the client's startup parameters: every attach takes a
+	// connection opened with them (settings affinity), so want holds only
+	// what the client SET since (source "session"), and RESET returns to
+	// the client's startup values as on a direct connection.
 	ctx, cancel := context.WithCancel(context.Background())
-	c.ctx, c.cancel = ctx, cancel
+	c.ctx, c.cancel = backend.WithStartup(ctx, set), cancel
+	ctx = c.ctx
 	defer func() {
 		if ss.then == nil {
 			cancel()
