@@ -6,81 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/wire"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/fuzzkit"
 )
 
 // Fuzz targets for transaction pooling's parsers: the Parse/Bind/
 // Describe/Close name splitters and the server-side filter (the
 // client-side framer's, FuzzFramer, is in internal/wire). None needs the package's PostgreSQL cluster; to fuzz without
 // starting one, set SLUICE_SKIP_PG=1.
-
-// failOnPanic turns a panic into a failure of this input alone (deferred
-// by each target), so that a regression input kept in testdata does not
-// take the package's other tests down with it.
-func failOnPanic(t *testing.T) {
-	if r := recover(); r != nil {
-		t.Fatalf("panic: %v\n%s", r, debug.Stack())
-	}
-}
-
-// fuzzFrame encodes one message (independently of the code under test).
-func fuzzFrame(typ byte, body []byte) []byte {
-	m := binary.BigEndian.AppendUint32([]byte{typ}, uint32(len(body)+4))
-	return append(m, body...)
-}
-
-// fuzzChunks cuts b into pieces whose sizes come from splits, cycling
-// through it: a byte below 128 gives 1 to 8 bytes (cuts inside headers),
-// from 128 on 1 to 255 in steps of 2. An empty splits gives one piece.
-func fuzzChunks(b, splits []byte) [][]byte {
-	if len(b) == 0 {
-		return nil
-	}
-	if len(splits) == 0 {
-		return [][]byte{b}
-	}
-	var out [][]byte
-	for i := 0; len(b) > 0; i++ {
-		s := splits[i%len(splits)]
-		n := int(s%8) + 1
-		if s >= 128 {
-			n = int(s-128)*2 + 1
-		}
-		n = min(n, len(b))
-		out = append(out, b[:n])
-		b = b[n:]
-	}
-	return out
-}
-
-// fuzzInput reads a fuzz input as a stream of choices; once it runs dry
-// it yields zeros (choices) and a fixed pattern (bodies).
-type fuzzInput struct{ b []byte }
-
-func (r *fuzzInput) empty() bool { return len(r.b) == 0 }
-
-func (r *fuzzInput) byte() byte {
-	if len(r.b) == 0 {
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *fuzzInput) bytes(n int) []byte {
-	out := make([]byte, n)
-	k := copy(out, r.b)
-	r.b = r.b[k:]
-	for i := k; i < n; i++ {
-		out[i] = byte(i)
-	}
-	return out
-}
 
 // --- splitParse, splitBind, splitTarget ---------------------------------
 
@@ -94,9 +31,9 @@ func (r *fuzzInput) bytes(n int) []byte {
 // kind%4: 0 Parse, 1 Bind, 2 Describe, 3 Close.
 func FuzzSplitMessages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte, name string) {
-		defer failOnPanic(t)
+		defer fuzzkit.FailOnPanic(t)
 		typ := "PBDC"[kind%4]
-		msg := fuzzFrame(typ, body)
+		msg := fuzzkit.Frame(typ, body)
 		orig := bytes.Clone(msg)
 		prefix := []byte("pre")
 		renamed := bytes.IndexByte([]byte(name), 0) < 0
@@ -219,36 +156,36 @@ type downEntry struct {
 // from in. ParseComplete and CloseComplete messages are matched by an
 // entry (pass, drop, or asParse) or not; before a ReadyForQuery, entries
 // the server skipped may be queued; ReadyForQuery statuses are I, T or E.
-func genServerStream(in *fuzzInput) (msgs []downMsg, entries []downEntry, stream []byte) {
+func genServerStream(in *fuzzkit.Input) (msgs []downMsg, entries []downEntry, stream []byte) {
 	const types = "TDCZ13ESn2"
 	batch := int64(1)
-	for !in.empty() && len(msgs) < 96 {
-		c := in.byte()
+	for !in.Empty() && len(msgs) < 96 {
+		c := in.Byte()
 		typ := types[c%10]
 		var body []byte
 		switch typ {
 		case '1', '3':
-			if q := in.byte(); q&3 != 0 {
-				entries = append(entries, downEntry{p: pending{answer: typ, action: answerAction(q&3 - 1)}, batch: batch, when: in.byte()})
+			if q := in.Byte(); q&3 != 0 {
+				entries = append(entries, downEntry{p: pending{answer: typ, action: answerAction(q&3 - 1)}, batch: batch, when: in.Byte()})
 			}
 		case 'Z':
-			k := in.byte()
+			k := in.Byte()
 			for i := range int(k >> 6) {
 				answer := "13"[k>>i&1]
-				entries = append(entries, downEntry{p: pending{answer: answer, action: answerAction(k >> (2 + i) % 3)}, batch: batch, when: in.byte()})
+				entries = append(entries, downEntry{p: pending{answer: answer, action: answerAction(k >> (2 + i) % 3)}, batch: batch, when: in.Byte()})
 			}
-			body = []byte{"ITE"[in.byte()%3]}
+			body = []byte{"ITE"[in.Byte()%3]}
 			batch++
 		default:
-			n := int(in.byte())
+			n := int(in.Byte())
 			if n < 224 {
 				n %= 24
 			} else {
 				n = (n - 223) * 50
 			}
-			body = in.bytes(n)
+			body = in.Bytes(n)
 		}
-		m := downMsg{raw: fuzzFrame(typ, body), start: len(stream)}
+		m := downMsg{raw: fuzzkit.Frame(typ, body), start: len(stream)}
 		stream = append(stream, m.raw...)
 		m.end = len(stream)
 		msgs = append(msgs, m)
@@ -333,7 +270,7 @@ func downModel(msgs []downMsg, entries []downEntry, statement bool) (out []byte,
 // flags>>3 entries.
 func FuzzDownFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, flags uint8) {
-		defer failOnPanic(t)
+		defer fuzzkit.FailOnPanic(t)
 		statement, lazy, raw := flags&1 != 0, flags&2 != 0, flags&4 != 0
 		mode := "transaction"
 		if statement {
@@ -343,7 +280,7 @@ func FuzzDownFilter(f *testing.F) {
 			fuzzDownRaw(t, data, splits, mode, int(flags>>3))
 			return
 		}
-		msgs, entries, stream := genServerStream(&fuzzInput{data})
+		msgs, entries, stream := genServerStream(&fuzzkit.Input{B: data})
 		want, outAfter, breach := downModel(msgs, entries, statement)
 		a := newFuzzAttachment(mode, len(entries)+1)
 		for j := range entries {
@@ -377,7 +314,7 @@ func FuzzDownFilter(f *testing.F) {
 		var out []byte
 		off, done := 0, 0 // bytes fed; messages completed
 		breached := false
-		for _, c := range fuzzChunks(stream, splits) {
+		for _, c := range fuzzkit.Chunks(stream, splits) {
 			end := off + len(c)
 			enqueue(end)
 			res, err := fl.filter(a, c)
@@ -515,7 +452,7 @@ func fuzzDownRaw(t *testing.T, data, splits []byte, mode string, n int) {
 	var fl downFilter
 	fed := 0
 	var out []byte
-	for _, c := range fuzzChunks(data, splits) {
+	for _, c := range fuzzkit.Chunks(data, splits) {
 		res, err := fl.filter(a, c)
 		if err != nil {
 			var el wire.ErrLength

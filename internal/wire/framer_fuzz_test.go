@@ -4,76 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"runtime/debug"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/fuzzkit"
 )
 
-// The Framer's model-based fuzz target. Helpers like those of
-// internal/proxy's fuzz targets, kept apart so the packages stay apart.
-
-// failOnPanic turns a panic into a failure of this input alone (deferred
-// by each target), so that a regression input kept in testdata does not
-// take the package's other tests down with it.
-func failOnPanic(t *testing.T) {
-	if r := recover(); r != nil {
-		t.Fatalf("panic: %v\n%s", r, debug.Stack())
-	}
-}
-
-// fuzzFrame encodes one message (independently of the code under test).
-func fuzzFrame(typ byte, body []byte) []byte {
-	m := binary.BigEndian.AppendUint32([]byte{typ}, uint32(len(body)+4))
-	return append(m, body...)
-}
-
-// fuzzChunks cuts b into pieces whose sizes come from splits, cycling
-// through it: a byte below 128 gives 1 to 8 bytes (cuts inside headers),
-// from 128 on 1 to 255 in steps of 2. An empty splits gives one piece.
-func fuzzChunks(b, splits []byte) [][]byte {
-	if len(b) == 0 {
-		return nil
-	}
-	if len(splits) == 0 {
-		return [][]byte{b}
-	}
-	var out [][]byte
-	for i := 0; len(b) > 0; i++ {
-		s := splits[i%len(splits)]
-		n := int(s%8) + 1
-		if s >= 128 {
-			n = int(s-128)*2 + 1
-		}
-		n = min(n, len(b))
-		out = append(out, b[:n])
-		b = b[n:]
-	}
-	return out
-}
-
-// fuzzInput reads a fuzz input as a stream of choices; once it runs dry
-// it yields zeros (choices) and a fixed pattern (bodies).
-type fuzzInput struct{ b []byte }
-
-func (r *fuzzInput) empty() bool { return len(r.b) == 0 }
-
-func (r *fuzzInput) byte() byte {
-	if len(r.b) == 0 {
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *fuzzInput) bytes(n int) []byte {
-	out := make([]byte, n)
-	k := copy(out, r.b)
-	r.b = r.b[k:]
-	for i := k; i < n; i++ {
-		out[i] = byte(i)
-	}
-	return out
-}
+// The Framer's model-based fuzz target; its helpers are fuzzkit's,
+// shared with internal/proxy's fuzz targets.
 
 // --- Framer -------------------------------------------------------------
 
@@ -173,17 +110,17 @@ func refFrame(b []byte, maxLen, maxHeld, maxParse uint32) refFraming {
 
 // fuzzClientStream builds a valid client stream from in: a quarter of
 // the messages CopyData, bodies mostly small, some of up to ~4 kB.
-func fuzzClientStream(in *fuzzInput, maxHeld, maxParse uint32) []byte {
+func fuzzClientStream(in *fuzzkit.Input, maxHeld, maxParse uint32) []byte {
 	const types = "BCDEFHPQSXcfd"
 	var out []byte
-	for n := 0; !in.empty() && n < 64; n++ {
-		typ := in.byte()
+	for n := 0; !in.Empty() && n < 64; n++ {
+		typ := in.Byte()
 		if typ < 64 {
 			typ = 'd'
 		} else {
 			typ = types[int(typ)%len(types)]
 		}
-		l := int(in.byte())
+		l := int(in.Byte())
 		if l < 192 {
 			l %= 16
 		} else {
@@ -195,11 +132,11 @@ func fuzzClientStream(in *fuzzInput, maxHeld, maxParse uint32) []byte {
 		if typ == 'P' {
 			l = min(l, int(maxParse)-HeaderLen)
 		}
-		body := in.bytes(l)
+		body := in.Bytes(l)
 		if typ == 'B' && l >= 2 {
 			body[0], body[1] = 0, 0 // unnamed portal and statement
 		}
-		out = append(out, fuzzFrame(typ, body)...)
+		out = append(out, fuzzkit.Frame(typ, body)...)
 	}
 	return out
 }
@@ -223,7 +160,7 @@ func fuzzClientStream(in *fuzzInput, maxHeld, maxParse uint32) []byte {
 // MaxMessage); mode>>4: the sink fails at that call (0: never).
 func FuzzFramer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, mode uint8) {
-		defer failOnPanic(t)
+		defer fuzzkit.FailOnPanic(t)
 		var fr Framer
 		maxLen, maxHeld := uint32(MaxMessage), uint32(MaxHeldMessage)
 		maxParse := uint32(MaxHeldParse)
@@ -237,7 +174,7 @@ func FuzzFramer(f *testing.F) {
 		stream := data
 		valid := mode&1 != 0
 		if valid {
-			stream = fuzzClientStream(&fuzzInput{data}, maxHeld, maxParse)
+			stream = fuzzClientStream(&fuzzkit.Input{B: data}, maxHeld, maxParse)
 		}
 		orig := bytes.Clone(stream)
 		ref := refFrame(stream, maxLen, maxHeld, maxParse)
@@ -247,7 +184,7 @@ func FuzzFramer(f *testing.F) {
 		sink := &recordingSink{failAt: int(mode >> 4)}
 		var err error
 		var open []byte // a CopyData partly handed on
-		for _, c := range fuzzChunks(stream, splits) {
+		for _, c := range fuzzkit.Chunks(stream, splits) {
 			before := len(sink.events)
 			err = fr.Feed(c, sink)
 			for _, e := range sink.events[before:] {

@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/fuzzkit"
 )
 
 // countingSink counts what the framer hands on, keeping nothing.
@@ -18,9 +20,9 @@ func (s *countingSink) StreamBytes([]byte, bool) error              { s.parts++;
 // path of a rewriting proxy (transaction pooling) adds no garbage. (A Bind over 1 MiB
 // allocates its head once; a message cut by a read and held, as before.)
 func TestFramerIsAllocationFree(t *testing.T) {
-	batch := append(fuzzFrame('B', append([]byte{0, 's', '1', 0}, 0, 0, 0, 1, 0, 0, 0, 1, '7', 0, 0)),
-		append(fuzzFrame('E', []byte{0, 0, 0, 0, 0}), fuzzFrame('S', nil)...)...)
-	bigQuery := fuzzFrame('Q', append(bytes.Repeat([]byte("x"), 300), 0))
+	batch := append(fuzzkit.Frame('B', append([]byte{0, 's', '1', 0}, 0, 0, 0, 1, 0, 0, 0, 1, '7', 0, 0)),
+		append(fuzzkit.Frame('E', []byte{0, 0, 0, 0, 0}), fuzzkit.Frame('S', nil)...)...)
+	bigQuery := fuzzkit.Frame('Q', append(bytes.Repeat([]byte("x"), 300), 0))
 	var f Framer
 	f.MaxHeld = 64
 	sink := &countingSink{}
