@@ -40,7 +40,7 @@ func TestWaitersGetTheConnectionInTurnOrTimeOut(t *testing.T) {
 		}
 		second <- c
 	}()
-	require.Eventually(t, func() bool { return h.srv.PoolStats()[0].Waiting == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return h.srv.PoolStats()[0].Waiting == 1 }, time.Minute, 5*time.Millisecond)
 	require.NoError(t, first.Close(ctx)) // hand-off to the waiting second client
 	c2 := <-second
 	require.NotNil(t, c2)
