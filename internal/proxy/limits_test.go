@@ -91,9 +91,9 @@ func TestBadClientsDoNotDisturbOthers(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// About as long as the bad clients take on an idle machine (~4s).
-		out := pgbench(t, h, "-S", "-c", "8", "-j", "2", "-t", "5000")
-		if !strings.Contains(out, "number of transactions actually processed: 40000/40000") {
+		// Runs while the bad clients act (a few seconds on an idle machine).
+		out := pgbench(t, h, "-S", "-c", "8", "-j", "2", "-t", "2000")
+		if !strings.Contains(out, "number of transactions actually processed: 16000/16000") {
 			t.Errorf("pgbench did not process every transaction:\n%s", out)
 		}
 	}()
