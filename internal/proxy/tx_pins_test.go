@@ -173,6 +173,6 @@ func TestTxLoadPinsUntilTheClientLeaves(t *testing.T) {
 // may come a moment after the client has its answer.
 func eventuallyLogged(t *testing.T, h *harness, text string) {
 	t.Helper()
-	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), text) }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), text) }, time.Minute, 5*time.Millisecond,
 		"sluice never logged %q", text)
 }
