@@ -28,8 +28,8 @@ func cell(s scenario, x float64) string {
 // resultsTable renders one row per (scenario, variant).
 func resultsTable(res *results, list []scenario) string {
 	var b strings.Builder
-	b.WriteString("| # | Scenario | Target | Median | Rounds (min – max) | vs direct | vs PgBouncer |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| # | Scenario | Target | Median | Rounds (min – max) | vs direct | vs PgBouncer | Pooler CPU / tx | CPU / tx vs PgBouncer |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range list {
 		m := metricFor(s)
 		for i, v := range s.Variants {
@@ -37,7 +37,7 @@ func resultsTable(res *results, list []scenario) string {
 			if i == 0 {
 				id, title = s.ID, s.Title
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", id, title, v.Label(), strings.Join(rowCells(res, s, v, m), " | "))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", id, title, v.Label(), strings.Join(append(rowCells(res, s, v, m), cpuCells(res, s, v)...), " | "))
 		}
 	}
 	return b.String()
@@ -130,7 +130,7 @@ func render(cfg *config, e *env, info *runInfo, res *results) report {
 			list = append(list, s)
 		}
 	}
-	table := resultsTable(res, list) + "\n" + targetsTable(checkTargets(res, e))
+	table := resultsTable(res, list) + "\n" + targetsTable(append(checkTargets(res, e), cpuVerdicts(res, list)...))
 	var d strings.Builder
 	d.WriteString(docIntro)
 	d.WriteString("\n## Latest run\n\n")
