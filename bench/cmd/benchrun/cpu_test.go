@@ -120,3 +120,11 @@ func FuzzParseProcStat(f *testing.F) {
 		_, _, _ = parseProcStat(raw)
 	})
 }
+
+// The method text lives in docIntro and is regenerated into the page; the
+// committed page must say the same (it is only rewritten by a full run).
+func TestBenchmarksPageHasTheMethodText(t *testing.T) {
+	page, err := os.ReadFile("../../../docs/benchmarks.md")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(page), docIntro), "docs/benchmarks.md does not start with docIntro")
+}
