@@ -81,7 +81,8 @@ func logf(format string, args ...any) {
 func run(ctx context.Context, cfg *config) error {
 	began := time.Now()
 	info := collectInfo(ctx, cfg)
-	e := &env{cfg: cfg}
+	e := &env{cfg: cfg, clk: clockTicks(ctx)}
+	info.clkTck = e.clk.note
 	defer e.stop()
 	logf("starting PostgreSQL and loading pgbench tables (scale %d)", cfg.scale)
 	var err error

@@ -24,6 +24,7 @@ type sample struct {
 	KBPerConn  float64 `json:"kb_per_client,omitempty"`       // pooler RSS / clients
 	KBDeltaPer float64 `json:"kb_delta_per_client,omitempty"` // (RSS with clients - RSS before) / clients
 	RSSKB      int64   `json:"rss_kb,omitempty"`
+	CPU        *cpuUse `json:"cpu,omitempty"` // pooler CPU time; nil for direct or when not measured
 	Err        string  `json:"error,omitempty"`
 }
 
@@ -44,7 +45,9 @@ func (e *env) runPgbench(ctx context.Context, s scenario, v variant) sample {
 	args := e.pgbenchArgs(s, v, prefix)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.cfg.seconds+s.ConnectSeconds)*time.Second+3*time.Minute)
 	defer cancel()
+	cpu := e.startCPU(v.Target)
 	out, err := e.cluster.PgbenchEnv(ctx, []string{"PGPASSWORD=" + passwords[s.User]}, args...)
+	cpu.stop()
 	if s.LogLatency {
 		defer removeGlob(prefix + ".*")
 	}
@@ -56,7 +59,7 @@ func (e *env) runPgbench(ctx context.Context, s scenario, v variant) sample {
 		return sample{Err: err.Error() + ": " + tail(string(out))}
 
 	}
-	sm := sample{TPS: r.TPS, LatencyMs: r.LatencyMs}
+	sm := sample{TPS: r.TPS, LatencyMs: r.LatencyMs, CPU: cpu.perTx(r.Processed)}
 	if r.Failed > 0 {
 		sm.Err = fmt.Sprintf("%d failed transactions", r.Failed)
 	}
@@ -75,9 +78,11 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 
 // runCopy times one COPY (SELECT repeat('x', 1000) ...) TO STDOUT through
 // the variant with pgconn, discarding the data: MB/s = bytes / 1e6 / s.
+// The pooler's CPU time is measured over the whole COPY, one transaction.
 func (e *env) runCopy(ctx context.Context, s scenario, v variant) sample {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
+	cpu := e.startCPU(v.Target)
 	c, err := pgconn.Connect(ctx, e.dsn(v.Target, v.Mode, s.User))
 	if err != nil {
 		return sample{Err: err.Error()}
@@ -87,10 +92,11 @@ func (e *env) runCopy(ctx context.Context, s scenario, v variant) sample {
 	began := time.Now()
 	_, err = c.CopyTo(ctx, &w, e.copySQL())
 	secs := time.Since(began).Seconds()
+	cpu.stop()
 	if err != nil {
 		return sample{Err: err.Error()}
 	}
-	return sample{MBps: float64(w.n) / 1e6 / secs}
+	return sample{MBps: float64(w.n) / 1e6 / secs, CPU: cpu.perTx(1)}
 }
 
 func (e *env) copySQL() string {

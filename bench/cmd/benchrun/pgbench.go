@@ -19,12 +19,15 @@ type pgbenchResult struct {
 	TPS       float64 // "without initial connection time", or "including reconnection times" under -C
 	LatencyMs float64 // "latency average"
 	Failed    int64   // "number of failed transactions" (0 when absent)
+	Processed int64   // "number of transactions actually processed" (0 when absent)
 }
 
 var (
 	reTPS     = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(([^)]*)\)`)
 	reLatency = regexp.MustCompile(`(?m)^latency average = ([0-9.]+) ms`)
 	reFailed  = regexp.MustCompile(`(?m)^number of failed transactions: ([0-9]+)`)
+	// "N" under -T, "N/M" under -t: N is what counts.
+	reProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
 )
 
 // parsePgbench extracts tps and average latency from pgbench's summary.
@@ -56,6 +59,9 @@ func parsePgbench(out string) (pgbenchResult, error) {
 	}
 	if m := reFailed.FindStringSubmatch(out); m != nil {
 		r.Failed, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := reProcessed.FindStringSubmatch(out); m != nil {
+		r.Processed, _ = strconv.ParseInt(m[1], 10, 64)
 	}
 	return r, nil
 }

@@ -41,7 +41,7 @@ tps = 1000.25 (excluding connections establishing)
 func TestParsePgbench(t *testing.T) {
 	r, err := parsePgbench(out15)
 	require.NoError(t, err)
-	require.Equal(t, pgbenchResult{TPS: 23074.123456, LatencyMs: 2.167}, r)
+	require.Equal(t, pgbenchResult{TPS: 23074.123456, LatencyMs: 2.167, Processed: 184592}, r)
 
 	r, err = parsePgbench(outReconnect)
 	require.NoError(t, err)
@@ -50,6 +50,11 @@ func TestParsePgbench(t *testing.T) {
 	r, err = parsePgbench(out13)
 	require.NoError(t, err)
 	require.Equal(t, 1000.25, r.TPS)
+
+	// Under -t the count is "done/planned".
+	r, err = parsePgbench("number of transactions actually processed: 990/1000\ntps = 5.0 (without initial connection time)\n")
+	require.NoError(t, err)
+	require.Equal(t, int64(990), r.Processed)
 
 	_, err = parsePgbench("number of transactions actually processed: 0\n")
 	require.ErrorContains(t, err, "no tps line")

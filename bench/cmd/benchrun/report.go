@@ -28,8 +28,8 @@ func cell(s scenario, x float64) string {
 // resultsTable renders one row per (scenario, variant).
 func resultsTable(res *results, list []scenario) string {
 	var b strings.Builder
-	b.WriteString("| # | Scenario | Target | Median | Rounds (min – max) | vs direct | vs PgBouncer |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| # | Scenario | Target | Median | Rounds (min – max) | vs direct | vs PgBouncer | Pooler CPU / tx | CPU / tx vs PgBouncer |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range list {
 		m := metricFor(s)
 		for i, v := range s.Variants {
@@ -37,7 +37,7 @@ func resultsTable(res *results, list []scenario) string {
 			if i == 0 {
 				id, title = s.ID, s.Title
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", id, title, v.Label(), strings.Join(rowCells(res, s, v, m), " | "))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", id, title, v.Label(), strings.Join(append(rowCells(res, s, v, m), cpuCells(res, s, v)...), " | "))
 		}
 	}
 	return b.String()
@@ -130,7 +130,7 @@ func render(cfg *config, e *env, info *runInfo, res *results) report {
 			list = append(list, s)
 		}
 	}
-	table := resultsTable(res, list) + "\n" + targetsTable(checkTargets(res, e))
+	table := resultsTable(res, list) + "\n" + targetsTable(append(checkTargets(res, e), cpuVerdicts(res, list)...))
 	var d strings.Builder
 	d.WriteString(docIntro)
 	d.WriteString("\n## Latest run\n\n")
@@ -196,4 +196,27 @@ for development: ` + "`BENCH_TIME=2 BENCH_ROUNDS=1 BENCH_IDLE_CLIENTS=1000 BENCH
 Scenarios 1 (transaction), 4, 6 and 7 run sluice in ` + "`pool_mode: transaction`" + `.
 The failover outage (issue 6) is measured by ` + "`go test ./internal/proxy/hatest`" + `,
 not by this script; its numbers are in the notes.
+
+**Pooler CPU per transaction.** For PgBouncer and sluice, the table also
+gives the CPU time the pooler process spent per transaction: utime + stime
+(fields 14 and 15 of ` + "`/proc/PID/stat`" + `, summed by the kernel over all
+the process's threads) read just before pgbench starts and just after it
+exits, divided by pgbench's "number of transactions actually processed".
+The unit is a clock tick, 1/CLK_TCK s (from ` + "`getconf CLK_TCK`" + `, shown
+above the results; 10 ms at the usual 100), so only whole pgbench runs are
+measured: the result is at most one tick off per run, and the per-round
+values give the ticks and transactions of every run so the resolution can
+be read off. A run includes pgbench's logins (the 1,000 SCRAM logins of
+scenario 6, a login per transaction in 3a and 3b) and whatever the pooler
+does in the background; the pooler closing pgbench's connections after it
+exited is partly not counted. Scenario 8 is one COPY (and its login) per
+round; scenario 7 has no transactions. Direct PostgreSQL gets no figure: it
+has no pooler, and its backends' CPU is PostgreSQL's own work, which is done
+behind the poolers too. The ratio column is the median of the per-round
+sluice/PgBouncer ratios in the same pool mode. Why it matters: PgBouncer is
+single-threaded, so its ceiling is one core divided by its CPU per
+transaction; sluice spreads over cores, so on a large machine its CPU per
+transaction decides who wins. The "CPU/tx" target rows check sluice <=
+PgBouncer in every scenario that runs both in transaction mode (n/a where
+PgBouncer cannot run it, as with -M prepared in scenario 4).
 `

@@ -102,8 +102,17 @@ func (r *results) firstErr(id, key string) string {
 	return ""
 }
 
-// short is a one-line progress summary of a sample.
+// short is a one-line progress summary of a sample, with the pooler's CPU
+// time when it was measured.
 func (s sample) short(kind string) string {
+	out := s.shortMetric(kind)
+	if s.Err == "" && s.CPU != nil {
+		out += ", " + s.CPU.String()
+	}
+	return out
+}
+
+func (s sample) shortMetric(kind string) string {
 	if s.Err != "" {
 		return "ERROR " + s.Err
 	}

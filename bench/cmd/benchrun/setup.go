@@ -37,6 +37,7 @@ type env struct {
 	slc     *proc
 	pgbPort int
 	slcPort int
+	clk     clockTick // unit of the poolers' CPU times
 
 	sluiceTx    bool   // sluice accepts pool_mode: transaction
 	sluiceTxWhy string // why not, for the report

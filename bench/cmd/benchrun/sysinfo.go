@@ -17,6 +17,7 @@ type runInfo struct {
 	loadEnd                      string // load average when the measurements ended
 	sluiceVersion, gitDescribe   string
 	postgres                     string // server bin dir, filled in once the cluster runs
+	clkTck                       string // CLK_TCK, the unit of the pooler CPU times, and its source
 	elapsed                      time.Duration
 	micro                        string // micro-benchmark output
 	notes                        string // hand-written section kept from the previous doc
@@ -88,6 +89,7 @@ func (i *runInfo) markdown(cfg *config) string {
 	row("PostgreSQL", cmdOut(context.Background(), filepath.Join(i.postgres, "postgres"), "--version"))
 	row("PgBouncer", cmdOut(context.Background(), "pgbouncer", "--version"))
 	row("pgbench", cmdOut(context.Background(), pgbench, "--version"))
+	row("Clock ticks per second (pooler CPU)", i.clkTck)
 	return b.String()
 }
 
