@@ -92,11 +92,11 @@ func checkTokenTarget(cfg *config.Config, user, database string) error {
 		return fmt.Errorf("database %q is not in databases: sluice would refuse a token for it", database)
 	}
 	method := u.EffectiveAuthMethod(cfg.Auth.Method)
-	if method == "token" {
+	if method == config.AuthToken {
 		return nil
 	}
 	for _, r := range cfg.Access {
-		if r.Method == "token" && (len(r.Users) == 0 || slices.Contains(r.Users, user)) &&
+		if r.Method == config.AuthToken && (len(r.Users) == 0 || slices.Contains(r.Users, user)) &&
 			(len(r.Databases) == 0 || slices.Contains(r.Databases, database)) {
 			return nil
 		}

@@ -18,10 +18,10 @@ import (
 // TLSOptions say whether and how server connections use TLS, with the
 // meanings of libpq's sslmode, sslrootcert, sslcert and sslkey.
 type TLSOptions struct {
-	// Mode is disable, prefer, require, verify-ca or verify-full; "" means
-	// disable. TLS is never used on Unix sockets (prefer falls back to
+	// Mode is disable (the zero value), prefer, require, verify-ca or
+	// verify-full. TLS is never used on Unix sockets (prefer falls back to
 	// plain there; config rejects the stricter modes).
-	Mode string
+	Mode config.ServerTLSMode
 	// CAFile holds the PEM CA certificates for verify-ca and verify-full
 	// (and turns require into verify-ca, as in libpq).
 	CAFile string
@@ -47,7 +47,7 @@ func TLSOptionsFor(st config.ServerTLS, h config.Host) TLSOptions {
 // does not verify, a server without TLS when TLS is required, or an
 // unreadable file. Dial returns it at once, without retries.
 type TLSError struct {
-	Mode string
+	Mode config.ServerTLSMode
 	Err  error
 }
 
@@ -63,7 +63,7 @@ func (e *TLSError) Unwrap() error { return e.Err }
 //
 // ctx bounds the whole negotiation (Dial passes one limited by DialTimeout).
 func startTLS(ctx context.Context, nc net.Conn, network string, o TLSOptions) (net.Conn, error) {
-	if o.Mode == "" || o.Mode == "disable" || network != "tcp" {
+	if o.Mode == config.ServerTLSDisable || network != "tcp" {
 		return nc, nil
 	}
 	cfg, err := o.clientConfig()
@@ -82,7 +82,7 @@ func startTLS(ctx context.Context, nc net.Conn, network string, o TLSOptions) (n
 	switch b[0] {
 	case 'S':
 	case 'N':
-		if o.Mode == "prefer" {
+		if o.Mode == config.ServerTLSPrefer {
 			return nc, nil
 		}
 		return nil, &TLSError{Mode: o.Mode, Err: errors.New("the server does not support TLS (it has ssl = off); set server_tls.mode to prefer or disable, or enable ssl on the server")}
@@ -114,10 +114,10 @@ func (o TLSOptions) clientConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	mode := o.Mode
-	if mode == "require" && o.CAFile != "" {
-		mode = "verify-ca" // libpq: require with a root CA file verifies it
+	if mode == config.ServerTLSRequire && o.CAFile != "" {
+		mode = config.ServerTLSVerifyCA // libpq: require with a root CA file verifies it
 	}
-	if mode == "prefer" || mode == "require" {
+	if mode == config.ServerTLSPrefer || mode == config.ServerTLSRequire {
 		cfg.InsecureSkipVerify = true // encryption only, as libpq
 		return cfg, nil
 	}
@@ -132,7 +132,7 @@ func (o TLSOptions) clientConfig() (*tls.Config, error) {
 	if !roots.AppendCertsFromPEM(data) {
 		return nil, fmt.Errorf("server_tls.ca_file: %s holds no PEM certificate", o.CAFile)
 	}
-	if mode == "verify-full" {
+	if mode == config.ServerTLSVerifyFull {
 		if o.ServerName == "" {
 			return nil, errors.New("verify-full needs a host name to check the certificate against")
 		}

@@ -22,13 +22,13 @@ import (
 // answers the SSLRequest with 'N' and prefer logs in without TLS.
 func TestPreferFallsBackToPlain(t *testing.T) {
 	o := opts(t, pgtest.AppUser, pgtest.AppPassword)
-	o.TLS = backend.TLSOptions{Mode: "prefer"}
+	o.TLS = backend.TLSOptions{Mode: config.ServerTLSPrefer}
 	c := dial(t, o)
 	require.NotZero(t, c.PID)
 	_, isTLS := c.Conn.(*tls.Conn)
 	require.False(t, isTLS)
 
-	o.TLS.Mode = "require"
+	o.TLS.Mode = config.ServerTLSRequire
 	o.Retries = 3
 	attempts := 0
 	o.Attempted = func(error) { attempts++ }
@@ -84,7 +84,7 @@ func fakeServer(t *testing.T, network, addr string, answer []byte) (string, <-ch
 
 func TestSSLRequestIsSentFirstOnlyOverTCP(t *testing.T) {
 	addr, got := fakeServer(t, "tcp", "127.0.0.1:0", []byte{'N'})
-	o := backend.Options{Network: "tcp", Address: addr, Display: addr, User: "app", Database: "appdb", TLS: backend.TLSOptions{Mode: "prefer"}}
+	o := backend.Options{Network: "tcp", Address: addr, Display: addr, User: "app", Database: "appdb", TLS: backend.TLSOptions{Mode: config.ServerTLSPrefer}}
 	_, err := backend.Dial(context.Background(), o)
 	var se *backend.ServerError
 	require.ErrorAs(t, err, &se, "after 'N', prefer sends the StartupMessage in plain text")
@@ -92,13 +92,13 @@ func TestSSLRequestIsSentFirstOnlyOverTCP(t *testing.T) {
 
 	sock := filepath.Join(t.TempDir(), ".s.PGSQL.5432")
 	_, got = fakeServer(t, "unix", sock, nil)
-	o = backend.Options{Network: "unix", Address: sock, Display: sock, User: "app", Database: "appdb", TLS: backend.TLSOptions{Mode: "prefer"}}
+	o = backend.Options{Network: "unix", Address: sock, Display: sock, User: "app", Database: "appdb", TLS: backend.TLSOptions{Mode: config.ServerTLSPrefer}}
 	_, err = backend.Dial(context.Background(), o)
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, [2]uint32{frontend.Protocol30, 0}, <-got, "no SSLRequest on a Unix socket")
 
 	addr, _ = fakeServer(t, "tcp", "127.0.0.1:0", []byte{'E'})
-	o = backend.Options{Network: "tcp", Address: addr, Display: addr, User: "app", Database: "appdb", TLS: backend.TLSOptions{Mode: "require"}}
+	o = backend.Options{Network: "tcp", Address: addr, Display: addr, User: "app", Database: "appdb", TLS: backend.TLSOptions{Mode: config.ServerTLSRequire}}
 	_, err = backend.Dial(context.Background(), o)
 	require.ErrorContains(t, err, `answered SSLRequest with 'E'`)
 }
@@ -106,8 +106,8 @@ func TestSSLRequestIsSentFirstOnlyOverTCP(t *testing.T) {
 func TestTLSOptionsFor(t *testing.T) {
 	h, err := config.ParseHost("db.internal:5433")
 	require.NoError(t, err)
-	st := config.ServerTLS{Mode: "verify-full", CAFile: "ca.pem", CertFile: "c", KeyFile: "k"}
-	require.Equal(t, backend.TLSOptions{Mode: "verify-full", CAFile: "ca.pem", CertFile: "c", KeyFile: "k", ServerName: "db.internal"},
+	st := config.ServerTLS{Mode: config.ServerTLSVerifyFull, CAFile: "ca.pem", CertFile: "c", KeyFile: "k"}
+	require.Equal(t, backend.TLSOptions{Mode: config.ServerTLSVerifyFull, CAFile: "ca.pem", CertFile: "c", KeyFile: "k", ServerName: "db.internal"},
 		backend.TLSOptionsFor(st, h))
 	h, err = config.ParseHost("[::1]:5432")
 	require.NoError(t, err)
@@ -124,9 +124,9 @@ func TestTLSFileErrorsAreNotRetried(t *testing.T) {
 		tls  backend.TLSOptions
 		want string
 	}{
-		{backend.TLSOptions{Mode: "verify-ca", CAFile: dir + "/missing.pem"}, "server_tls.mode verify-ca: server_tls.ca_file: open"},
-		{backend.TLSOptions{Mode: "verify-full"}, "server_tls.ca_file is required"},
-		{backend.TLSOptions{Mode: "require", CertFile: dir + "/c.pem", KeyFile: dir + "/k.pem"}, "server_tls.cert_file/key_file: open"},
+		{backend.TLSOptions{Mode: config.ServerTLSVerifyCA, CAFile: dir + "/missing.pem"}, "server_tls.mode verify-ca: server_tls.ca_file: open"},
+		{backend.TLSOptions{Mode: config.ServerTLSVerifyFull}, "server_tls.ca_file is required"},
+		{backend.TLSOptions{Mode: config.ServerTLSRequire, CertFile: dir + "/c.pem", KeyFile: dir + "/k.pem"}, "server_tls.cert_file/key_file: open"},
 	} {
 		attempts := 0
 		o := backend.Options{Network: "tcp", Address: addr, Display: addr, User: "app", Database: "appdb", TLS: tc.tls,

@@ -20,16 +20,16 @@ type AccessRule struct {
 	// Method overrides the user's auth method: scram-sha-256, md5,
 	// password, trust, token, or reject (refuse). Empty = the user's own
 	// method.
-	Method string `yaml:"method"`
+	Method AuthMethod `yaml:"method"`
 	// TLS restricts the rule to TCP clients that use TLS ("required",
 	// pg_hba's hostssl) or that do not ("forbidden", hostnossl). Either
 	// makes the rule skip Unix-socket clients, as those lines do. Empty =
 	// any client the cidr covers.
-	TLS string `yaml:"tls"`
+	TLS AccessTLSMode `yaml:"tls"`
 }
 
 // AccessTLS are the values of access[].tls.
-var AccessTLS = []string{access.TLSRequired, access.TLSForbidden}
+var AccessTLS = slices.Clone(accessTLSNames[AccessTLSRequired:])
 
 // Defaults of the failed-login limiter (limits.auth_failure_*).
 const (
@@ -38,7 +38,7 @@ const (
 )
 
 // AccessMethods are the values of access[].method.
-var AccessMethods = append(slices.Clone(AuthMethods), access.MethodReject)
+var AccessMethods = slices.Clone(authMethodNames[AuthSCRAM:])
 
 // AccessRules returns the access list compiled for matching; empty when
 // there is none (every client may try to log in). Parse compiles it once;
@@ -59,7 +59,7 @@ func compileAccess(list []AccessRule) (access.Rules, map[int]error) {
 	var errs map[int]error
 	for i, r := range list {
 		src, err := access.ParseSource(r.CIDR)
-		method := r.Method
+		method := r.Method.String() // the access package's own spellings (modes.go)
 		if err != nil {
 			if errs == nil {
 				errs = map[int]error{}
@@ -68,7 +68,7 @@ func compileAccess(list []AccessRule) (access.Rules, map[int]error) {
 			src, _ = access.ParseSource(access.SourceAll)
 			method = access.MethodReject
 		}
-		rules[i] = access.Rule{Source: src, Users: r.Users, Databases: r.Databases, Method: method, TLS: r.TLS}
+		rules[i] = access.Rule{Source: src, Users: r.Users, Databases: r.Databases, Method: method, TLS: r.TLS.String()}
 	}
 	return rules, errs
 }
@@ -92,14 +92,14 @@ func validateAccess(cfg *Config, c *collector) {
 		if err := errs[i]; err != nil {
 			c.invalid(p+".cidr", "%s", err)
 		}
-		if r.Method != "" {
-			enum(c, p+".method", r.Method, AccessMethods)
+		if r.Method != AuthUnset {
+			enum(c, p+".method", c.spelled(p+".method", r.Method), AccessMethods)
 		}
-		if r.TLS != "" {
-			enum(c, p+".tls", r.TLS, AccessTLS)
+		if r.TLS != AccessTLSAny {
+			enum(c, p+".tls", c.spelled(p+".tls", r.TLS), AccessTLS)
 			if r.CIDR == access.SourceLocal {
 				c.invalid(p+".tls", "a rule with tls set only matches TCP clients (like pg_hba's hostssl and hostnossl), so with cidr local it matches nobody; leave tls out")
-			} else if r.TLS == access.TLSRequired && cfg.TLS.Mode == "disable" {
+			} else if r.TLS == AccessTLSRequired && cfg.TLS.Mode == TLSDisable {
 				c.invalid(p+".tls", "required matches no client while tls.mode is disable (no client can use TLS); set tls.mode to allow or require")
 			}
 		}
@@ -109,7 +109,7 @@ func validateAccess(cfg *Config, c *collector) {
 				c.invalid(index(p+".users", j), "unknown user %q (not in users[]; leave users out to match any user)", name)
 				continue
 			}
-			if u.Password == "" && slices.Contains(AuthMethods, r.Method) && !passwordless(r.Method) && cfg.Auth.AuthUser == "" {
+			if u.Password == "" && slices.Contains(AuthMethods, r.Method.String()) && !passwordless(r.Method) && cfg.Auth.AuthUser == "" {
 				c.invalid(p+".method", "user %q has no password, so %s can never let it in; use trust, token or cert, or give the user a password (or set auth.auth_user)", name, r.Method)
 			}
 		}
@@ -122,4 +122,18 @@ func validateAccess(cfg *Config, c *collector) {
 	if len(rules) > 0 {
 		cfg.accessRules = rules
 	}
+}
+
+// AccessMethod is the typed method override of the access rule that
+// decided d (access.Decision.Rule indexes Access, which AccessRules
+// compiles in order): AuthReject for a refusal by a rule, else the rule's
+// method, AuthUnset when no rule matched or the rule sets none.
+func (c *Config) AccessMethod(d access.Decision) AuthMethod {
+	if d.Rule < 0 || d.Rule >= len(c.Access) {
+		return AuthUnset
+	}
+	if d.Method == access.MethodReject { // also a rule whose cidr did not compile
+		return AuthReject
+	}
+	return c.Access[d.Rule].Method
 }

@@ -30,11 +30,11 @@ limits: {auth_failure_burst: 0, auth_failures_per_minute: 0}
 tls: {mode: allow, cert_file: server.crt, key_file: server.key}
 `, nil)
 	require.Equal(t, []AccessRule{
-		{CIDR: "10.0.0.66", Method: "reject"},
-		{CIDR: "10.0.0.0/8", Users: []string{"app"}, Databases: []string{"appdb"}, Method: "md5"},
+		{CIDR: "10.0.0.66", Method: AuthReject},
+		{CIDR: "10.0.0.0/8", Users: []string{"app"}, Databases: []string{"appdb"}, Method: AuthMD5},
 		{CIDR: "local"},
-		{CIDR: "all", TLS: "required"},
-		{CIDR: "all", TLS: "forbidden", Method: "reject"},
+		{CIDR: "all", TLS: AccessTLSRequired},
+		{CIDR: "all", TLS: AccessTLSForbidden, Method: AuthReject},
 	}, cfg.Access)
 	rules := cfg.AccessRules()
 	require.Len(t, rules, 5)

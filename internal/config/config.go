@@ -13,6 +13,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -67,25 +68,25 @@ type Log struct {
 // The files are read when the first TLS client arrives and re-read when
 // they change on disk, so certificates can be renewed without a restart.
 type TLS struct {
-	Mode         string `yaml:"mode"`           // disable (default) | allow | require
-	CertFile     string `yaml:"cert_file"`      // PEM certificate chain; required unless mode is disable
-	KeyFile      string `yaml:"key_file"`       // PEM private key; required unless mode is disable
-	ClientCAFile string `yaml:"client_ca_file"` // optional; client certificates, when presented, must chain to it
-	MinVersion   string `yaml:"min_version"`    // "1.2" (default) | "1.3"
+	Mode         TLSMode    `yaml:"mode"`           // disable (default) | allow | require
+	CertFile     string     `yaml:"cert_file"`      // PEM certificate chain; required unless mode is disable
+	KeyFile      string     `yaml:"key_file"`       // PEM private key; required unless mode is disable
+	ClientCAFile string     `yaml:"client_ca_file"` // optional; client certificates, when presented, must chain to it
+	MinVersion   TLSVersion `yaml:"min_version"`    // "1.2" (default) | "1.3"
 }
 
 // ServerTLS configures TLS from sluice to PostgreSQL, with the meanings of
 // libpq's sslmode, sslrootcert, sslcert and sslkey.
 type ServerTLS struct {
-	Mode     string `yaml:"mode"`      // disable | prefer (default) | require | verify-ca | verify-full
-	CAFile   string `yaml:"ca_file"`   // PEM CA certificates; required for verify-ca and verify-full
-	CertFile string `yaml:"cert_file"` // optional client certificate presented to the server
-	KeyFile  string `yaml:"key_file"`  // its private key; set with cert_file
+	Mode     ServerTLSMode `yaml:"mode"`      // disable | prefer (default) | require | verify-ca | verify-full
+	CAFile   string        `yaml:"ca_file"`   // PEM CA certificates; required for verify-ca and verify-full
+	CertFile string        `yaml:"cert_file"` // optional client certificate presented to the server
+	KeyFile  string        `yaml:"key_file"`  // its private key; set with cert_file
 }
 
 // Auth configures how clients authenticate to sluice.
 type Auth struct {
-	Method string `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust | token | cert
+	Method AuthMethod `yaml:"method"` // scram-sha-256 (default) | md5 | password | trust | token | cert
 	// AuthUser names the users[] entry whose server login sluice uses to
 	// run AuthQuery (PgBouncer's auth_user). When set, users that are not
 	// in users[], or are listed without a password, are looked up with
@@ -148,7 +149,7 @@ type User struct {
 	// plaintext, else "" (the server must then not ask for a password).
 	ServerPassword string `yaml:"server_password"`
 	// AuthMethod optionally overrides auth.method for this user.
-	AuthMethod string `yaml:"auth_method"`
+	AuthMethod AuthMethod `yaml:"auth_method"`
 	// PasswordFile and ServerPasswordFile name files holding Password and
 	// ServerPassword (one trailing newline is dropped), read at load and
 	// on each reload; each excludes its inline counterpart.
@@ -161,7 +162,7 @@ type Database struct {
 	Name     string   `yaml:"-"`         // the map key (name clients connect to); set by the loader
 	Hosts    []string `yaml:"hosts"`     // required, non-empty; with several, roles come from the servers (see failover)
 	DBName   string   `yaml:"dbname"`    // database name on the server; default: the key
-	PoolMode string   `yaml:"pool_mode"` // default "session"; or "transaction", "statement"
+	PoolMode PoolMode `yaml:"pool_mode"` // default "session"; or "transaction", "statement"
 	Pool     Pool     `yaml:"pool"`
 	Backend  Backend  `yaml:"backend"`
 	// ServerTLS is TLS to this database's servers.
@@ -220,7 +221,7 @@ const (
 	DefaultAdminAddress          = "127.0.0.1:9930"
 	DefaultLogLevel              = "info"
 	DefaultLogFormat             = "text"
-	DefaultAuthMethod            = "scram-sha-256"
+	DefaultAuthMethod            = AuthSCRAM
 	DefaultAuthQuery             = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"
 	DefaultAuthQueryCacheTTL     = 60 * time.Second
 	DefaultShutdownTimeout       = 30 * time.Second
@@ -228,7 +229,7 @@ const (
 	DefaultClientLoginTimeout    = 15 * time.Second
 	DefaultMaxStartupPacket      = 10000
 	DefaultMaxMessageSize        = 1<<30 - 1
-	DefaultPoolMode              = "session"
+	DefaultPoolMode              = PoolSession
 	DefaultPoolMinSize           = 0
 	DefaultPoolMaxSize           = 20
 	DefaultBorrowTimeout         = 120 * time.Second
@@ -247,26 +248,28 @@ const (
 	DefaultRetries               = 3
 	DefaultBackoff               = time.Second
 	DefaultBackoffMultiplier     = 2.0
-	DefaultTLSMode               = "disable"
-	DefaultTLSMinVersion         = "1.2"
+	DefaultTLSMode               = TLSDisable
+	DefaultTLSMinVersion         = TLS12
 	// DefaultServerTLSMode is libpq's default sslmode: TLS when the server
 	// offers it, plain otherwise. It protects against passive snooping only.
-	DefaultServerTLSMode = "prefer"
+	DefaultServerTLSMode = ServerTLSPrefer
 )
 
 // Allowed enum values, in the order they are listed in problems and docs.
+// The typed modes' lists are copies of their names tables (modes.go).
 var (
-	LogLevels   = []string{"debug", "info", "warn", "error"}
-	LogFormats  = []string{"text", "json"}
-	AuthMethods = []string{"scram-sha-256", "md5", "password", "trust", "token", "cert"}
-	PoolModes   = []string{"session", "transaction", "statement"}
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+	LogFormats = []string{"text", "json"}
+	// AuthMethods are the values of auth.method and users[].auth_method.
+	AuthMethods = slices.Clone(authMethodNames[AuthSCRAM:AuthReject])
+	PoolModes   = slices.Clone(poolModeNames)
 	// ReadOnlyFallbacks say what a read-only client gets when no standby qualifies.
 	ReadOnlyFallbacks = []string{"primary", "refuse"}
 	Networks          = []string{"tcp", "unix"}
-	TLSModes          = []string{"disable", "allow", "require"}
-	TLSVersions       = []string{"1.2", "1.3"}
+	TLSModes          = slices.Clone(tlsModeNames)
+	TLSVersions       = slices.Clone(tlsVersionNames)
 	// ServerTLSModes are libpq's sslmode values (except allow).
-	ServerTLSModes = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
+	ServerTLSModes = slices.Clone(serverTLSModeNames)
 )
 
 // defaultConfig returns a Config with every top-level default filled in.
@@ -333,8 +336,8 @@ func (c *Config) User(name string) *User {
 
 // EffectiveAuthMethod is the user's auth_method override, or global
 // (normally Config.Auth.Method) when the user has none.
-func (u *User) EffectiveAuthMethod(global string) string {
-	if u.AuthMethod != "" {
+func (u *User) EffectiveAuthMethod(global AuthMethod) AuthMethod {
+	if u.AuthMethod != AuthUnset {
 		return u.AuthMethod
 	}
 	return global

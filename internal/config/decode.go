@@ -105,6 +105,10 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 		d.databases(n, path, v)
 		return
 	}
+	if m, ok := v.Addr().Interface().(spelledMode); ok {
+		d.mode(n, path, m)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		d.structure(n, path, v)
@@ -123,9 +127,24 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 	}
 }
 
+// mode decodes a typed mode (modes.go) from its spelling. The spelling is
+// read as any string field is, so the same inputs are refused with the
+// same words; a string that is no spelling of the mode is kept by the
+// collector and reported by validation, exactly as when the field was a
+// string compared with the allowed list.
+func (d *decoder) mode(n *yaml.Node, path string, m spelledMode) {
+	var s string
+	if !d.scalar(n, path, reflect.ValueOf(&s).Elem(), "a string", "") {
+		return
+	}
+	if !m.setSpelling(s) {
+		d.c.spellings[path] = s
+	}
+}
+
 // scalar decodes a scalar with yaml.v3, after checking its resolved tag is
-// one of tags ("" = any scalar).
-func (d *decoder) scalar(n *yaml.Node, path string, v reflect.Value, want string, tags ...string) {
+// one of tags ("" = any scalar). It reports whether it did.
+func (d *decoder) scalar(n *yaml.Node, path string, v reflect.Value, want string, tags ...string) bool {
 	ok := n.Kind == yaml.ScalarNode
 	if ok && tags[0] != "" {
 		ok = false
@@ -135,14 +154,15 @@ func (d *decoder) scalar(n *yaml.Node, path string, v reflect.Value, want string
 	}
 	if !ok {
 		d.c.decodeErr(path, n.Line, "expected %s, got %s", want, describe(n))
-		return
+		return false
 	}
 	tmp := reflect.New(v.Type())
 	if err := n.Decode(tmp.Interface()); err != nil {
 		d.c.decodeErr(path, n.Line, "%s is not a valid value here (out of range?)", describe(n))
-		return
+		return false
 	}
 	v.Set(tmp.Elem())
+	return true
 }
 
 func parseDuration(n *yaml.Node) (Duration, error) {

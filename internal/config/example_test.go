@@ -115,13 +115,13 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, Host{Network: "unix", Address: "/var/run/postgresql/.s.PGSQL.5432", Display: "/var/run/postgresql:5432"},
 		cfg.Databases["reports"].PrimaryHost())
 	require.Equal(t, time.Duration(0), cfg.Databases["reports"].Pool.BorrowTimeout.D())
-	require.Equal(t, TLS{Mode: "require", CertFile: "/etc/sluice/server.crt", KeyFile: "/etc/sluice/server.key",
-		ClientCAFile: "/etc/sluice/client-ca.crt", MinVersion: "1.2"}, cfg.TLS)
-	require.Equal(t, ServerTLS{Mode: "verify-full", CAFile: "/etc/sluice/pg-ca.crt",
+	require.Equal(t, TLS{Mode: TLSRequire, CertFile: "/etc/sluice/server.crt", KeyFile: "/etc/sluice/server.key",
+		ClientCAFile: "/etc/sluice/client-ca.crt", MinVersion: TLS12}, cfg.TLS)
+	require.Equal(t, ServerTLS{Mode: ServerTLSVerifyFull, CAFile: "/etc/sluice/pg-ca.crt",
 		CertFile: "/etc/sluice/sluice-client.crt", KeyFile: "/etc/sluice/sluice-client.key"}, cfg.Databases["appdb"].ServerTLS)
-	require.Equal(t, "prefer", cfg.Databases["reports"].ServerTLS.Mode)
+	require.Equal(t, ServerTLSPrefer, cfg.Databases["reports"].ServerTLS.Mode)
 	require.Equal(t, AccessRule{CIDR: "10.0.0.0/8", Users: []string{"app", "reporting"}, Databases: []string{"appdb", "reports"},
-		Method: "scram-sha-256", TLS: "required"}, cfg.Access[1])
+		Method: AuthSCRAM, TLS: AccessTLSRequired}, cfg.Access[1])
 	require.Len(t, cfg.AccessRules(), 3)
 
 	require.Equal(t, "127.0.0.1:6433", cfg.Listen.ReadOnlyAddress)

@@ -54,7 +54,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		t.Fatal("no databases")
 	}
 	for name, db := range cfg.Databases {
-		if db == nil || db.Name != name || db.DBName == "" || !slices.Contains(PoolModes, db.PoolMode) || db.Pool.MaxPreparedStatements < 1 {
+		if db == nil || db.Name != name || db.DBName == "" || !slices.Contains(PoolModes, db.PoolMode.String()) || db.Pool.MaxPreparedStatements < 1 {
 			t.Fatalf("bad database %q: %+v", name, db)
 		}
 		if h := db.PrimaryHost(); h.Network == "" || h.Address == "" {

@@ -38,8 +38,8 @@ func TestDefaults(t *testing.T) {
 		Listen:          Listen{Address: "127.0.0.1:6432"},
 		Admin:           Admin{Address: "127.0.0.1:9930"},
 		Log:             Log{Level: "info", Format: "text"},
-		Auth:            Auth{Method: "scram-sha-256", AuthQuery: DefaultAuthQuery, AuthQueryCacheTTL: Duration(60 * time.Second)},
-		TLS:             TLS{Mode: "disable", MinVersion: "1.2"},
+		Auth:            Auth{Method: AuthSCRAM, AuthQuery: DefaultAuthQuery, AuthQueryCacheTTL: Duration(60 * time.Second)},
+		TLS:             TLS{Mode: TLSDisable, MinVersion: TLS12},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Limits: Limits{
 			MaxClientConnections:  10000,
@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 			Name:     "appdb",
 			Hosts:    []string{"127.0.0.1:5432"},
 			DBName:   "appdb",
-			PoolMode: "session",
+			PoolMode: PoolSession,
 			Pool: Pool{MinSize: 0, MaxSize: 20, BorrowTimeout: Duration(120 * time.Second),
 				IdleTimeout: Duration(10 * time.Minute), MaxLifetime: Duration(time.Hour), HealthCheckPeriod: Duration(time.Minute), MaxPreparedStatements: 500},
 			Backend: Backend{
@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 				BackoffMultiplier:  2,
 				DisableBackoffCaps: false,
 			},
-			ServerTLS:           ServerTLS{Mode: "prefer"},
+			ServerTLS:           ServerTLS{Mode: ServerTLSPrefer},
 			HealthCheckInterval: Duration(time.Second),
 			HealthCheckTimeout:  Duration(5 * time.Second),
 			MaxReplicaLag:       Duration(10 * time.Second),
@@ -165,12 +165,12 @@ databases:
 	cfg := mustParse(t, doc, map[string]string{"APP_PW": "from-env", "SERVER_PW": "srv"})
 	require.Equal(t, User{Name: "plain", Password: "from-env", ServerPassword: "from-env"}, *cfg.User("plain"))
 	require.Equal(t, User{Name: "scram", Password: testVerifier, ServerPassword: "srv"}, *cfg.User("scram"))
-	require.Equal(t, User{Name: "hashed", Password: testMD5, AuthMethod: "md5"}, *cfg.User("hashed"))
+	require.Equal(t, User{Name: "hashed", Password: testMD5, AuthMethod: AuthMD5}, *cfg.User("hashed"))
 	require.Equal(t, User{Name: "dollars", Password: "pa$word$", ServerPassword: "other"}, *cfg.User("dollars"))
 	require.Equal(t, "", cfg.User("nopw").Password)
 	require.Nil(t, cfg.User("ghost"))
-	require.Equal(t, "md5", cfg.User("hashed").EffectiveAuthMethod(cfg.Auth.Method))
-	require.Equal(t, "scram-sha-256", cfg.User("plain").EffectiveAuthMethod(cfg.Auth.Method))
+	require.Equal(t, AuthMD5, cfg.User("hashed").EffectiveAuthMethod(cfg.Auth.Method))
+	require.Equal(t, AuthSCRAM, cfg.User("plain").EffectiveAuthMethod(cfg.Auth.Method))
 	require.Equal(t, "real_name", cfg.Databases["appdb"].DBName)
 	require.Equal(t, "unix", cfg.Databases["appdb"].PrimaryHost().Network)
 }

@@ -6,7 +6,7 @@ import "slices"
 // users[].auth_method, else an access[].method; "" when none does. The
 // checks that tie a method to other settings name this key in their
 // problem, so the reader knows which line asked for it.
-func methodSetAt(cfg *Config, method string) string {
+func methodSetAt(cfg *Config, method AuthMethod) string {
 	if cfg.Auth.Method == method {
 		return "auth.method"
 	}
@@ -25,10 +25,10 @@ func methodSetAt(cfg *Config, method string) string {
 // is set, so with tls.mode disable it only works on the Unix socket, and
 // without listen.socket_dir there is none.
 func validatePlaintextPassword(cfg *Config, c *collector) {
-	if cfg.Auth.AllowPlaintextPassword || cfg.TLS.Mode != "disable" || cfg.Listen.SocketDir != "" {
+	if cfg.Auth.AllowPlaintextPassword || cfg.TLS.Mode != TLSDisable || cfg.Listen.SocketDir != "" {
 		return
 	}
-	if where := methodSetAt(cfg, "password"); where != "" {
+	if where := methodSetAt(cfg, AuthPassword); where != "" {
 		c.invalid("tls.mode", "must be allow or require because %s is password: sluice refuses passwords sent in clear over TCP, and without listen.socket_dir no client could log in; or set auth.allow_plaintext_password: true to accept them unencrypted", where)
 	}
 }

@@ -44,10 +44,23 @@ type collector struct {
 	probs Problems
 	lines map[string]int  // path -> line of its value node
 	bad   map[string]bool // paths whose value failed to decode
+	// spellings holds, by path, the mode values that are no spelling of
+	// their mode (decoded as unknownMode), as the file wrote them.
+	spellings map[string]string
 }
 
 func newCollector() *collector {
-	return &collector{lines: map[string]int{}, bad: map[string]bool{}}
+	return &collector{lines: map[string]int{}, bad: map[string]bool{}, spellings: map[string]string{}}
+}
+
+// spelled is the mode at path as the file spelled it: its name, or the
+// unknown spelling the decoder kept. Problems quote it, so a typo reads
+// back as typed.
+func (c *collector) spelled(path string, m fmt.Stringer) string {
+	if s, ok := c.spellings[path]; ok {
+		return s
+	}
+	return m.String()
 }
 
 // decodeErr records a problem found while decoding the value at path.

@@ -81,8 +81,8 @@ func lastKey(path string) string {
 // passwordless reports whether users with method need no client password
 // in users[]: trust asks for nothing, token and cert prove identity
 // another way.
-func passwordless(method string) bool {
-	return method == "trust" || method == "token" || method == "cert"
+func passwordless(method AuthMethod) bool {
+	return method == AuthTrust || method == AuthToken || method == AuthCert
 }
 
 // validateAuthQuery checks auth.auth_user, auth.auth_query and
@@ -109,11 +109,11 @@ func validateAuthQuery(cfg *Config, c *collector) {
 // can work: sluice must ask TLS clients for a certificate and verify it
 // against tls.client_ca_file.
 func validateCert(cfg *Config, c *collector) {
-	where := methodSetAt(cfg, "cert")
+	where := methodSetAt(cfg, AuthCert)
 	if where == "" {
 		return
 	}
-	if cfg.TLS.Mode == "disable" {
+	if cfg.TLS.Mode == TLSDisable {
 		c.invalid("tls.mode", "must be allow or require because %s is cert (client certificates only exist over TLS)", where)
 	}
 	if cfg.TLS.ClientCAFile == "" {

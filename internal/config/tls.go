@@ -1,13 +1,11 @@
 package config
 
-import "slices"
-
 // validateTLS checks the client-side tls section. Files are not opened
 // here (Parse does no I/O); the proxy loads them and reports problems.
 func validateTLS(t TLS, c *collector) {
-	enum(c, "tls.mode", t.Mode, TLSModes)
-	enum(c, "tls.min_version", t.MinVersion, TLSVersions)
-	if t.Mode == "disable" || !slices.Contains(TLSModes, t.Mode) {
+	enum(c, "tls.mode", c.spelled("tls.mode", t.Mode), TLSModes)
+	enum(c, "tls.min_version", c.spelled("tls.min_version", t.MinVersion), TLSVersions)
+	if t.Mode != TLSAllow && t.Mode != TLSRequire {
 		return
 	}
 	if t.CertFile == "" {
@@ -23,8 +21,8 @@ func validateTLS(t TLS, c *collector) {
 // error for Unix hosts rather than a silent downgrade.
 func validateServerTLS(db *Database, p string, c *collector) {
 	st := db.ServerTLS
-	enum(c, p+".mode", st.Mode, ServerTLSModes)
-	verify := st.Mode == "verify-ca" || st.Mode == "verify-full"
+	enum(c, p+".mode", c.spelled(p+".mode", st.Mode), ServerTLSModes)
+	verify := st.Mode == ServerTLSVerifyCA || st.Mode == ServerTLSVerifyFull
 	if verify && st.CAFile == "" {
 		c.invalid(p+".ca_file", "required when server_tls.mode is %s (the PEM CA certificates the server's certificate must chain to)", st.Mode)
 	}
@@ -35,7 +33,7 @@ func validateServerTLS(db *Database, p string, c *collector) {
 			c.invalid(p+".key_file", "required when server_tls.cert_file is set (the private key of the client certificate)")
 		}
 	}
-	if verify || st.Mode == "require" {
+	if verify || st.Mode == ServerTLSRequire {
 		for i, h := range db.Hosts {
 			if ph, err := ParseHost(h); err == nil && ph.Network == "unix" {
 				c.invalid(p+".mode", "%s needs TLS, which is never used over a Unix socket (hosts[%d] is %q); use disable or prefer, or a TCP host", st.Mode, i, h)

@@ -14,13 +14,13 @@ func TestTLSDefaultsAndValid(t *testing.T) {
 
 	cfg = mustParse(t, user+db+"    server_tls: {mode: verify-ca, ca_file: ca.pem}\n"+
 		"tls: {mode: allow, cert_file: c.pem, key_file: k.pem, min_version: \"1.3\"}\n", nil)
-	require.Equal(t, TLS{Mode: "allow", CertFile: "c.pem", KeyFile: "k.pem", MinVersion: "1.3"}, cfg.TLS)
-	require.Equal(t, ServerTLS{Mode: "verify-ca", CAFile: "ca.pem"}, cfg.Databases["appdb"].ServerTLS)
+	require.Equal(t, TLS{Mode: TLSAllow, CertFile: "c.pem", KeyFile: "k.pem", MinVersion: TLS13}, cfg.TLS)
+	require.Equal(t, ServerTLS{Mode: ServerTLSVerifyCA, CAFile: "ca.pem"}, cfg.Databases["appdb"].ServerTLS)
 
 	// Unix hosts may keep prefer (plain, as libpq) or disable.
 	unix := user + "databases:\n  appdb:\n    hosts: [\"/run/pg:5432\"]\n"
-	require.Equal(t, "prefer", mustParse(t, unix, nil).Databases["appdb"].ServerTLS.Mode)
-	require.Equal(t, "disable", mustParse(t, unix+"    server_tls: {mode: disable}\n", nil).Databases["appdb"].ServerTLS.Mode)
+	require.Equal(t, ServerTLSPrefer, mustParse(t, unix, nil).Databases["appdb"].ServerTLS.Mode)
+	require.Equal(t, ServerTLSDisable, mustParse(t, unix+"    server_tls: {mode: disable}\n", nil).Databases["appdb"].ServerTLS.Mode)
 }
 
 func TestTLSProblems(t *testing.T) {

@@ -8,7 +8,7 @@ func validateToken(cfg *Config, c *collector) {
 	if cfg.Token.PublicKeyFile != "" {
 		return
 	}
-	where := methodSetAt(cfg, "token")
+	where := methodSetAt(cfg, AuthToken)
 	if where != "" {
 		c.invalid("token.public_key_file", "required because %s is token (a PEM Ed25519 public key; create one with 'sluice token keygen')", where)
 	}

@@ -14,7 +14,7 @@ func TestTokenUsers(t *testing.T) {
 	cfg := mustParse(t, doc+"token:\n  public_key_file: /etc/sluice/token.pub\n", nil)
 	require.Equal(t, Token{PublicKeyFile: "/etc/sluice/token.pub"}, cfg.Token)
 	u := cfg.User("svc")
-	require.Equal(t, "token", u.EffectiveAuthMethod(cfg.Auth.Method))
+	require.Equal(t, AuthToken, u.EffectiveAuthMethod(cfg.Auth.Method))
 	require.Empty(t, u.Password, "a token user needs no password")
 	require.Equal(t, "svc_pw", u.ServerPassword)
 	require.Equal(t, Token{}, mustParse(t, minimal, nil).Token, "defaults are empty")

@@ -25,7 +25,7 @@ func validate(cfg *Config, c *collector, src sources) {
 	}
 	enum(c, "log.level", cfg.Log.Level, LogLevels)
 	enum(c, "log.format", cfg.Log.Format, LogFormats)
-	enum(c, "auth.method", cfg.Auth.Method, AuthMethods)
+	enum(c, "auth.method", c.spelled("auth.method", cfg.Auth.Method), AuthMethods)
 	nonNegative(c, "shutdown_timeout", cfg.ShutdownTimeout)
 
 	if cfg.Limits.MaxClientConnections < 1 {
@@ -157,8 +157,8 @@ func validateUsers(cfg *Config, c *collector, src sources) {
 		} else {
 			firstIndex[u.Name] = i
 		}
-		if u.AuthMethod != "" {
-			enum(c, p+".auth_method", u.AuthMethod, AuthMethods)
+		if u.AuthMethod != AuthUnset {
+			enum(c, p+".auth_method", c.spelled(p+".auth_method", u.AuthMethod), AuthMethods)
 		}
 		var envErr bool
 		for _, f := range []struct {
@@ -202,17 +202,21 @@ func validateUsers(cfg *Config, c *collector, src sources) {
 
 func checkUserPassword(u *User, p string, cfg *Config, c *collector) {
 	method := u.EffectiveAuthMethod(cfg.Auth.Method)
+	methodPath := "auth.method"
+	if u.AuthMethod != AuthUnset {
+		methodPath = p + ".auth_method"
+	}
 	kind := u.PasswordKind()
 	switch {
 	case u.Password == "" && !passwordless(method) && cfg.Auth.AuthUser == "":
-		c.invalid(p+".password", "required (auth method %s); only users with auth_method trust, token or cert may have none, or set auth.auth_user to look passwords up with auth.auth_query", method)
+		c.invalid(p+".password", "required (auth method %s); only users with auth_method trust, token or cert may have none, or set auth.auth_user to look passwords up with auth.auth_query", c.spelled(methodPath, method))
 	case kind == PasswordSCRAM:
 		if err := checkSCRAM(u.Password); err != nil {
 			c.invalid(p+".password", "looks like a SCRAM-SHA-256 verifier but is malformed: %s", err)
-		} else if method == "md5" {
+		} else if method == AuthMD5 {
 			c.invalid(p+".password", "a SCRAM-SHA-256 verifier cannot be checked with auth method md5: give the plaintext password or an md5 hash, or use scram-sha-256")
 		}
-	case kind == PasswordMD5 && method == "scram-sha-256":
+	case kind == PasswordMD5 && method == AuthSCRAM:
 		c.invalid(p+".password", "an md5 hash cannot be checked with auth method scram-sha-256: give the plaintext password or a SCRAM-SHA-256 verifier, or use md5")
 	}
 	if ClassifyPassword(u.ServerPassword) == PasswordSCRAM {
@@ -235,7 +239,7 @@ func validateDatabase(db *Database, p string, c *collector) {
 	if db.DBName == "" {
 		db.DBName = db.Name
 	}
-	enum(c, p+".pool_mode", db.PoolMode, PoolModes)
+	enum(c, p+".pool_mode", c.spelled(p+".pool_mode", db.PoolMode), PoolModes)
 
 	if db.Pool.MinSize < 0 {
 		c.invalid(p+".pool.min_size", "must be >= 0, got %d", db.Pool.MinSize)

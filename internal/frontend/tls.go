@@ -59,7 +59,7 @@ func NewTLS(c config.TLS, log *slog.Logger) (*TLS, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := &TLS{cfg: c, log: log, interval: TLSReloadInterval, version: tls.VersionTLS12}
-	if c.MinVersion == "1.3" {
+	if c.MinVersion == config.TLS13 {
 		t.version = tls.VersionTLS13
 	}
 	t.base = &tls.Config{MinVersion: t.version, GetConfigForClient: t.configForClient}

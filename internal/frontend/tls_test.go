@@ -28,7 +28,7 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	ca := tlstest.NewCA(t, dir, "clients")
 	cert, key := ca.Issue(t, dir, "server", "localhost", "127.0.0.1")
 	return &tlsFixture{dir: dir, ca: ca, cert: cert, key: key,
-		cfg: config.TLS{Mode: "require", CertFile: cert, KeyFile: key, MinVersion: "1.2"}}
+		cfg: config.TLS{Mode: config.TLSRequire, CertFile: cert, KeyFile: key, MinVersion: config.TLS12}}
 }
 
 // handshake runs Upgrade on the server end of a loopback TCP connection
@@ -109,7 +109,7 @@ func TestTLSUpgradeVerifiesAgainstCA(t *testing.T) {
 
 func TestTLSMinVersion(t *testing.T) {
 	f := newTLSFixture(t)
-	f.cfg.MinVersion = "1.3"
+	f.cfg.MinVersion = config.TLS13
 	tt, err := NewTLS(f.cfg, nil)
 	require.NoError(t, err)
 	cc := f.client()
@@ -124,7 +124,7 @@ func TestTLSMinVersion(t *testing.T) {
 	require.NoError(t, serr)
 
 	// The default refuses TLS 1.1.
-	f.cfg.MinVersion = "1.2"
+	f.cfg.MinVersion = config.TLS12
 	tt, err = NewTLS(f.cfg, nil)
 	require.NoError(t, err)
 	cc.MinVersion, cc.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
@@ -214,7 +214,7 @@ func TestTLSReloadIsThrottledAndKeepsOldCertOnError(t *testing.T) {
 
 func TestTLSMissingFiles(t *testing.T) {
 	dir := t.TempDir()
-	cfg := config.TLS{Mode: "require", CertFile: dir + "/none.crt", KeyFile: dir + "/none.key", MinVersion: "1.2"}
+	cfg := config.TLS{Mode: config.TLSRequire, CertFile: dir + "/none.crt", KeyFile: dir + "/none.key", MinVersion: config.TLS12}
 	tt, err := NewTLS(cfg, nil)
 	require.ErrorContains(t, err, "tls.cert_file/tls.key_file")
 	require.Equal(t, err, tt.Err())
@@ -248,6 +248,6 @@ func TestSharedTLSIsOnePerConfig(t *testing.T) {
 	a := SharedTLS(f.cfg, slog.New(slog.DiscardHandler))
 	require.Same(t, a, SharedTLS(f.cfg, slog.New(slog.DiscardHandler)))
 	other := f.cfg
-	other.MinVersion = "1.3"
+	other.MinVersion = config.TLS13
 	require.NotSame(t, a, SharedTLS(other, slog.New(slog.DiscardHandler)))
 }

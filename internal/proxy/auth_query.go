@@ -32,12 +32,12 @@ type authEntry struct {
 // method is checked against a password looked up with auth_query: when
 // auth.auth_user is set, the user has no password in the config, and the
 // method exchanges a password.
-func usesAuthQuery(cfg *config.Config, u *config.User, method string) bool {
+func usesAuthQuery(cfg *config.Config, u *config.User, method config.AuthMethod) bool {
 	if cfg.Auth.AuthUser == "" || (u != nil && u.Password != "") {
 		return false
 	}
-	switch auth.Method(method) {
-	case auth.MethodSCRAM, auth.MethodMD5, auth.MethodPassword:
+	switch method {
+	case config.AuthSCRAM, config.AuthMD5, config.AuthPassword:
 		return true
 	}
 	return false
@@ -142,14 +142,14 @@ func (s *Server) runAuthQuery(ctx context.Context, st *state, db *config.Databas
 // in as the user. It returns the user to run the session as (a bare
 // entry when the user is not in users[]). Errors are as in authenticate,
 // plus errLookup when the look-up itself failed.
-func (ss *session) authenticateLookedUp(st *state, u *config.User, name, method string, db *config.Database) (*config.User, error) {
+func (ss *session) authenticateLookedUp(st *state, u *config.User, name string, method config.AuthMethod, db *config.Database) (*config.User, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), st.cfg.Limits.ClientLoginTimeout.D())
 	defer cancel()
 	creds, err := ss.srv.lookupPassword(ctx, st, db, name)
 	if err != nil {
 		return nil, &lookupError{err}
 	}
-	keys, err := auth.AuthenticateKeys(clientAuthConn(ss), auth.Method(method), name, creds)
+	keys, err := auth.AuthenticateKeys(clientAuthConn(ss), authMethod(method), name, creds)
 	if err != nil {
 		return nil, err
 	}

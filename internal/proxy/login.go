@@ -19,12 +19,23 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// methodToken is the auth method whose "password" is a signed token;
-// methodCert the one that logs in with the TLS client certificate's CN.
-const (
-	methodToken = "token"
-	methodCert  = "cert"
-)
+// authMethod maps a password method to package auth's, which checks it:
+// the one place where config's methods become auth's. Token and cert
+// logins are checked here in the proxy and never reach auth; an unmapped
+// method keeps its spelling, which auth refuses.
+func authMethod(m config.AuthMethod) auth.Method {
+	switch m {
+	case config.AuthSCRAM:
+		return auth.MethodSCRAM
+	case config.AuthMD5:
+		return auth.MethodMD5
+	case config.AuthPassword:
+		return auth.MethodPassword
+	case config.AuthTrust:
+		return auth.MethodTrust
+	}
+	return auth.Method(m.String())
+}
 
 // certError is a failed certificate login: the client gets 28000 with
 // msg, as PostgreSQL answers for cert authentication.
@@ -44,10 +55,10 @@ func (e *unknownRoleError) Error() string { return fmt.Sprintf("role %q does not
 
 // admission is what admit decided: the database the client was let in
 // for (tokens are checked against it) and the matching access rule's
-// method override ("" = the user's own).
+// method override (AuthUnset = the user's own).
 type admission struct {
 	database string
-	method   string
+	method   config.AuthMethod
 }
 
 // admit decides, before any password is exchanged, whether the client may
@@ -66,7 +77,7 @@ func (ss *session) admit(cfg *config.Config, user, db string) (admission, bool) 
 	client := access.Client{Addr: addr, TLS: secured, User: user, Database: db}
 	d := cfg.AccessRules().Check(client)
 	if d.Allowed {
-		return admission{database: db, method: d.Method}, true
+		return admission{database: db, method: cfg.AccessMethod(d)}, true
 	}
 	if d.Rule < 0 {
 		ss.failAs(reasonAccessDenied, wire.CodeInvalidAuthSpec, access.Refusal(client, false), "rule", "none")
@@ -92,10 +103,10 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 		method = u.EffectiveAuthMethod(method)
 		creds = st.creds[u.Name]
 	}
-	if adm.method != "" {
+	if adm.method != config.AuthUnset {
 		method = adm.method
 	}
-	if method == string(auth.MethodPassword) && ss.plaintextRefused(st.cfg) {
+	if method == config.AuthPassword && ss.plaintextRefused(st.cfg) {
 		ss.failAs("plaintext_password", wire.CodeInvalidAuthSpec, errPlaintextPassword.Error(), "user", name)
 		return nil, errPlaintextPassword
 	}
@@ -103,14 +114,14 @@ func (ss *session) authenticate(st *state, u *config.User, name string, adm admi
 	var ce *certError
 	var le *lookupError
 	switch {
-	case method == methodToken:
+	case method == config.AuthToken:
 		err = ss.checkToken(st, u, name, adm.database)
-	case method == methodCert:
+	case method == config.AuthCert:
 		err = ss.checkCert(u, name)
 	case usesAuthQuery(st.cfg, u, method) && st.cfg.Databases[adm.database] != nil:
 		u, err = ss.authenticateLookedUp(st, u, name, method, st.cfg.Databases[adm.database])
 	default:
-		err = auth.Authenticate(clientAuthConn(ss), auth.Method(method), name, creds)
+		err = auth.Authenticate(clientAuthConn(ss), authMethod(method), name, creds)
 	}
 	if err == nil && u == nil {
 		err = &unknownRoleError{name} // trust for a user sluice does not know

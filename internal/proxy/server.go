@@ -96,7 +96,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 // checkTLS loads the client-side certificate once so that a bad file stops
 // start-up (or a reload) with a clear error instead of failing handshakes.
 func checkTLS(cfg *config.Config, log *slog.Logger) error {
-	if cfg.TLS.Mode == "disable" {
+	if cfg.TLS.Mode == config.TLSDisable {
 		return nil
 	}
 	if err := frontend.SharedTLS(cfg.TLS, log).Err(); err != nil {

@@ -247,7 +247,7 @@ func (ss *session) serve() {
 		bs[i] = backend.Setting{Name: p.Name, Value: p.Value}
 	}
 	set := backend.NewStartupSet(bs) // once per client: the pool's affinity key
-	if db.PoolMode == "transaction" || db.PoolMode == "statement" {
+	if db.PoolMode == config.PoolTransaction || db.PoolMode == config.PoolStatement {
 		ss.runTx(db, u, set, route)
 		return
 	}

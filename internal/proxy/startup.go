@@ -31,7 +31,7 @@ func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, er
 				ss.failAs(reasonBadStartup, wire.CodeProtocolViolation, "SSL/GSS encryption request received after TLS was established")
 				return nil, errors.New("negotiation after TLS")
 			}
-			if st.Kind == frontend.KindSSL && tc.Mode != "disable" {
+			if st.Kind == frontend.KindSSL && tc.Mode != config.TLSDisable {
 				conn, err := frontend.SharedTLS(tc, ss.srv.log).Upgrade(ss.client)
 				if err != nil && !ss.wasEvicted() {
 					level := slog.LevelInfo
@@ -57,7 +57,7 @@ func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, er
 			return nil, nil
 		}
 		// Unix sockets are exempt: libpq never uses TLS over them.
-		if tc.Mode == "require" && !secured && ss.remote() != "unix" {
+		if tc.Mode == config.TLSRequire && !secured && ss.remote() != "unix" {
 			ss.failAs(reasonTLSRequired, wire.CodeInvalidAuthSpec, "sluice requires TLS: connect with sslmode=require or stronger", "user", st.Get("user"))
 			return nil, errors.New("plain-text client refused")
 		}

@@ -75,7 +75,7 @@ func (f *downFilter) filter(a *attachment, chunk []byte) (downResult, error) {
 			a.status = first
 			a.readyLocked(a.gotZ)
 			a.mu.Unlock()
-			if a.client.mode == "statement" && first != 'I' && cut < 0 && msgStart >= 0 {
+			if a.client.perStatement() && first != 'I' && cut < 0 && msgStart >= 0 {
 				cut, res.stmtBreach = msgStart, true
 			}
 		case 'S':

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/wire"
 
 	"github.com/sluice-proxy/sluice/internal/testutil/fuzzkit"
@@ -130,7 +131,7 @@ func checkLength(t *testing.T, m []byte) {
 // newFuzzAttachment builds the least of an attachment that filter
 // touches: queue and counters, the client's mode and statements, the
 // connection's statement cache, and a logger for unexpected answers.
-func newFuzzAttachment(mode string, maxStatements int) *attachment {
+func newFuzzAttachment(mode config.PoolMode, maxStatements int) *attachment {
 	ss := &session{srv: &Server{log: slog.New(slog.DiscardHandler)}}
 	c := &txClient{ss: ss, mode: mode, stmts: map[string]*clientStmt{}, maxStatements: maxStatements}
 	return newAttachment(ss, c, &poolEntry{}, &backend.Conn{})
@@ -272,9 +273,9 @@ func FuzzDownFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, flags uint8) {
 		defer fuzzkit.FailOnPanic(t)
 		statement, lazy, raw := flags&1 != 0, flags&2 != 0, flags&4 != 0
-		mode := "transaction"
+		mode := config.PoolTransaction
 		if statement {
-			mode = "statement"
+			mode = config.PoolStatement
 		}
 		if raw {
 			fuzzDownRaw(t, data, splits, mode, int(flags>>3))
@@ -441,7 +442,7 @@ func FuzzDownFilter(f *testing.F) {
 // fuzzDownRaw feeds arbitrary bytes: the filter must not panic and may
 // fail only on framing; without a queue it forwards its input unchanged,
 // except for a cut header it holds back (at most a header's length).
-func fuzzDownRaw(t *testing.T, data, splits []byte, mode string, n int) {
+func fuzzDownRaw(t *testing.T, data, splits []byte, mode config.PoolMode, n int) {
 	a := newFuzzAttachment(mode, 1)
 	a.mu.Lock()
 	for i := range n {

@@ -26,7 +26,7 @@ type txClient struct {
 	route         *readRoute // read-only client: each attach picks a standby (nil: entry's primary)
 	db            *config.Database
 	id            uint64
-	mode          string            // "transaction" or "statement"
+	mode          config.PoolMode   // transaction or statement
 	want          map[string]string // session settings, by lower-case name
 	stmts         map[string]*clientStmt
 	unnamed       *clientStmt
@@ -140,6 +140,10 @@ func (c *txClient) serveThenEnd() (moved bool) {
 	c.ended(c.user, c.pid, c.secret)
 	return false
 }
+
+// perStatement reports statement pooling: a transaction that would span
+// statements is refused. It keeps the down filter free of config's types.
+func (c *txClient) perStatement() bool { return c.mode == config.PoolStatement }
 
 //go:noinline
 func (c *txClient) ended(user string, pid, secret uint32) {

@@ -139,15 +139,15 @@ func TestServerTLSModes(t *testing.T) {
 		st   config.ServerTLS
 		tls  bool
 	}{
-		{"127.0.0.1", config.ServerTLS{Mode: "disable"}, false},
-		{"127.0.0.1", config.ServerTLS{Mode: "prefer"}, true},
-		{"127.0.0.1", config.ServerTLS{Mode: "require"}, true},
-		{"127.0.0.1", config.ServerTLS{Mode: "require", CAFile: goodCA.File}, true},
-		{"127.0.0.1", config.ServerTLS{Mode: "verify-ca", CAFile: goodCA.File}, true},
-		{"127.0.0.1", config.ServerTLS{Mode: "verify-full", CAFile: goodCA.File}, true},
-		{"localhost", config.ServerTLS{Mode: "verify-full", CAFile: goodCA.File}, true},
+		{"127.0.0.1", config.ServerTLS{Mode: config.ServerTLSDisable}, false},
+		{"127.0.0.1", config.ServerTLS{Mode: config.ServerTLSPrefer}, true},
+		{"127.0.0.1", config.ServerTLS{Mode: config.ServerTLSRequire}, true},
+		{"127.0.0.1", config.ServerTLS{Mode: config.ServerTLSRequire, CAFile: goodCA.File}, true},
+		{"127.0.0.1", config.ServerTLS{Mode: config.ServerTLSVerifyCA, CAFile: goodCA.File}, true},
+		{"127.0.0.1", config.ServerTLS{Mode: config.ServerTLSVerifyFull, CAFile: goodCA.File}, true},
+		{"localhost", config.ServerTLS{Mode: config.ServerTLSVerifyFull, CAFile: goodCA.File}, true},
 	} {
-		t.Run(tc.host+"/"+tc.st.Mode, func(t *testing.T) {
+		t.Run(tc.host+"/"+tc.st.Mode.String(), func(t *testing.T) {
 			c, err := backend.Dial(context.Background(), options(t, tc.host, tc.st))
 			require.NoError(t, err)
 			defer c.Close()
@@ -161,15 +161,15 @@ func TestServerTLSModes(t *testing.T) {
 }
 
 func TestServerTLSWrongCAFailsClearlyWithoutRetries(t *testing.T) {
-	for _, mode := range []string{"verify-ca", "verify-full", "require"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []config.ServerTLSMode{config.ServerTLSVerifyCA, config.ServerTLSVerifyFull, config.ServerTLSRequire} {
+		t.Run(mode.String(), func(t *testing.T) {
 			o := options(t, "127.0.0.1", config.ServerTLS{Mode: mode, CAFile: wrongCA.File})
 			attempts := 0
 			o.Attempted = func(error) { attempts++ }
 			_, err := backend.Dial(context.Background(), o)
 			var te *backend.TLSError
 			require.ErrorAs(t, err, &te)
-			require.ErrorContains(t, err, "server_tls.mode "+mode+": the server's certificate could not be verified")
+			require.ErrorContains(t, err, "server_tls.mode "+mode.String()+": the server's certificate could not be verified")
 			require.ErrorContains(t, err, "certificate signed by unknown authority")
 			require.ErrorContains(t, err, "could not connect to server 127.0.0.1:")
 			require.Equal(t, 1, attempts, "a verification failure is not retried")
@@ -178,13 +178,13 @@ func TestServerTLSWrongCAFailsClearlyWithoutRetries(t *testing.T) {
 }
 
 func TestServerTLSVerifyFullChecksTheHostName(t *testing.T) {
-	o := options(t, "127.0.0.1", config.ServerTLS{Mode: "verify-full", CAFile: goodCA.File})
+	o := options(t, "127.0.0.1", config.ServerTLS{Mode: config.ServerTLSVerifyFull, CAFile: goodCA.File})
 	o.TLS.ServerName = "db.example.com" // as if the host had been named so
 	_, err := backend.Dial(context.Background(), o)
 	require.ErrorContains(t, err, "server_tls.mode verify-full: the server's certificate could not be verified")
 	require.ErrorContains(t, err, "db.example.com")
 
-	o.TLS.Mode = "verify-ca" // verify-ca does not look at the name
+	o.TLS.Mode = config.ServerTLSVerifyCA // verify-ca does not look at the name
 	c, err := backend.Dial(context.Background(), o)
 	require.NoError(t, err)
 	defer c.Close()
@@ -195,7 +195,7 @@ func TestServerTLSClientCertificateIsPresented(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := goodCA.Issue(t, dir, role, role)
 	c, err := backend.Dial(context.Background(), options(t, "127.0.0.1",
-		config.ServerTLS{Mode: "verify-full", CAFile: goodCA.File, CertFile: cert, KeyFile: key}))
+		config.ServerTLS{Mode: config.ServerTLSVerifyFull, CAFile: goodCA.File, CertFile: cert, KeyFile: key}))
 	require.NoError(t, err)
 	defer c.Close()
 	clientDN := queryOne(t, c, "SELECT coalesce(client_dn, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
@@ -210,7 +210,7 @@ func TestServerTLSPreferOverUnixSocketIsPlain(t *testing.T) {
 	h, err := config.ParseHost(filepath.Clean(cluster.SocketDir) + ":" + strconv.Itoa(cluster.Port))
 	require.NoError(t, err)
 	o := backend.Options{Network: h.Network, Address: h.Address, Display: h.Display,
-		User: role, Password: password, Database: "postgres", TLS: backend.TLSOptionsFor(config.ServerTLS{Mode: "prefer"}, h)}
+		User: role, Password: password, Database: "postgres", TLS: backend.TLSOptionsFor(config.ServerTLS{Mode: config.ServerTLSPrefer}, h)}
 	c, err := backend.Dial(context.Background(), o)
 	require.NoError(t, err)
 	defer c.Close()
