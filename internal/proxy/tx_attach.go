@@ -84,6 +84,21 @@ func (a *attachment) wakeLocked() {
 	a.conn.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
+// clearWakeLocked withdraws a wake-up that run did not consume (a.mu
+// held, a.detaching set, so no new one can come). The client goroutine
+// wakes run when it finds the attachment detachable after its write; if
+// run meanwhile saw the same ReadyForQuery and chose to detach, the
+// wake's past read deadline would stay on the connection: the pool's
+// alive check would then report the next borrower a dead connection, and
+// the pool would close it and dial another (a pinned client's backend
+// silently changed under load).
+func (a *attachment) clearWakeLocked() {
+	if a.wake {
+		a.wake = false
+		a.conn.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
 var errDetach = errors.New("detach")
 
 // run is the serverToClient loop; see attachment.
@@ -163,6 +178,9 @@ func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
 				return errServerEnding
 			}
 			if res.endsWithZ {
+				if h := a.ss.srv.testHookBeforeDetachCheck; h != nil {
+					h(a)
+				}
 				a.mu.Lock()
 				d := a.detachableLocked()
 				if d {
@@ -200,6 +218,7 @@ var errServerEnding = errors.New("the server ended the connection while the clie
 func (a *attachment) detach() (stay bool) {
 	c := a.client
 	a.mu.Lock()
+	a.clearWakeLocked()
 	snap := a.needSnapshotLocked()
 	if a.effects&sqlscan.Load != 0 {
 		c.load = true
