@@ -84,8 +84,10 @@ func (a *attachment) wakeLocked() {
 	a.conn.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
-// clearWakeLocked withdraws a wake-up that run did not consume (a.mu
-// held, a.detaching set, so no new one can come). The client goroutine
+// clearWakeLocked withdraws a wake-up that run did not consume, as the
+// connection leaves the client (a.mu held, a.detached set, so no new one
+// can come; a client that stays attached keeps its wake-ups: one may be
+// leave's). The client goroutine
 // wakes run when it finds the attachment detachable after its write; if
 // run meanwhile saw the same ReadyForQuery and chose to detach, the
 // wake's past read deadline would stay on the connection: the pool's
@@ -218,7 +220,6 @@ var errServerEnding = errors.New("the server ended the connection while the clie
 func (a *attachment) detach() (stay bool) {
 	c := a.client
 	a.mu.Lock()
-	a.clearWakeLocked()
 	snap := a.needSnapshotLocked()
 	if a.effects&sqlscan.Load != 0 {
 		c.load = true
@@ -250,6 +251,7 @@ func (a *attachment) detach() (stay bool) {
 		return true
 	}
 	a.detached = true
+	a.clearWakeLocked()
 	a.ss.detachServer()
 	a.ss.releaseTx(a.entry, a.conn, 'I', false)
 	a.client.armClientDeadline(a)
