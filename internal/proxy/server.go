@@ -62,6 +62,16 @@ type Server struct {
 	bgWG     sync.WaitGroup // accept loops and pool fillers
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+
+	// testHookBeforeDetachCheck, if set (before Start), runs in an
+	// attachment's goroutine after it relayed a ReadyForQuery and before
+	// it decides whether to detach; tests use it to force the race with
+	// the client goroutine's wake-up.
+	testHookBeforeDetachCheck func(*attachment)
+	// testHookAfterForward, if set (before Start), runs in a client's
+	// goroutine after it wrote to its attachment's server connection and
+	// before it looks whether to wake the attachment.
+	testHookAfterForward func(*attachment)
 }
 
 // New prepares a server for cfg; Start makes it listen.

@@ -84,6 +84,23 @@ func (a *attachment) wakeLocked() {
 	a.conn.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
+// clearWakeLocked withdraws a wake-up that run did not consume, as the
+// connection leaves the client (a.mu held, a.detached set, so no new one
+// can come; a client that stays attached keeps its wake-ups: one may be
+// leave's). The client goroutine
+// wakes run when it finds the attachment detachable after its write; if
+// run meanwhile saw the same ReadyForQuery and chose to detach, the
+// wake's past read deadline would stay on the connection: the pool's
+// alive check would then report the next borrower a dead connection, and
+// the pool would close it and dial another (a pinned client's backend
+// silently changed under load).
+func (a *attachment) clearWakeLocked() {
+	if a.wake {
+		a.wake = false
+		a.conn.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
 var errDetach = errors.New("detach")
 
 // run is the serverToClient loop; see attachment.
@@ -163,6 +180,9 @@ func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
 				return errServerEnding
 			}
 			if res.endsWithZ {
+				if h := a.ss.srv.testHookBeforeDetachCheck; h != nil {
+					h(a)
+				}
 				a.mu.Lock()
 				d := a.detachableLocked()
 				if d {
@@ -231,6 +251,7 @@ func (a *attachment) detach() (stay bool) {
 		return true
 	}
 	a.detached = true
+	a.clearWakeLocked()
 	a.ss.detachServer()
 	a.ss.releaseTx(a.entry, a.conn, 'I', false)
 	a.client.armClientDeadline(a)

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,8 @@ import (
 
 // tryQuery is query for goroutines: it returns the first column of every
 // row, or the error.
-func tryQuery(c *pgconn.PgConn, sql string) ([]string, error) {
-	res := c.ExecParams(context.Background(), sql, nil, nil, nil, nil).Read()
+func tryQuery(ctx context.Context, c *pgconn.PgConn, sql string) ([]string, error) {
+	res := c.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
 	var out []string
 	for _, r := range res.Rows {
 		out = append(out, string(r[0]))
@@ -29,26 +30,63 @@ type queryResult struct {
 }
 
 // startWaiting runs sql on c in the background; the result arrives on
-// the channel.
-func startWaiting(c *pgconn.PgConn, sql string) <-chan queryResult {
+// the channel. The goroutine uses c until it ends, and a PgConn is not
+// safe for concurrent use: so that a test that stops early (a failed
+// require) does not close c under it, the query runs with t's context,
+// which ends as the test does, and a cleanup (registered after c's, so
+// run before c is closed) waits for the goroutine.
+func startWaiting(t *testing.T, c *pgconn.PgConn, sql string) <-chan queryResult {
 	ch := make(chan queryResult, 1)
+	done := make(chan struct{})
+	ctx := t.Context()
 	go func() {
-		rows, err := tryQuery(c, sql)
+		defer close(done)
+		rows, err := tryQuery(ctx, c, sql)
 		ch <- queryResult{rows, err}
 	}()
+	t.Cleanup(func() { <-done })
 	return ch
 }
 
 // requireStillWaiting fails if the background query has an answer: it
-// must be waiting for the pool's only connection.
-func requireStillWaiting(t *testing.T, ch <-chan queryResult, why string) {
+// must be queued for the pool's only connection. It waits until sluice
+// reports a client queued for a connection, rather than for a while:
+// a waiter in the queue cannot have been answered by another connection.
+func requireStillWaiting(t *testing.T, h *harness, ch <-chan queryResult, why string) {
 	t.Helper()
-	time.Sleep(200 * time.Millisecond)
+	queued := func() bool {
+		n := 0
+		for _, p := range h.srv.PoolStats() {
+			n += p.Waiting
+		}
+		return n == 1
+	}
+	guard := time.After(time.Minute) // against a hang, not a measured limit
+	for !queued() {
+		select {
+		case r := <-ch:
+			t.Fatalf("%s: the waiting client ran (%v, %v)", why, r.rows, r.err)
+		case <-guard:
+			t.Fatalf("%s: the waiting client never queued for a server connection", why)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	select {
 	case r := <-ch:
 		t.Fatalf("%s: the waiting client ran (%v, %v)", why, r.rows, r.err)
 	default:
 	}
+}
+
+// poolNote tells, in a failed assertion about backend pids, whether the
+// pool replaced a connection it believed dead (a stale read deadline left
+// on a released connection once made the alive check fail) or recycled.
+func poolNote(h *harness) string {
+	var dead, recycled uint64
+	for _, p := range h.srv.PoolStats() {
+		dead, recycled = dead+p.DeadRemoved, recycled+p.Recycled
+	}
+	return fmt.Sprintf(" (pool: %d connection(s) removed as dead, %d recycled)", dead, recycled)
 }
 
 // awaitResult returns the background query's result; the minute is a
@@ -109,19 +147,19 @@ func TestTxEveryPinReasonPinsAndUnpins(t *testing.T) {
 				require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues(tc.reason)))
 				eventuallyLogged(t, h, `msg="client pinned to its server connection" reason=`+tc.reason+" ")
 
-				waiting := startWaiting(b, "SELECT pg_backend_pid()")
-				requireStillWaiting(t, waiting, "a is pinned")
+				waiting := startWaiting(t, b, "SELECT pg_backend_pid()")
+				requireStillWaiting(t, h, waiting, "a is pinned")
 				require.Equal(t, tc.want, query(t, a, tc.use), "the pinned state works")
-				require.Equal(t, pid, query(t, a, "SELECT pg_backend_pid()"), "a keeps its server connection")
-				requireStillWaiting(t, waiting, "a is still pinned")
+				require.Equal(t, pid, query(t, a, "SELECT pg_backend_pid()"), "a keeps its server connection%s", poolNote(h))
+				requireStillWaiting(t, h, waiting, "a is still pinned")
 
 				query(t, a, unpin)
-				require.Equal(t, pid, awaitResult(t, waiting), "the unpinned connection went back to the pool, to b")
+				require.Equal(t, pid, awaitResult(t, waiting), "the unpinned connection went back to the pool, to b%s", poolNote(h))
 				eventuallyMetric(t, m.PinnedClients.WithLabelValues(tc.reason), 0)
 				eventuallyLogged(t, h, `msg="client no longer pinned" reason=`+tc.reason+" ")
 				require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues(tc.reason)))
 				require.Equal(t, []string{"1"}, query(t, a, "SELECT 1"), "a goes on, unpinned")
-				require.Equal(t, pid, query(t, b, "SELECT pg_backend_pid()"))
+				require.Equal(t, pid, query(t, b, "SELECT pg_backend_pid()"), "the pool's only connection serves both%s", poolNote(h))
 			})
 		}
 	}
@@ -147,19 +185,21 @@ func TestTxLoadPinsUntilTheClientLeaves(t *testing.T) {
 		return c
 	}
 	a, b := connect(), connect()
-	defer b.Close(ctx)
+	// A cleanup, not a defer: it must run after startWaiting's goroutine,
+	// which uses b, has ended (cleanups run after defers, last first).
+	t.Cleanup(func() { b.Close(ctx) })
 	pid := query(t, a, "SELECT pg_backend_pid()")
 	query(t, a, "LOAD 'auto_explain'")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("load"), 1)
 	require.Equal(t, 1.0, metricValue(t, m.Pins.WithLabelValues("load")))
 	eventuallyLogged(t, h, `msg="client pinned to its server connection" reason=load `)
 
-	waiting := startWaiting(b, "SELECT 'b ran'")
-	requireStillWaiting(t, waiting, "a loaded a library")
+	waiting := startWaiting(t, b, "SELECT 'b ran'")
+	requireStillWaiting(t, h, waiting, "a loaded a library")
 	require.Equal(t, []string{"off"}, query(t, a, "SHOW auto_explain.log_analyze"), "the library is loaded on a's connection")
 	query(t, a, "DISCARD ALL")
 	require.Equal(t, pid, query(t, a, "SELECT pg_backend_pid()"), "DISCARD ALL does not unload")
-	requireStillWaiting(t, waiting, "a ran DISCARD ALL")
+	requireStillWaiting(t, h, waiting, "a ran DISCARD ALL")
 	require.Equal(t, 1.0, metricValue(t, m.PinnedClients.WithLabelValues("load")))
 
 	require.NoError(t, a.Close(ctx))

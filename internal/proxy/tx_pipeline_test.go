@@ -94,7 +94,7 @@ func TestTxPipelineOfSyncsKeepsTheConnectionToTheLastReadyForQuery(t *testing.T)
 	}
 	seq(pipelineRows(t, p))
 	// a holds the connection now; b asks for it while a's pipeline runs.
-	waiting := startWaiting(b, "SELECT nextval('tx_pipe_seq') || ' b'")
+	waiting := startWaiting(t, b, "SELECT nextval('tx_pipe_seq') || ' b'")
 	pipelineSync(t, p)
 
 	r, err := p.GetResults()
@@ -179,7 +179,9 @@ func TestTxCopyInsideTransactionHoldsTheConnection(t *testing.T) {
 	a, b := h.connect(ctx), h.connect(ctx)
 	query(t, a, "DROP TABLE IF EXISTS tx_copy_tx")
 	query(t, a, "CREATE TABLE tx_copy_tx(n int)")
-	defer query(t, a, "DROP TABLE tx_copy_tx")
+	// A cleanup, not a defer: it must run after the copying goroutine,
+	// which uses a too, has ended (cleanups run after defers, last first).
+	t.Cleanup(func() { query(t, a, "DROP TABLE tx_copy_tx") })
 
 	src := &slowRows{started: make(chan struct{})}
 	for c := range 10 {
@@ -192,19 +194,23 @@ func TestTxCopyInsideTransactionHoldsTheConnection(t *testing.T) {
 	started := src.started
 	query(t, a, "BEGIN")
 	copied := make(chan error, 1)
+	copyDone := make(chan struct{})
+	copyCtx := t.Context() // ends a test that stopped early's COPY
 	go func() {
-		tag, err := a.CopyFrom(ctx, src, "COPY tx_copy_tx FROM STDIN")
+		defer close(copyDone)
+		tag, err := a.CopyFrom(copyCtx, src, "COPY tx_copy_tx FROM STDIN")
 		if err == nil && tag.RowsAffected() != 1000 {
 			err = fmt.Errorf("COPY %d", tag.RowsAffected())
 		}
 		copied <- err
 	}()
+	t.Cleanup(func() { <-copyDone }) // a is not safe for concurrent use
 	<-started
-	waiting := startWaiting(b, "SELECT count(*) || ' ' || sum(n) FROM tx_copy_tx")
-	requireStillWaiting(t, waiting, "a is copying inside a transaction")
+	waiting := startWaiting(t, b, "SELECT count(*) || ' ' || sum(n) FROM tx_copy_tx")
+	requireStillWaiting(t, h, waiting, "a is copying inside a transaction")
 	require.NoError(t, <-copied)
 	require.Equal(t, byte('T'), a.TxStatus())
-	requireStillWaiting(t, waiting, "a's COPY is done but its transaction is open")
+	requireStillWaiting(t, h, waiting, "a's COPY is done but its transaction is open")
 	require.Equal(t, []string{"1000"}, query(t, a, "SELECT count(*) FROM tx_copy_tx"))
 	query(t, a, "COMMIT")
 	require.Equal(t, []string{"1000 500500"}, awaitResult(t, waiting), "b ran after the COMMIT, on the same connection, unmixed")

@@ -334,6 +334,9 @@ func (c *txClient) forward(chunk []byte) error {
 			*bp = out[:0]
 			outBuffers.Put(bp)
 		}
+		if h := c.ss.srv.testHookAfterForward; h != nil {
+			h(a)
+		}
 		a.mu.Lock()
 		a.inflight = false
 		if werr != nil {
