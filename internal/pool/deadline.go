@@ -56,6 +56,21 @@ func (p *Pool[C]) timeoutLocked() error {
 	return ErrExhausted
 }
 
+// NoteDialFailure is told of every failed attempt of a dial in progress
+// (backend.Options.Attempted), so that a client whose borrow_timeout
+// passes in the queue while the dial for it is still retrying learns
+// why (the server refuses, say) instead of "all connections busy": the
+// dial itself reports only when it ends, often just after the queued
+// client's time ran out. A dial that then succeeds clears it.
+func (p *Pool[C]) NoteDialFailure(err error) {
+	if err == nil {
+		return
+	}
+	p.mu.Lock()
+	p.noteDialLocked(err)
+	p.mu.Unlock()
+}
+
 // noteDialLocked remembers the outcome of a dial for timeoutLocked. A
 // dial that ended only because its caller's context did (no attempt
 // failed on its own) says nothing about the server and is not kept.

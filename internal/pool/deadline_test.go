@@ -188,3 +188,28 @@ func TestDialCutShortByDeadlineNamesEarlierDialError(t *testing.T) {
 		p.Close()
 	})
 }
+
+// A client whose borrow times out in the queue while another's dial is
+// still retrying a server that refuses learns why from the attempts that
+// dial has reported so far (NoteDialFailure), not "all busy": the dial
+// reports its own end only later (seen under load in outagetest: the
+// queued client got 53300 instead of 08006).
+func TestQueuedTimeoutDuringFailingDialNamesItsAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &fakeDialer{}
+		var p *Pool[*fakeConn]
+		d.hook = func(ctx context.Context, n int) error {
+			p.NoteDialFailure(errRefused) // its first attempt failed; it keeps trying
+			return untilDone(ctx)
+		}
+		p = newTestPool(Config{MaxSize: 1, BorrowTimeout: 10 * time.Second}, d)
+		dialer := goAcquire(context.Background(), p)
+		synctest.Wait()
+		_, err := p.AcquireWithin(context.Background(), &Deadline{at: time.Now().Add(5 * time.Second)})
+		var ue *UnreachableError
+		require.ErrorAs(t, err, &ue, "queued past its deadline while the dial fails: %v", err)
+		require.ErrorIs(t, err, errRefused)
+		require.ErrorIs(t, (<-dialer).err, errRefused)
+		p.Close()
+	})
+}

@@ -92,6 +92,13 @@ func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
 	}
 	base := *e.opts.Load()
 	base.Startup = backend.StartupFrom(ctx) // the client's parameters, in the startup packet
+	counted := base.Attempted
+	base.Attempted = func(err error) { // a dial is rare: this closure costs nothing that matters
+		if counted != nil {
+			counted(err)
+		}
+		e.pool.NoteDialFailure(err) // a client queued meanwhile learns why, see pool.NoteDialFailure
+	}
 	if e.topo == nil {
 		return backend.Dial(ctx, base)
 	}
