@@ -31,6 +31,12 @@ func TestSecretsNeverLogged(t *testing.T) {
 	// sluice logs it in to PostgreSQL with a server password from a file.
 	appFile := filepath.Join(dir, "app.password")
 	require.NoError(t, os.WriteFile(appFile, []byte(pgtest.AppPassword+"\n"), 0o600))
+	// Its server password has a file of its own, so that rotating the
+	// client password below does not change what sluice sends to
+	// PostgreSQL: whether the rotated login then reuses an idle server
+	// connection or dials one (settings affinity decides) must not matter.
+	appServerFile := filepath.Join(dir, "app.server-password")
+	require.NoError(t, os.WriteFile(appServerFile, []byte(pgtest.AppPassword+"\n"), 0o600))
 	md5File := filepath.Join(dir, "md5user.server-password")
 	require.NoError(t, os.WriteFile(md5File, []byte(pgtest.MD5Password+"\n"), 0o600))
 	privPath, pubPath := filepath.Join(dir, "token.key"), filepath.Join(dir, "token.pub")
@@ -58,6 +64,7 @@ token:
 users:
   - name: %s
     password_file: %s
+    server_password_file: %s
   - name: %s
     auth_method: token
     server_password_file: %s
@@ -68,7 +75,7 @@ databases:
     hosts: ["127.0.0.1:%d"]
     pool:
       min_size: 1
-`, sock, pubPath, pgtest.AppUser, appFile, pgtest.MD5User, md5File, envUser, pgtest.AppDB, c.Port)
+`, sock, pubPath, pgtest.AppUser, appFile, appServerFile, pgtest.MD5User, md5File, envUser, pgtest.AppDB, c.Port)
 	h := startConfigEnv(t, sock, text, os.LookupEnv)
 	ctx := context.Background()
 
