@@ -108,12 +108,12 @@ func (s *Server) runAuthQuery(ctx context.Context, st *state, db *config.Databas
 	var se *backend.ServerError
 	switch {
 	case err == nil:
-		e.pool.Release(conn)
+		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false)
 	case errors.As(err, &se):
-		e.pool.Release(conn) // the server answered; the connection is idle
+		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // the server answered; the connection is idle
 		return nil, fmt.Errorf("auth_query failed: %s (SQLSTATE %s)", se.Response.Message, se.Response.Code)
 	default:
-		e.pool.Discard(conn)
+		(&lease{e, conn}).end(s.log, leaseLost, 'I', false)
 		return nil, fmt.Errorf("auth_query: %w", err)
 	}
 	if len(rows) == 0 {

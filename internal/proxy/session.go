@@ -289,16 +289,16 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 		if errors.As(err, &se) {
 			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
 			wire.Write(ss.client, se.Response)
-			e.pool.Release(conn) // the failed SELECT left it idle and clean
+			(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // the failed SELECT left it idle and clean
 		} else {
 			ss.fail(wire.CodeConnectionFailure, "could not prepare server connection: "+err.Error())
-			e.pool.Discard(conn)
+			(&lease{e, conn}).end(s.log, leaseLost, 'I', false)
 		}
 		return
 	}
 	r := ss.newRelay(db, conn)
 	if r == nil {
-		e.pool.Release(conn)
+		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // never attached: no cancel reached it
 		return
 	}
 	pid := conn.PID
@@ -328,21 +328,15 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 	s.cancels.remove(pid, secret)
 	ss.mu.Lock()
 	ss.server, ss.relay = nil, nil
-	cancelled := ss.cancelled
 	ss.mu.Unlock()
 	ss.client.Close()
-	ss.cancelling.Wait()
-	switch {
-	case conn == nil:
+	cancelled := ss.cancelSent()
+	if conn == nil {
 		s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
 			"duration", time.Since(ss.start).Round(time.Millisecond))
 		return
-	case cancelled:
-		s.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
-		e.pool.Discard(conn)
-	default:
-		ss.releaseServer(e, conn, r)
 	}
+	(&lease{e, conn}).end(s.log, sessionOutcome(r), byte(r.txStatus.Load()), cancelled)
 	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
 		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
 		"server_pid", conn.PID)

@@ -60,27 +60,15 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// releaseServer cleans the server connection for reuse, or closes it when
-// it was left in an unknown state. DISCARD ALL returns every setting to
-// the connection's startup values, which are the session's (settings
-// affinity), so the next session with the same parameters needs nothing.
-func (ss *session) releaseServer(e *poolEntry, conn *backend.Conn, r *relay) {
+// sessionOutcome is how a session-mode relay left its server connection:
+// after a whole session it always needs DISCARD ALL, and it is closed
+// when it was left in an unknown state (shutdown mid-message, the server
+// ending first, a message half relayed).
+func sessionOutcome(r *relay) leaseOutcome {
 	if r.shutdown.Load() || r.serverFirst.Load() || !r.clean() {
-		e.pool.Discard(conn)
-		return
+		return leaseLost
 	}
-	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	if err := conn.Reset(ctx, byte(r.txStatus.Load())); err != nil {
-		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
-		e.pool.Discard(conn)
-		return
-	}
-	if !e.usable(conn) {
-		e.pool.Discard(conn) // the primary moved: never reuse the old one
-		return
-	}
-	e.pool.Release(conn)
+	return leaseDirty
 }
 
 func (ss *session) failAcquire(db *config.Database, err error) {

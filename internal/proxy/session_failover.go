@@ -62,8 +62,7 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 	ss.mu.Lock()
 	ss.server, ss.relay = nil, nil
 	ss.mu.Unlock()
-	ss.cancelling.Wait()
-	e.pool.Discard(old)
+	(&lease{e, old}).end(s.log, leaseLost, 'I', ss.cancelSent())
 	s.log.Warn("server connection lost while the session was idle; continuing on a new one",
 		"database", db.Name, "remote", ss.remote(), "old_server", old.Addr, "old_pid", old.PID)
 	conn, err := e.acquire(ctx)
@@ -72,13 +71,13 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 		return nil, nil
 	}
 	if err := ss.applyStartup(ctx, conn, set); err != nil {
-		e.pool.Discard(conn)
+		(&lease{e, conn}).end(s.log, leaseLost, 'I', false)
 		ss.fail(wire.CodeConnectionFailure, "could not prepare a new server connection: "+err.Error())
 		return nil, nil
 	}
 	r := ss.newRelay(db, conn)
 	if r == nil {
-		e.pool.Release(conn)
+		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // never attached: no cancel reached it
 		return nil, nil
 	}
 	notice := &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: wire.CodeConnectionFailure,
@@ -89,7 +88,7 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 		ss.mu.Lock()
 		ss.server, ss.relay = nil, nil
 		ss.mu.Unlock()
-		e.pool.Release(conn)
+		(&lease{e, conn}).end(s.log, leaseIdle, 'I', ss.cancelSent())
 		return nil, nil
 	}
 	ss.client.SetWriteDeadline(time.Time{})

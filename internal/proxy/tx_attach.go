@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -20,8 +19,7 @@ import (
 type attachment struct {
 	ss     *session
 	client *txClient
-	entry  *poolEntry
-	conn   *backend.Conn
+	lease  // the borrowed server connection; run's goroutine ends it
 	tx     *backend.TxState
 	done   chan struct{}
 	queued atomic.Int32 // len(queue), read without mu on the hot path
@@ -47,7 +45,7 @@ type attachment struct {
 }
 
 func newAttachment(ss *session, c *txClient, e *poolEntry, conn *backend.Conn) *attachment {
-	a := &attachment{ss: ss, client: c, entry: e, conn: conn, tx: conn.Tx(c.maxStatements), done: make(chan struct{}), status: 'I'}
+	a := &attachment{ss: ss, client: c, lease: lease{entry: e, conn: conn}, tx: conn.Tx(c.maxStatements), done: make(chan struct{}), status: 'I'}
 	a.cond.L = &a.mu
 	return a
 }
@@ -212,121 +210,3 @@ var errStatementMode = errors.New("transaction opened in statement pool mode")
 // errServerEnding: the server sent an error nobody asked for while the
 // client was idle; it is closing the connection (see downResult).
 var errServerEnding = errors.New("the server ended the connection while the client was idle")
-
-// detach ends the attachment at an idle point, or keeps it when the
-// client's session now holds state that cannot move (it returns true
-// then). Settings and pins are read from the server when the client may
-// have changed them.
-func (a *attachment) detach() (stay bool) {
-	c := a.client
-	a.mu.Lock()
-	snap := a.needSnapshotLocked()
-	if a.effects&sqlscan.Load != 0 {
-		c.load = true
-	}
-	a.effects, a.sawParamStatus = 0, false
-	a.mu.Unlock()
-	pins := c.pins
-	if snap {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		p, err := a.conn.Snapshot(ctx, c.maxStatements)
-		cancel()
-		if err != nil {
-			a.serverLost(err)
-			return false
-		}
-		pins = p
-		c.want = cloneSettings(a.tx.Settings)
-	}
-	if c.load && len(pins) == 0 || c.load && pins[len(pins)-1] != backend.PinLoad {
-		pins = append(pins, backend.PinLoad)
-	}
-	c.setPins(pins)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.detaching = false
-	a.cond.Broadcast()
-	if len(pins) > 0 {
-		a.client.armClientDeadline(a)
-		return true
-	}
-	a.detached = true
-	a.clearWakeLocked()
-	a.ss.detachServer()
-	a.ss.releaseTx(a.entry, a.conn, 'I', false)
-	a.client.armClientDeadline(a)
-	return false
-}
-
-// cleanup handles a client that left while attached; it returns whether
-// the connection was left reusable.
-func (a *attachment) cleanup() bool {
-	a.mu.Lock()
-	busy := a.busyLocked()
-	status := a.status
-	a.detached = true
-	a.cond.Broadcast()
-	a.mu.Unlock()
-	a.ss.detachServer()
-	if busy {
-		a.entry.pool.Discard(a.conn)
-		return false
-	}
-	a.ss.releaseTx(a.entry, a.conn, status, len(a.client.pins) > 0)
-	return true
-}
-
-// serverLost ends the attachment after the server connection failed. A
-// client idle outside a transaction with nothing pinned keeps its sluice
-// connection; any other gets 08006 (or 57P01 when sluice is stopping)
-// and is disconnected, since its transaction or session state is gone.
-func (a *attachment) serverLost(err error) {
-	a.mu.Lock()
-	idle := !a.busyLocked() && a.status == 'I' && len(a.client.pins) == 0
-	a.detached, a.detaching = true, false
-	var cw clientWriteError
-	clientSide := errors.As(err, &cw)
-	a.fatal = !idle || clientSide || err == errStatementMode || a.serverFatal
-	a.cond.Broadcast()
-	a.mu.Unlock()
-	ss := a.ss
-	ss.detachServer()
-	a.entry.pool.Discard(a.conn)
-	if clientSide {
-		ss.client.Close()
-		return
-	}
-	if !a.fatal {
-		ss.srv.log.Info("server connection lost while the client was idle; the client keeps its connection",
-			"server", a.conn.Addr, "pid", a.conn.PID, "error", err)
-		return
-	}
-	if a.serverFatal && err != errStatementMode && !ss.isTerminated() {
-		// The client has the server's FATAL: one error per failure.
-		ss.srv.log.Info("server ended the session with a FATAL error", "remote", ss.remote(),
-			"server", a.conn.Addr, "pid", a.conn.PID, "server_error", errString(err))
-		ss.client.Close()
-		return
-	}
-	msg := wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost during a transaction; the transaction's outcome is unknown")
-	switch {
-	case err == errStatementMode:
-		msg = wire.Error(wire.CodeFeatureNotSupported, "transactions spanning several statements are not allowed in pool_mode statement; the transaction was rolled back")
-	case ss.isTerminated():
-		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
-	case idle:
-		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost; session state held on it (%v) is gone", a.client.pins)
-	}
-	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-	wire.Write(ss.client, msg)
-	ss.srv.log.Warn("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message, "server_error", errString(err))
-	ss.client.Close()
-}
-
-func cloneSettings(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}

@@ -1,13 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"slices"
-	"time"
-
-	"github.com/sluice-proxy/sluice/internal/backend"
 )
 
 // nextPID issues the process ID a transaction-pooled client is shown.
@@ -33,43 +29,6 @@ func (ss *session) isTx() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return ss.tx != nil
-}
-
-// releaseTx returns a transaction-pooled connection to the pool: rolled
-// back if a transaction is open, reset with DISCARD ALL when the client
-// pinned state to it, and closed instead when a cancel was sent through
-// it (a late cancel must not hit the next client) or cleaning failed.
-func (ss *session) releaseTx(e *poolEntry, conn *backend.Conn, status byte, pinned bool) {
-	ss.mu.Lock()
-	cancelled := ss.cancelled
-	ss.cancelled = false
-	ss.mu.Unlock()
-	ss.cancelling.Wait()
-	if cancelled {
-		ss.srv.log.Debug("server connection was sent a cancel; closing it rather than reusing it", "pid", conn.PID)
-		e.pool.Discard(conn)
-		return
-	}
-	var err error
-	if pinned || status != 'I' {
-		ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-		if pinned {
-			err = conn.Reset(ctx, status)
-		} else {
-			err = conn.Rollback(ctx)
-		}
-		done()
-	}
-	if err != nil {
-		ss.srv.log.Warn("server connection failed clean-up; closing it", "server", conn.Addr, "pid", conn.PID, "error", err)
-		e.pool.Discard(conn)
-		return
-	}
-	if !e.usable(conn) {
-		e.pool.Discard(conn) // the primary moved: never reuse the old one
-		return
-	}
-	e.pool.Release(conn)
 }
 
 // setPins records why the client now holds its server connection between

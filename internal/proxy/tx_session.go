@@ -113,7 +113,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 	pid := s.nextPID()
 	secret := s.cancels.add(pid, ss)
 	greet := greetingFor(conn, pid, secret)
-	c.entry.pool.Release(conn)
+	(&lease{c.entry, conn}).end(s.log, leaseIdle, 'I', false) // only its greeting was needed
 	ss.client.SetDeadline(time.Time{})
 	s.metrics.ClientSessions.Inc()
 	if _, err = ss.client.Write(greet); err != nil {
@@ -178,10 +178,10 @@ func (c *txClient) acquire(ctx context.Context) (*backend.Conn, error) {
 			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
 			ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 			wire.Write(ss.client, se.Response)
-			e.pool.Release(conn) // the failed statement left it idle and clean
+			(&lease{e, conn}).end(ss.srv.log, leaseIdle, 'I', false) // the failed statement left it idle and clean
 		} else {
 			ss.fail(wire.CodeConnectionFailure, "could not prepare server connection: "+err.Error())
-			e.pool.Discard(conn)
+			(&lease{e, conn}).end(ss.srv.log, leaseLost, 'I', false)
 		}
 		return nil, errFatal
 	}

@@ -118,7 +118,7 @@ func failover(t *testing.T, failoverYAML, promotion string, promote func(ctx con
 	// Its error is either the dying backend's own FATAL, relayed as it came
 	// (57P01 "terminating connection due to unexpected postmaster exit"),
 	// or, when the server just closed, the 08006 sluice sends for a
-	// transaction whose server was lost (tx_attach.go, serverLost). Every
+	// transaction whose server was lost (tx_detach.go, serverLost). Every
 	// insert started once the old primary was gone succeeded: new
 	// transactions waited through the outage.
 	require.LessOrEqual(t, len(w.failures), 2, "more than the in-flight inserts failed: %v", w.failures)
