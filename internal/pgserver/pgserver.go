@@ -9,7 +9,8 @@
 // Processes: the postmaster is daemonised by pg_ctl and is not a child
 // goroutine or process of ours; Stop shuts it down. The package starts no
 // goroutines that outlive a call. If the calling process dies without Stop,
-// the server keeps running (its directory is under os.TempDir by default).
+// a watchdog process stops the server and removes its directory
+// (watchdog.go).
 //
 // Root: initdb refuses to run as root, so when euid is 0 the server tools run
 // as the "postgres" OS user and the directory tree is chowned to it.
@@ -51,6 +52,7 @@ type Cluster struct {
 	owner    *owner
 	settings map[string]string // Options.Settings, rewritten on every (re)start
 	timeout  time.Duration
+	dog      *watchdog // stops the server if this process dies without Stop
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -88,6 +90,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if c.timeout <= 0 {
 		c.timeout = 60 * time.Second
+	}
+	if c.dog, err = startWatchdog(c.DataDir, root); err != nil {
+		os.RemoveAll(root)
+		return nil, err
 	}
 	if err := c.start(ctx, opts); err != nil {
 		if opts.Log != nil {

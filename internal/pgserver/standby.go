@@ -60,6 +60,10 @@ func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Clust
 	if s.timeout <= 0 {
 		s.timeout = c.timeout
 	}
+	if s.dog, err = startWatchdog(s.DataDir, root); err != nil {
+		os.RemoveAll(root)
+		return nil, err
+	}
 	if err := s.startStandby(ctx, c); err != nil {
 		if opts.Log != nil {
 			fmt.Fprintln(opts.Log, err)

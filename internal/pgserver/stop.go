@@ -27,6 +27,7 @@ func (c *Cluster) Stop() error {
 			}
 		}
 		c.stopErr = errors.Join(errs...)
+		c.dog.release() // after the work it would otherwise do
 	})
 	return c.stopErr
 }
