@@ -156,7 +156,19 @@ func buildDatabase(d delta, db string, window float64, lastFailover map[string]t
 		}
 		out.Hosts = append(out.Hosts, hv)
 	}
+	// The primary first, then standbys: the order an operator reads in.
+	slices.SortStableFunc(out.Hosts, func(a, b HostView) int { return cmp.Compare(roleOrder(a.Role), roleOrder(b.Role)) })
 	return out
+}
+
+func roleOrder(role string) int {
+	switch role {
+	case "primary":
+		return 0
+	case "standby":
+		return 1
+	}
+	return 2
 }
 
 // byReason is counter's increase and total by reason, with gauge's value
