@@ -57,7 +57,7 @@ func New(gather func() ([]*dto.MetricFamily, error)) *Dashboard {
 // ServeHTTP serves "/" (the page) and "/dashboard.json" (the data).
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case "/", "/index.html":
+	case "/":
 		b, err := page.ReadFile("page/index.html")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

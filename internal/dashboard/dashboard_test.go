@@ -120,3 +120,34 @@ func TestHandlerServesThePageAndItsData(t *testing.T) {
 
 	require.Equal(t, http.StatusNotFound, get("/nothing").Code)
 }
+
+// A histogram exported as native with classic buckets as its fallback,
+// as sluice's latency histograms are, is read through the classic ones.
+func TestNativeHistogramsAreReadThroughTheirClassicBuckets(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	wait := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: poolWait, Help: "h",
+		Buckets:                     []float64{0.001, 0.01, 0.1},
+		NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 160,
+	}, []string{"database", "user"})
+	reg.MustRegister(wait)
+	d := New(reg.Gather)
+	clock := t0
+	d.now = func() time.Time { return clock }
+	wait.WithLabelValues("appdb", "app").Observe(5) // before the window
+	_, err := d.View()
+	require.NoError(t, err)
+	for range 90 {
+		wait.WithLabelValues("appdb", "app").Observe(0.0005)
+	}
+	for range 10 {
+		wait.WithLabelValues("appdb", "bob").Observe(0.05)
+	}
+	clock = clock.Add(2 * time.Second)
+	v, err := d.View()
+	require.NoError(t, err)
+	p := v.Databases[0].Wait
+	require.Equal(t, 100.0, *p.Count)
+	require.InDelta(t, 0.001*50/90, *p.P50, 1e-12)
+	require.InDelta(t, 0.01+0.09*5/10, *p.P95, 1e-12)
+	require.InDelta(t, 0.01+0.09*9/10, *p.P99, 1e-12)
+}
