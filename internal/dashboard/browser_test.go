@@ -93,7 +93,7 @@ func TestDashboardInChromium(t *testing.T) {
 		require.Equal(t, float64(maxSize), value(appPool(v).Max))
 	}
 
-	dom := browser.DumpDOM(admin.url+"/", chromiumtest.Options{})
+	dom := loadRendered(t, browser, admin.url+"/")
 	shown := testids(dom)
 	pool := "pool/" + pgtest.AppDB + "/" + pgtest.AppUser + "/"
 	primary, standby := hostName(set.Primary.Port), hostName(set.Standbys[0].Port)
@@ -237,6 +237,19 @@ func (s *runningSluice) waitJSON(t *testing.T, what string, ok func(dashboard.Vi
 		}
 		require.True(t, time.Now().Before(deadline), "waiting for %s; last view: %+v", what, v)
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loadRendered dumps url's DOM once the page has rendered data: should
+// a loaded machine end Chromium's virtual time budget before the first
+// poll's answer, it loads the page again.
+func loadRendered(t *testing.T, browser *chromiumtest.Browser, url string) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		dom := browser.DumpDOM(url, chromiumtest.Options{})
+		if strings.Contains(dom, "data-rendered=") || attempt == 5 {
+			return dom
+		}
 	}
 }
 

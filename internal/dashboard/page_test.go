@@ -46,7 +46,7 @@ func TestPageRendersEveryField(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	dom := browser.DumpDOM(srv.URL+"/", chromiumtest.Options{})
+	dom := loadRendered(t, browser, srv.URL+"/")
 	shown := testids(dom)
 	for id, want := range map[string]string{
 		"status": "live", "client-connections": "12", "window": "rates over the last 60 s",
