@@ -2,9 +2,7 @@ package dashboard
 
 import (
 	"cmp"
-	"maps"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -241,83 +239,4 @@ func (d delta) percentiles(name string, in map[string]string) Percentiles {
 		}
 	}
 	return p
-}
-
-// matching returns the series of name whose labels include in.
-func matching(s Snapshot, name string, in map[string]string) []Series {
-	var out []Series
-	for _, series := range s.Series[name] {
-		if includes(series.Labels, in) {
-			out = append(out, series)
-		}
-	}
-	return out
-}
-
-// find returns the series of name with exactly labels, or nil.
-func find(s Snapshot, name string, labels map[string]string) *Series {
-	for i, series := range s.Series[name] {
-		if maps.Equal(series.Labels, labels) {
-			return &s.Series[name][i]
-		}
-	}
-	return nil
-}
-
-// sum adds the values of name's series matching in; nil when none.
-func sum(s Snapshot, name string, in map[string]string) *float64 {
-	series := matching(s, name, in)
-	if len(series) == 0 {
-		return nil
-	}
-	total := 0.0
-	for _, x := range series {
-		total += x.Value
-	}
-	return &total
-}
-
-// labelValues lists, sorted, the values of label among the series of
-// names matching in.
-func labelValues(s Snapshot, label string, in map[string]string, names ...string) []string {
-	seen := map[string]bool{}
-	for _, name := range names {
-		for _, series := range matching(s, name, in) {
-			if v, ok := series.Labels[label]; ok {
-				seen[v] = true
-			}
-		}
-	}
-	return slices.SortedFunc(maps.Keys(seen), strings.Compare)
-}
-
-// databases lists every database any watched series names.
-func databases(s Snapshot) []string {
-	seen := map[string]bool{}
-	for _, series := range s.Series {
-		for _, x := range series {
-			if db, ok := x.Labels["database"]; ok {
-				seen[db] = true
-			}
-		}
-	}
-	return slices.SortedFunc(maps.Keys(seen), cmp.Compare[string])
-}
-
-func includes(labels, in map[string]string) bool {
-	for k, v := range in {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func with(m map[string]string, k, v string) map[string]string {
-	out := maps.Clone(m)
-	if out == nil {
-		out = map[string]string{}
-	}
-	out[k] = v
-	return out
 }
