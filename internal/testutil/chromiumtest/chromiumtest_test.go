@@ -1,6 +1,7 @@
 package chromiumtest
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,4 +31,30 @@ func TestScreenshotWritesAPNG(t *testing.T) {
 	png, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(png), "\x89PNG"))
+}
+
+// fakeTB records Skip and Fatal instead of ending the test.
+type fakeTB struct {
+	testing.TB
+	skipped, fatal string
+}
+
+func (f *fakeTB) Helper()           {}
+func (f *fakeTB) Skip(args ...any)  { f.skipped = fmt.Sprint(args...) }
+func (f *fakeTB) Fatal(args ...any) { f.fatal = fmt.Sprint(args...) }
+
+func TestNoBrowserSkipsOrFailsUnderCI(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("CI", "")
+	tb := &fakeTB{TB: t}
+	require.Nil(t, Find(tb))
+	require.Contains(t, tb.skipped, "no headless browser on PATH")
+	require.Contains(t, tb.skipped, "apt-get install --no-install-recommends chromium")
+	require.Empty(t, tb.fatal)
+
+	t.Setenv("CI", "true")
+	tb = &fakeTB{TB: t}
+	require.Nil(t, Find(tb))
+	require.Contains(t, tb.fatal, "no headless browser on PATH")
+	require.Empty(t, tb.skipped)
 }
