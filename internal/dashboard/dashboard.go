@@ -75,9 +75,14 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "gathering metrics: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			http.Error(w, "encoding the view: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(v)
+		w.Write(b)
 	default:
 		http.NotFound(w, r)
 	}

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,6 +22,7 @@ type fixture struct {
 	gathers   int
 	failovers *prometheus.CounterVec
 	refused   *prometheus.CounterVec
+	lag       *prometheus.GaugeVec
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -29,8 +31,9 @@ func newFixture(t *testing.T) *fixture {
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: failovers, Help: "h"}, []string{"database"}),
 		refused:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: loginFailures, Help: "h"}, []string{"reason"}),
 	}
+	fx.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: replayLag, Help: "h"}, []string{"database", "host"})
 	unwatched := prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_unwatched_total", Help: "h"})
-	reg.MustRegister(fx.failovers, fx.refused, unwatched)
+	reg.MustRegister(fx.failovers, fx.refused, fx.lag, unwatched)
 	fx.failovers.WithLabelValues("appdb")
 	fx.d = New(func() ([]*dto.MetricFamily, error) { fx.gathers++; return reg.Gather() })
 	fx.d.now = func() time.Time { return fx.clock }
@@ -119,6 +122,15 @@ func TestHandlerServesThePageAndItsData(t *testing.T) {
 	require.Equal(t, "appdb", v.Databases[0].Name)
 
 	require.Equal(t, http.StatusNotFound, get("/nothing").Code)
+
+	// A value JSON cannot carry is left out, not a broken answer.
+	fx.lag.WithLabelValues("appdb", "a:1").Set(0.5)
+	fx.lag.WithLabelValues("appdb", "b:2").Set(math.NaN())
+	fx.clock = fx.clock.Add(MinInterval)
+	w = get("/dashboard.json")
+	v = View{}
+	require.NoError(t, json.NewDecoder(strings.NewReader(w.Body.String())).Decode(&v))
+	require.Equal(t, []HostView{{Host: "a:1", LagSeconds: f(0.5)}}, v.Databases[0].Hosts)
 }
 
 // A histogram exported as native with classic buckets as its fallback,

@@ -74,6 +74,11 @@ func NewSnapshot(at time.Time, families []*dto.MetricFamily) Snapshot {
 			default:
 				continue
 			}
+			// JSON has no NaN or infinity: such a value is shown as
+			// absent rather than failing the whole view.
+			if math.IsNaN(out.Value) || math.IsInf(out.Value, 0) {
+				continue
+			}
 			series = append(series, out)
 		}
 		s.Series[name] = series
