@@ -47,6 +47,9 @@ type Dashboard struct {
 	// failover count higher than the one before (bounded by the
 	// number of databases).
 	lastFailover map[string]time.Time
+	// view was built from snaps as they are; nil once a snapshot is
+	// added. Viewers polling between snapshots share it.
+	view *View
 }
 
 // New returns a dashboard reading gather, the registry's Gather.
@@ -89,7 +92,9 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // View takes a snapshot unless the last one is younger than MinInterval
-// and builds the view over the snapshots of the last Window.
+// and builds the view over the snapshots of the last Window (once per
+// snapshot: viewers in between get the same one). The View's slices and
+// pointers are shared: callers must not modify them.
 func (d *Dashboard) View() (View, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -101,8 +106,13 @@ func (d *Dashboard) View() (View, error) {
 		}
 		// A partial gather (one collector failed) still shows the rest.
 		d.add(NewSnapshot(now, families))
+		d.view = nil
 	}
-	return Build(d.snaps, Window, d.lastFailover), nil
+	if d.view == nil {
+		v := Build(d.snaps, Window, d.lastFailover)
+		d.view = &v
+	}
+	return *d.view, nil
 }
 
 // add appends s, notes failovers it shows, and drops the snapshots no

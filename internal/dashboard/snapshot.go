@@ -13,6 +13,7 @@ import (
 type Snapshot struct {
 	At     time.Time
 	Series map[string][]Series // by metric name
+	idx    *seriesIndex        // nil until indexed
 }
 
 // Series is one labelled series of a family.
@@ -83,5 +84,5 @@ func NewSnapshot(at time.Time, families []*dto.MetricFamily) Snapshot {
 		}
 		s.Series[name] = series
 	}
-	return s
+	return indexed(s)
 }

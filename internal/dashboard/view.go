@@ -86,16 +86,18 @@ func Build(snaps []Snapshot, window time.Duration, lastFailover map[string]time.
 	if len(snaps) == 0 {
 		return View{}
 	}
-	now := snaps[len(snaps)-1]
+	now := indexed(snaps[len(snaps)-1])
 	var base *Snapshot
 	if len(snaps) > 1 {
-		base = &snaps[0]
+		b := 0
 		for i := len(snaps) - 2; i >= 0; i-- {
 			if now.At.Sub(snaps[i].At) >= window {
-				base = &snaps[i]
+				b = i
 				break
 			}
 		}
+		s := indexed(snaps[b])
+		base = &s
 	}
 	v := View{At: now.At, ClientConnections: sum(now, clientConnections, nil)}
 	d := delta{now: now, base: base}
