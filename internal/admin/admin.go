@@ -23,14 +23,19 @@ type Server struct {
 }
 
 // Start listens on addr and serves until Close. healthy reports whether
-// sluice is serving (200) or not (503).
-func Start(addr string, reg *prometheus.Registry, healthy func() bool, log *slog.Logger) (*Server, error) {
+// sluice is serving (200) or not (503). dashboard, when not nil, serves
+// the live page at / and its data at /dashboard.json.
+func Start(addr string, reg *prometheus.Registry, healthy func() bool, dashboard http.Handler, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if dashboard != nil {
+		mux.Handle("GET /{$}", dashboard)
+		mux.Handle("GET /dashboard.json", dashboard)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !healthy() {

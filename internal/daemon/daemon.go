@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/admin"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/dashboard"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 )
 
@@ -63,7 +64,8 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	}
 	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, shutdown: cfg.ShutdownTimeout.D()}
 	if cfg.Admin.Address != "" {
-		a, err := admin.Start(cfg.Admin.Address, srv.Metrics().Registry, func() bool { return !d.stopping.Load() }, log)
+		reg := srv.Metrics().Registry
+		a, err := admin.Start(cfg.Admin.Address, reg, func() bool { return !d.stopping.Load() }, dashboard.New(reg.Gather), log)
 		if err != nil {
 			srv.Shutdown(context.Background())
 			return nil, err
