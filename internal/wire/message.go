@@ -10,16 +10,18 @@ import (
 
 // SQLSTATE codes sluice itself sends.
 const (
-	CodeInvalidPassword       = "28P01"
-	CodeInvalidAuthSpec       = "28000"
-	CodeInvalidCatalogName    = "3D000"
-	CodeTooManyConnections    = "53300"
-	CodeConnectionFailure     = "08006"
-	CodeProtocolViolation     = "08P01"
-	CodeAdminShutdown         = "57P01"
-	CodeFeatureNotSupported   = "0A000"
-	CodeQueryCanceled         = "57014"
-	CodeInvalidParameterValue = "22023"
+	CodeInvalidPassword    = "28P01"
+	CodeInvalidAuthSpec    = "28000"
+	CodeInvalidCatalogName = "3D000"
+	CodeTooManyConnections = "53300"
+	CodeConnectionFailure  = "08006"
+	CodeProtocolViolation  = "08P01"
+	CodeAdminShutdown      = "57P01"
+	// CodeObjectNotInPrerequisiteState: a database DISABLE refuses.
+	CodeObjectNotInPrerequisiteState = "55000"
+	CodeFeatureNotSupported          = "0A000"
+	CodeQueryCanceled                = "57014"
+	CodeInvalidParameterValue        = "22023"
 	// CodeIdleInTransactionTimeout is idle_in_transaction_session_timeout.
 	CodeIdleInTransactionTimeout = "25P03"
 )
