@@ -340,13 +340,6 @@ func (s *Server) failHeldLocked() {
 	}
 }
 
-// Switchover is a planned, lossless promotion of db's standby host (""
-// picks the most caught-up standby): pause writes, wait for the standby to
-// replay everything, promote it, fence the old primary, resume.
-func (s *Server) Switchover(ctx context.Context, db, host string) error {
-	return ErrNotImplemented
-}
-
 func orAll(db string) string {
 	if db == "" {
 		return "all databases"
