@@ -322,7 +322,7 @@ func (s *Server) State(db string) DatabaseState {
 	}
 	st.Paused = true
 	for _, e := range entries {
-		if _, drained := e.pool.Paused(); !drained {
+		if paused, drained := e.pool.Paused(); paused && !drained {
 			st.Paused, st.Pausing = false, true
 			break
 		}

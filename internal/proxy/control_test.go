@@ -253,6 +253,7 @@ func TestDisableRefusesNewClients(t *testing.T) {
 	pe := pgErr(t, err)
 	require.Equal(t, "55000", pe.Code)
 	require.Equal(t, "database does not allow connections: appdb", pe.Message)
+	require.Equal(t, 1.0, refusals(t, h, "database_disabled"))
 	require.Equal(t, []string{"1"}, query(t, a, "SELECT 1"), "connected clients go on")
 
 	require.NoError(t, h.srv.Enable(pgtest.AppDB))
@@ -281,4 +282,26 @@ func TestShutdownReleasesHeldClients(t *testing.T) {
 	require.Equal(t, "57P01", pe.Code)
 	require.Contains(t, pe.Message, "shutting down")
 	<-done
+}
+
+// KILL in transaction mode: an idle client and one inside a transaction
+// are both dropped, and the transaction's server connection is closed
+// (its transaction rolled back by PostgreSQL), not reused.
+func TestKillTransactionMode(t *testing.T) {
+	h := start(t, "max_size: 4\n    pool_mode: transaction")
+	ctx := context.Background()
+	idle, inTx := h.connect(ctx), h.connect(ctx)
+	query(t, idle, "SELECT 1")
+	query(t, inTx, "BEGIN")
+	pid := backendPID(t, inTx)
+
+	require.NoError(t, h.srv.Kill(pgtest.AppDB))
+	for _, c := range []*pgconn.PgConn{idle, inTx} {
+		_, err := c.Exec(ctx, "SELECT 1").ReadAll()
+		require.Error(t, err, "a killed client can no longer query")
+	}
+	waitFor(t, "the transaction's server connection to close", func() bool { return !pidAlive(t, pid) })
+	require.NoError(t, h.srv.Resume(pgtest.AppDB))
+	c := h.connect(ctx)
+	require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"))
 }
