@@ -24,7 +24,8 @@ import (
 // here, in Server.ctl, guarded by Server.mu, so that pools created later
 // (a new user's, a standby's) start in it.
 
-// ErrNotImplemented is returned by commands not built yet.
+// ErrNotImplemented was returned by commands not built yet; every command
+// is built now, and it stays only for callers that test for it.
 var ErrNotImplemented = errors.New("not implemented yet")
 
 // DatabaseState is what SHOW DATABASES and SHOW STATE report of a
@@ -40,11 +41,27 @@ type DatabaseState struct {
 type controlState struct {
 	pausedAll bool            // PAUSE without a database (or KILL of all)
 	paused    map[string]bool // PAUSE db, KILL db
+	switching map[string]bool // SWITCHOVER db in progress (switchover.go)
 	disabled  map[string]bool // DISABLE db
 }
 
 // held reports whether db's pools hold new borrows.
-func (c *controlState) held(db string) bool { return c.pausedAll || c.paused[db] }
+func (c *controlState) held(db string) bool {
+	return c.pausedAll || c.paused[db] || c.switching[db]
+}
+
+// pause marks db ("" = all) paused by the operator. The caller holds
+// Server.mu and has checked that not everything is paused.
+func (c *controlState) pause(db string) {
+	if db == "" {
+		c.pausedAll = true
+		return
+	}
+	if c.paused == nil {
+		c.paused = map[string]bool{}
+	}
+	c.paused[db] = true
+}
 
 // errShuttingDownHeld fails the borrows a pause held when sluice shuts
 // down (failAcquire tells the client sluice is shutting down).
@@ -60,6 +77,14 @@ func (s *Server) checkDatabase(db string) error {
 		return fmt.Errorf("no such database: %s", db)
 	}
 	return nil
+}
+
+// checkDatabaseOrAll is checkDatabase where "" (every database) is allowed.
+func (s *Server) checkDatabaseOrAll(db string) error {
+	if db == "" {
+		return nil
+	}
+	return s.checkDatabase(db)
 }
 
 // entriesLocked returns every pool of db ("" = all): the (database, user)
@@ -79,8 +104,8 @@ func (s *Server) entriesLocked(db string) []*poolEntry {
 	return out
 }
 
-// holdNewPool starts a pool created while its database is paused in the
-// paused state. s.mu is held.
+// holdNewPoolLocked starts a pool created while its database is paused in
+// the paused state. s.mu is held.
 func (s *Server) holdNewPoolLocked(e *poolEntry) {
 	if s.ctl.held(e.key.database) {
 		e.pool.Pause()
@@ -94,24 +119,15 @@ func (s *Server) holdNewPoolLocked(e *poolEntry) {
 // is an error ("already suspended/paused"); PAUSE db of a paused db only
 // waits again.
 func (s *Server) Pause(ctx context.Context, db string) error {
-	if db != "" {
-		if err := s.checkDatabase(db); err != nil {
-			return err
-		}
+	if err := s.checkDatabaseOrAll(db); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.ctl.pausedAll {
 		s.mu.Unlock()
 		return errAlreadyPaused
 	}
-	if db == "" {
-		s.ctl.pausedAll = true
-	} else {
-		if s.ctl.paused == nil {
-			s.ctl.paused = map[string]bool{}
-		}
-		s.ctl.paused[db] = true
-	}
+	s.ctl.pause(db)
 	entries := s.entriesLocked(db)
 	for _, e := range entries {
 		e.pool.Pause()
@@ -133,13 +149,14 @@ func (s *Server) Pause(ctx context.Context, db string) error {
 // order they came. As PgBouncer, RESUME ends only what was paused by the
 // same form: RESUME ends PAUSE, RESUME db ends PAUSE db.
 func (s *Server) Resume(db string) error {
-	if db != "" {
-		if err := s.checkDatabase(db); err != nil {
-			return err
-		}
+	if err := s.checkDatabaseOrAll(db); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	switch {
+	case s.ctl.switching[db] || (db == "" && len(s.ctl.switching) > 0):
+		s.mu.Unlock()
+		return errors.New("a SWITCHOVER is in progress: it resumes by itself when it ends")
 	case db == "" && !s.ctl.pausedAll:
 		s.mu.Unlock()
 		return errors.New("pooler is not paused/suspended")
@@ -165,10 +182,8 @@ func (s *Server) Resume(db string) error {
 // ones at once); new ones are dialled as needed. A session-mode session
 // keeps its connection until it ends.
 func (s *Server) Reconnect(db string) error {
-	if db != "" {
-		if err := s.checkDatabase(db); err != nil {
-			return err
-		}
+	if err := s.checkDatabaseOrAll(db); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	entries := s.entriesLocked(db)
@@ -185,24 +200,15 @@ func (s *Server) Reconnect(db string) error {
 // PgBouncer's KILL, it leaves db paused: clients that connect afterwards
 // wait until RESUME.
 func (s *Server) Kill(db string) error {
-	if db != "" {
-		if err := s.checkDatabase(db); err != nil {
-			return err
-		}
+	if err := s.checkDatabaseOrAll(db); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.ctl.pausedAll {
 		s.mu.Unlock()
 		return errAlreadyPaused
 	}
-	if db == "" {
-		s.ctl.pausedAll = true
-	} else {
-		if s.ctl.paused == nil {
-			s.ctl.paused = map[string]bool{}
-		}
-		s.ctl.paused[db] = true
-	}
+	s.ctl.pause(db)
 	entries := s.entriesLocked(db)
 	for _, e := range entries {
 		e.pool.Pause()
@@ -294,10 +300,8 @@ func (ss *session) refuseDisabled(db string) {
 // Kill) are closed: at once when there are none, as PgBouncer's
 // WAIT_CLOSE waits for the connections marked close_needed. ctx bounds it.
 func (s *Server) WaitClose(ctx context.Context, db string) error {
-	if db != "" {
-		if err := s.checkDatabase(db); err != nil {
-			return err
-		}
+	if err := s.checkDatabaseOrAll(db); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	entries := s.entriesLocked(db)

@@ -123,8 +123,8 @@ func switchoverTarget(snap topology.Snapshot, host string) (topology.HostState, 
 	return best, nil
 }
 
-// holdForSwitchover pauses db's primary pools (marked paused for State and
-// for pools created meanwhile) and waits until they are drained. It
+// holdForSwitchover pauses db's primary pools (marked switching, so that
+// State reports the pause and pools created meanwhile start paused) and waits until they are drained. It
 // returns the pools it paused (non-nil, perhaps empty, once it paused:
 // endSwitchover must then run whatever happens), nil if it refused.
 func (s *Server) holdForSwitchover(ctx context.Context, db string) ([]*poolEntry, error) {
@@ -133,10 +133,10 @@ func (s *Server) holdForSwitchover(ctx context.Context, db string) ([]*poolEntry
 		s.mu.Unlock()
 		return nil, fmt.Errorf("database %s is paused: RESUME it before SWITCHOVER", db)
 	}
-	if s.ctl.paused == nil {
-		s.ctl.paused = map[string]bool{}
+	if s.ctl.switching == nil {
+		s.ctl.switching = map[string]bool{}
 	}
-	s.ctl.paused[db] = true
+	s.ctl.switching[db] = true
 	entries := []*poolEntry{}
 	for k, e := range s.pools {
 		if k.database == db {
@@ -154,11 +154,12 @@ func (s *Server) holdForSwitchover(ctx context.Context, db string) ([]*poolEntry
 }
 
 // endSwitchover resumes what holdForSwitchover paused (and any pool
-// created meanwhile), unless the operator paused db meanwhile.
+// created meanwhile), unless the operator paused db meanwhile (PAUSE or
+// KILL; RESUME is refused while a switchover runs, see Resume).
 func (s *Server) endSwitchover(db string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.ctl.paused, db)
+	delete(s.ctl.switching, db)
 	if s.ctl.held(db) {
 		return
 	}

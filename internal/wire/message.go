@@ -10,21 +10,24 @@ import (
 
 // SQLSTATE codes sluice itself sends.
 const (
-	CodeInvalidPassword    = "28P01"
-	CodeInvalidAuthSpec    = "28000"
-	CodeInvalidCatalogName = "3D000"
-	CodeTooManyConnections = "53300"
-	CodeConnectionFailure  = "08006"
-	CodeProtocolViolation  = "08P01"
-	CodeAdminShutdown      = "57P01"
-	// CodeObjectNotInPrerequisiteState: a database DISABLE refuses.
-	CodeObjectNotInPrerequisiteState = "55000"
-	CodeFeatureNotSupported          = "0A000"
-	CodeQueryCanceled                = "57014"
-	CodeInvalidParameterValue        = "22023"
+	CodeInvalidPassword       = "28P01"
+	CodeInvalidAuthSpec       = "28000"
+	CodeInvalidCatalogName    = "3D000"
+	CodeTooManyConnections    = "53300"
+	CodeConnectionFailure     = "08006"
+	CodeProtocolViolation     = "08P01"
+	CodeAdminShutdown         = "57P01"
+	CodeFeatureNotSupported   = "0A000"
+	CodeQueryCanceled         = "57014"
+	CodeInvalidParameterValue = "22023"
 	// CodeIdleInTransactionTimeout is idle_in_transaction_session_timeout.
 	CodeIdleInTransactionTimeout = "25P03"
 )
+
+// CodeObjectNotInPrerequisiteState refuses the clients of a database the
+// operator disabled (DISABLE db), as PostgreSQL refuses a database with
+// datallowconn = false.
+const CodeObjectNotInPrerequisiteState = "55000"
 
 // Error builds a FATAL ErrorResponse with a SQLSTATE and message.
 func Error(code, format string, args ...any) *pgproto3.ErrorResponse {
