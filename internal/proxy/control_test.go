@@ -65,10 +65,12 @@ func TestPauseHoldsTransactionsUnderPgbench(t *testing.T) {
 	script := filepath.Join(t.TempDir(), "insert.sql")
 	require.NoError(t, os.WriteFile(script, []byte("INSERT INTO ctl_pause VALUES (:client_id);\n"), 0o600))
 
+	// -R: at 1000 transactions a second in all, pgbench cannot finish
+	// its 3000 before the pause, however fast the machine is.
 	out := make(chan string, 1)
 	go func() {
 		cmd := exec.Command("pgbench", "-h", "127.0.0.1", "-p", strconv.Itoa(h.port), "-U", pgtest.AppUser, "-n",
-			"-f", script, "-c", "10", "-j", "2", "-t", "300", pgtest.AppDB)
+			"-f", script, "-c", "10", "-j", "2", "-t", "300", "-R", "1000", pgtest.AppDB)
 		cmd.Env = append(cmd.Environ(), "PGPASSWORD="+pgtest.AppPassword)
 		b, err := cmd.CombinedOutput()
 		out <- fmt.Sprintf("%s\nerr: %v", b, err)
@@ -237,6 +239,8 @@ func TestKillClientDropsOneClient(t *testing.T) {
 	_, err := a.Exec(ctx, "SELECT 1").ReadAll()
 	require.Equal(t, "57P01", pgErr(t, err).Code)
 	require.Equal(t, []string{"2"}, query(t, b, "SELECT 2"))
+	port := a.Conn().LocalAddr().(*net.TCPAddr).Port
+	waitFor(t, "the killed session to end", func() bool { return h.srv.ClientIDOf(port) == 0 })
 	require.EqualError(t, h.srv.KillClient(id), fmt.Sprintf("no such client: %d", id))
 }
 
