@@ -37,6 +37,7 @@ func (p *Pool[C]) refill(ctx context.Context, n int) error {
 		p.mu.Lock()
 		p.nDialing.Add(-1)
 		p.noteDialLocked(err)
+		p.dialedLocked(c, err)
 		if err != nil {
 			p.dialFailures.Add(1)
 			p.grantLocked()
@@ -120,6 +121,8 @@ func (p *Pool[C]) Close() {
 		p.nWaiting.Add(-1)
 		w.ch <- handoff[C]{err: ErrClosed}
 	}
+	p.hold.wake()
+	p.retire.wake()
 	p.checkDone.Broadcast()
 	p.mu.Unlock()
 	for _, e := range idle {

@@ -129,18 +129,36 @@ func (p *Pool[C]) probeIdle(probe []idleConn[C]) (dead int) {
 		// Still counted in nChecking: no dial can overlap this close.
 		_ = e.conn.Close()
 		dead++
+		p.mu.Lock()
+		p.retiredLocked(e.conn)
+		p.mu.Unlock()
 	}
 	p.mu.Lock()
 	p.nChecking.Add(-int64(len(probe)))
 	p.deadRemoved.Add(uint64(dead))
 	var excess []C
 	closed := p.closed
+	if !closed && p.retire.count > 0 {
+		// Reconnect ran while these were probed: close the ones it
+		// retired rather than put them back.
+		kept := live[:0]
+		for _, e := range live {
+			if p.staleLocked(e.conn) {
+				p.nClosing.Add(1)
+				excess = append(excess, e.conn)
+				continue
+			}
+			kept = append(kept, e)
+		}
+		live = kept
+	}
 	if !closed {
 		// Waiters cannot queue while idle connections exist or a probe
-		// runs (Acquire waits on checkDone instead), so this hand-off and
-		// grantLocked below are defensive: they keep the pool's invariants
-		// should Acquire's strategy change.
-		for len(live) > 0 && p.wl.len > 0 {
+		// runs (Acquire waits on checkDone instead), except while the
+		// pool is paused (and then they must not be served), so this
+		// hand-off and grantLocked below are defensive: they keep the
+		// pool's invariants should Acquire's strategy change.
+		for len(live) > 0 && p.wl.len > 0 && !p.hold.paused {
 			w := p.wl.popFront()
 			p.nWaiting.Add(-1)
 			p.addSlots(0, 1)
@@ -149,7 +167,7 @@ func (p *Pool[C]) probeIdle(probe []idleConn[C]) (dead int) {
 		}
 		p.idle = slices.Insert(p.idle, 0, live...)
 		p.addSlots(len(live), 0)
-		excess = p.trimLocked() // Resize may have shrunk the pool meanwhile
+		excess = append(excess, p.trimLocked()...) // Resize may have shrunk the pool meanwhile
 		p.grantLocked()
 	}
 	p.checkDone.Broadcast()

@@ -89,6 +89,11 @@ type Pool[C Conn] struct {
 
 	waiters sync.Pool // *waiter[C], recycled so waiting does not allocate
 
+	// The operator's controls (pause.go, retire.go); all guarded by mu.
+	hold        holdState   // Pause: borrows queue, connections go idle
+	retire      retireState // Reconnect: connections opened before a mark are closed
+	borrowDials int         // dials for a borrow in flight (a subset of nDialing)
+
 	// testHookWoke, if set, runs in a waiter right after it stopped waiting
 	// and before it takes the lock; tests use it to force hand-off races.
 	testHookWoke func()
@@ -170,7 +175,10 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 			p.putWaiter(w)
 			return zero, ErrClosed
 		}
-		first := entitled || p.wl.len == 0
+		// While paused every borrow queues (see Pause), even with idle
+		// connections or free slots.
+		held := p.hold.paused
+		first := !held && (entitled || p.wl.len == 0)
 		i := -1
 		if first {
 			i = p.matchIdleLocked(aff, keyed)
@@ -189,6 +197,7 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 			continue
 		case first && p.openLocked() < p.cfg.MaxSize:
 			p.nDialing.Add(1)
+			p.borrowDials++
 			deadline := p.fixDeadlineLocked(d)
 			p.mu.Unlock()
 			p.putWaiter(w)
@@ -200,7 +209,7 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 			p.mu.Unlock()
 			p.putWaiter(w)
 			return p.replace(ctx, c, deadline)
-		case p.cfg.BorrowTimeout == 0:
+		case !held && p.cfg.BorrowTimeout == 0:
 			err := p.timeoutLocked()
 			p.mu.Unlock()
 			return zero, err
@@ -208,12 +217,13 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 			if w == nil {
 				w = p.waiters.Get().(*waiter[C])
 			}
-			deadline := p.fixDeadlineLocked(d)
-			h, err := p.waitLocked(ctx, w, time.Until(deadline))
+			p.fixDeadlineLocked(d)
+			h, err := p.waitLocked(ctx, w, d)
 			if err != nil {
 				p.putWaiter(w)
 				return zero, err
 			}
+			deadline := d.at // a pause the waiter sat through moved it
 			if h.dial {
 				p.putWaiter(w)
 				return p.dialSlot(ctx, deadline)
@@ -233,6 +243,8 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 		p.deadRemoved.Add(1)
 		p.mu.Lock()
 		p.addSlots(0, -1)
+		p.retiredLocked(c)
+		p.drainedLocked()
 		entitled = true
 	}
 }
@@ -246,7 +258,9 @@ func (p *Pool[C]) replace(ctx context.Context, c C, deadline time.Time) (C, erro
 	p.replaced.Add(1)
 	p.mu.Lock()
 	p.addSlots(0, -1)
+	p.retiredLocked(c)
 	p.nDialing.Add(1)
+	p.borrowDials++
 	p.mu.Unlock()
 	return p.dialSlot(ctx, deadline)
 }
@@ -277,6 +291,8 @@ func (p *Pool[C]) Discard(c C) {
 	_ = c.Close()
 	p.mu.Lock()
 	p.addSlots(0, -1)
+	p.retiredLocked(c)
+	p.drainedLocked()
 	p.grantLocked()
 	p.mu.Unlock()
 }
@@ -306,6 +322,7 @@ func (p *Pool[C]) closeCounted(c C) {
 	_ = c.Close()
 	p.mu.Lock()
 	p.nClosing.Add(-1)
+	p.retiredLocked(c)
 	p.grantLocked()
 	p.mu.Unlock()
 }
@@ -316,32 +333,37 @@ func (p *Pool[C]) closeCounted(c C) {
 // unlocking.
 func (p *Pool[C]) putLocked(c C, now, created time.Time) (closeIt bool) {
 	expired := p.expiredLocked(created, now)
-	if p.closed || expired || p.openLocked() > p.cfg.MaxSize {
+	if p.closed || expired || p.openLocked() > p.cfg.MaxSize || p.staleLocked(c) {
 		if expired && !p.closed {
 			p.recycled.Add(1)
 		}
 		p.addSlots(0, -1)
 		p.nClosing.Add(1)
+		p.drainedLocked()
 		return true
 	}
-	if w := p.wl.popFront(); w != nil {
-		// Direct hand-off: the slot stays busy, ownership moves to w.
-		p.nWaiting.Add(-1)
-		w.ch <- handoff[C]{conn: c}
-		return false
+	if !p.hold.paused {
+		if w := p.wl.popFront(); w != nil {
+			// Direct hand-off: the slot stays busy, ownership moves to w.
+			p.nWaiting.Add(-1)
+			w.ch <- handoff[C]{conn: c}
+			return false
+		}
 	}
 	p.idle = append(p.idle, idleConn[C]{conn: c, created: created, released: now, key: keyOf(c)})
 	p.addSlots(1, -1)
+	p.drainedLocked()
 	return false
 }
 
 // grantLocked gives each free slot to the oldest waiter, which then dials
 // for itself. Called whenever a slot is freed or MaxSize grows.
 func (p *Pool[C]) grantLocked() {
-	for !p.closed && p.wl.len > 0 && p.openLocked() < p.cfg.MaxSize {
+	for !p.closed && !p.hold.paused && p.wl.len > 0 && p.openLocked() < p.cfg.MaxSize {
 		w := p.wl.popFront()
 		p.nWaiting.Add(-1)
 		p.nDialing.Add(1)
+		p.borrowDials++
 		w.ch <- handoff[C]{dial: true}
 	}
 }
@@ -363,6 +385,8 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 			// to dial with.
 			p.mu.Lock()
 			p.nDialing.Add(-1)
+			p.borrowDials--
+			p.drainedLocked()
 			err := p.timeoutLocked()
 			p.grantLocked()
 			p.mu.Unlock()
@@ -375,7 +399,9 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 	c, err := p.dial(ctx)
 	p.mu.Lock()
 	p.nDialing.Add(-1)
+	p.borrowDials--
 	p.noteDialLocked(err)
+	p.dialedLocked(c, err)
 	if err != nil && !deadline.IsZero() && p.lastDialErr != nil && errors.Is(err, context.DeadlineExceeded) {
 		// The borrow's deadline cut this dial short before the server
 		// answered (a waiter granted the slot with little time left, or
@@ -385,6 +411,7 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 	}
 	if err != nil {
 		p.dialFailures.Add(1)
+		p.drainedLocked()
 		p.grantLocked()
 		p.mu.Unlock()
 		return zero, err
@@ -404,6 +431,8 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 func (p *Pool[C]) freeDialSlot() {
 	p.mu.Lock()
 	p.nDialing.Add(-1)
+	p.borrowDials--
+	p.drainedLocked()
 	p.grantLocked()
 	p.mu.Unlock()
 }

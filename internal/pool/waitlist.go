@@ -71,14 +71,20 @@ func (p *Pool[C]) putWaiter(w *waiter[C]) {
 	}
 }
 
-// waitLocked queues w and waits up to d for a hand-off. It is called with
-// p.mu held and returns with it released. A non-nil error means nothing was
-// handed over (or it was given back): the caller owns no slot.
-func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d time.Duration) (handoff[C], error) {
-	if d <= 0 {
-		err := p.timeoutLocked()
-		p.mu.Unlock()
-		return handoff[C]{}, err
+// waitLocked queues w and waits for a hand-off until d (none when d is
+// not fixed: BorrowTimeout 0 while the pool is paused). Time the pool
+// spends paused while w waits does not count: d is moved later by it
+// (see Pause). It is called with p.mu held and returns with it released.
+// A non-nil error means nothing was handed over (or it was given back):
+// the caller owns no slot.
+func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d *Deadline) (handoff[C], error) {
+	var left time.Duration
+	if !d.at.IsZero() {
+		if left = time.Until(d.at); left <= 0 {
+			err := p.timeoutLocked()
+			p.mu.Unlock()
+			return handoff[C]{}, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		p.mu.Unlock()
@@ -86,58 +92,81 @@ func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d time.Duration)
 	}
 	p.wl.pushBack(w)
 	p.nWaiting.Add(1)
+	mark := p.clockLocked()
 	p.mu.Unlock()
 
-	if w.timer == nil {
-		w.timer = time.NewTimer(d)
-	} else {
-		w.timer.Reset(d)
+	var expired <-chan time.Time
+	if !d.at.IsZero() {
+		if w.timer == nil {
+			w.timer = time.NewTimer(left)
+		} else {
+			w.timer.Reset(left)
+		}
+		expired = w.timer.C
 	}
-	timedOut := false
-	select {
-	case h := <-w.ch:
-		w.timer.Stop()
-		return h, h.err
-	case <-w.timer.C:
-		timedOut = true
-	case <-ctx.Done():
-		w.timer.Stop()
-	}
-	if p.testHookWoke != nil {
-		p.testHookWoke()
-	}
+	for {
+		timedOut := false
+		select {
+		case h := <-w.ch:
+			if expired != nil {
+				w.timer.Stop()
+			}
+			return h, h.err
+		case <-expired:
+			timedOut = true
+		case <-ctx.Done():
+			if expired != nil {
+				w.timer.Stop()
+			}
+		}
+		if p.testHookWoke != nil {
+			p.testHookWoke()
+		}
 
-	p.mu.Lock()
-	if w.queued {
-		// Nobody served us: leave the queue and report why.
-		p.wl.remove(w)
-		p.nWaiting.Add(-1)
-		var err error
-		if timedOut {
-			err = p.timeoutLocked()
+		p.mu.Lock()
+		if w.queued {
+			if timedOut {
+				if now := p.clockLocked(); now > mark {
+					// The pool was paused meanwhile: that time is not
+					// the borrow's. Wait on for what is left.
+					d.at = d.at.Add(now - mark)
+					mark = now
+					p.mu.Unlock()
+					w.timer.Reset(time.Until(d.at))
+					continue
+				}
+			}
+			// Nobody served us: leave the queue and report why.
+			p.wl.remove(w)
+			p.nWaiting.Add(-1)
+			var err error
+			if timedOut {
+				err = p.timeoutLocked()
+			}
+			p.mu.Unlock()
+			if err != nil {
+				return handoff[C]{}, err
+			}
+			return handoff[C]{}, ctx.Err()
 		}
 		p.mu.Unlock()
-		if err != nil {
-			return handoff[C]{}, err
+		// We were unlinked by a hand-off that raced with our wake-up; it
+		// was sent under the lock before the unlink became visible, so it
+		// is already buffered.
+		h := <-w.ch
+		if h.err != nil || ctx.Err() == nil {
+			// Closed, or only BorrowTimeout fired: the hand-off was in
+			// time as far as the pool is concerned, so use it (a
+			// permission to dial then finds the deadline passed; see
+			// dialSlot).
+			return h, h.err
+		}
+		// The caller's context is gone: give the hand-off back.
+		if h.dial {
+			p.freeDialSlot()
+		} else {
+			p.Release(h.conn)
 		}
 		return handoff[C]{}, ctx.Err()
 	}
-	p.mu.Unlock()
-	// We were unlinked by a hand-off that raced with our wake-up; it was
-	// sent under the lock before the unlink became visible, so it is
-	// already buffered.
-	h := <-w.ch
-	if h.err != nil || ctx.Err() == nil {
-		// Closed, or only BorrowTimeout fired: the hand-off was in time
-		// as far as the pool is concerned, so use it (a permission to
-		// dial then finds the deadline passed; see dialSlot).
-		return h, h.err
-	}
-	// The caller's context is gone: give the hand-off back.
-	if h.dial {
-		p.freeDialSlot()
-	} else {
-		p.Release(h.conn)
-	}
-	return handoff[C]{}, ctx.Err()
 }

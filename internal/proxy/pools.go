@@ -221,6 +221,7 @@ func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
 	e.opts.Store(&opts)
 	e.db.Store(db)
 	e.pool = pool.New(poolConfig(db), e.dial, (*backend.Conn).Alive)
+	s.holdNewPoolLocked(e) // PAUSE db holds a new user's pool too
 	s.pools[key] = e
 	if s.closing {
 		return e

@@ -406,6 +406,9 @@ func (s *Server) readSetFor(t *dbTopology, db *config.Database, u *config.User, 
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, e := range rs.hosts {
+		s.holdNewPoolLocked(e) // PAUSE db holds its standby pools too
+	}
 	if s.closing {
 		return rs
 	}

@@ -28,6 +28,7 @@ const (
 	reasonRateLimited        = "rate_limited"
 	reasonAccessDenied       = "access_denied"
 	reasonWrongPassword      = "wrong_password"
+	reasonDatabaseDisabled   = "database_disabled" // DISABLE db
 )
 
 // logRefusal logs one refused client at level, in full if it is the

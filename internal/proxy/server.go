@@ -52,6 +52,8 @@ type Server struct {
 	// sessions are read-only, served by standbys (readonly.go).
 	roListener net.Listener
 	closing    bool
+	// ctl is the operator's state of the databases (control.go).
+	ctl controlState
 
 	// slots counts open client sockets against max_client_connections,
 	// from accept on; refusals summarises the log lines of refused clients.
@@ -223,7 +225,7 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 		cfg := s.state.Load().cfg
 		nc = wire.NewSocket(nc) // raw syscalls on the relay's hot path
 		nc.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
-		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly}
+		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly, id: sessionIDs.Add(1)}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -318,6 +320,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 			sess.drain()
 		}
 	}
+	s.failHeldLocked() // clients a pause holds could never finish
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.sessWG.Wait(); close(done) }()

@@ -26,6 +26,9 @@ type session struct {
 	srv    *Server
 	client net.Conn
 	start  time.Time
+	// id identifies the client in SHOW CLIENTS and KILL_CLIENT; issued
+	// at accept, never reused while sluice runs.
+	id uint64
 	// readOnly: the client came in on listen.read_only_address.
 	readOnly bool
 
@@ -60,6 +63,32 @@ type session struct {
 	// draining asks a transaction-pooled client to leave at its next
 	// idle point (sluice is shutting down).
 	draining atomic.Bool
+	// database is the configured database the client logged in to ("" until
+	// it named one sluice serves), for KILL db; guarded by mu.
+	database string
+	// killed: the operator dropped the client (KILL, KILL_CLIENT); it is
+	// told so instead of "shutting down".
+	killed atomic.Bool
+}
+
+// sessionIDs issues session ids (session.id).
+var sessionIDs atomic.Uint64
+
+// ofDatabase reports whether the session is a client of db ("" = of any
+// database sluice serves, not the admin console's).
+func (ss *session) ofDatabase(db string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.database != "" && (db == "" || ss.database == db)
+}
+
+// kill ends the session at once from outside (KILL, KILL_CLIENT): as
+// terminate, with PostgreSQL's pg_terminate_backend error (57P01
+// "terminating connection due to administrator command") for a
+// session-mode client, at the next message boundary.
+func (ss *session) kill() {
+	ss.killed.Store(true)
+	ss.terminate()
 }
 
 func (ss *session) isTerminated() bool {
@@ -223,8 +252,15 @@ func (ss *session) serve() {
 		ss.failAs(reasonUnknownDatabase, wire.CodeInvalidCatalogName, fmt.Sprintf("database %q does not exist (it is not configured in sluice)", dbName), "user", user)
 		return
 	}
+	ss.mu.Lock()
+	ss.database = db.Name
+	ss.mu.Unlock()
 	u, err := ss.authenticate(st, cfg.User(user), user, method)
 	if err != nil {
+		return
+	}
+	if s.isDisabled(db.Name) { // after authentication, as PostgreSQL checks datallowconn
+		ss.refuseDisabled(db.Name)
 		return
 	}
 	if !s.slots.loggedIn(ss) {

@@ -26,6 +26,8 @@ func (ss *session) afterRelay(r *relay, db *config.Database) {
 	}
 	var msg *pgproto3.ErrorResponse
 	switch {
+	case r.shutdown.Load() && ss.killed.Load():
+		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 	case r.shutdown.Load():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
 	case r.serverFatal.Load():
@@ -79,7 +81,9 @@ func (ss *session) failAcquire(db *config.Database, err error) {
 	switch {
 	case errors.As(err, &re): // a read-only session no server may take (readonly.go)
 		ss.fail(re.code, re.msg, "database", db.Name)
-	case errors.Is(err, context.Canceled):
+	case ss.killed.Load():
+		ss.fail(wire.CodeAdminShutdown, "terminating connection due to administrator command")
+	case errors.Is(err, context.Canceled), errors.Is(err, errShuttingDownHeld), errors.Is(err, pool.ErrClosed):
 		ss.fail(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
 	case errors.As(err, &ue):
 		// Timed out in the queue while the pool's dials were failing.

@@ -24,6 +24,11 @@ const (
 	CodeIdleInTransactionTimeout = "25P03"
 )
 
+// CodeObjectNotInPrerequisiteState refuses the clients of a database the
+// operator disabled (DISABLE db), as PostgreSQL refuses a database with
+// datallowconn = false.
+const CodeObjectNotInPrerequisiteState = "55000"
+
 // Error builds a FATAL ErrorResponse with a SQLSTATE and message.
 func Error(code, format string, args ...any) *pgproto3.ErrorResponse {
 	return &pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: fmt.Sprintf(format, args...)}
