@@ -310,6 +310,10 @@ var (
 	ServerTLSModes = slices.Clone(serverTLSModeNames)
 )
 
+// Defaults returns a Config holding every top-level default (no users,
+// no databases), for listing defaults (the console's SHOW CONFIG).
+func Defaults() *Config { return defaultConfig() }
+
 // defaultConfig returns a Config with every top-level default filled in.
 // Databases get their defaults from defaultDatabase when the loader creates
 // them; users have no defaults other than ServerPassword (see finishUser).

@@ -160,3 +160,14 @@ type Setting struct {
 	Default    string `json:"default"`
 	Changeable bool   `json:"changeable"` // applies on RELOAD
 }
+
+// Readiness is one database's answer in /readyz.
+type Readiness struct {
+	Database string `json:"database"`
+	Ready    bool   `json:"ready"`
+	// Primary is the host writes go to ("" when there is none).
+	Primary string `json:"primary,omitempty"`
+	// Reason says why the database is not ready, or "read-only fallback"
+	// when it is served by standbys only.
+	Reason string `json:"reason,omitempty"`
+}

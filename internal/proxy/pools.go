@@ -79,6 +79,8 @@ type poolEntry struct {
 	// parsed: statements known to parse, for transaction pooling's
 	// answerParseLocally.
 	parsed parsedSet
+	// counters feed SHOW STATS (pool_counters.go).
+	counters poolCounters
 }
 
 // dial opens a server connection for the pool: to the configured host,
@@ -146,6 +148,7 @@ func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backe
 	if set != nil {
 		aff.Key = set.Key
 	}
+	defer e.counters.noteBorrow(time.Now())
 	for {
 		conn, err := e.pool.AcquireFor(ctx, d, aff)
 		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {

@@ -63,6 +63,11 @@ type Server struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 
+	// started is when New ran; op is what the console's RELOAD and
+	// SHUTDOWN call (operator.go).
+	started time.Time
+	op      atomic.Pointer[Operator]
+
 	// testHookBeforeDetachCheck, if set (before Start), runs in an
 	// attachment's goroutine after it relayed a ReadyForQuery and before
 	// it decides whether to detach; tests use it to force the race with
@@ -82,6 +87,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		bufs:     make(map[int]*wire.Buffers),
 		sessions: make(map[*session]struct{}),
 		refusals: refusal.New(0, 0),
+		started:  time.Now(),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
@@ -223,7 +229,7 @@ func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
 		cfg := s.state.Load().cfg
 		nc = wire.NewSocket(nc) // raw syscalls on the relay's hot path
 		nc.SetDeadline(time.Now().Add(cfg.Limits.ClientLoginTimeout.D()))
-		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly}
+		sess := &session{srv: s, client: nc, start: time.Now(), readOnly: readOnly, id: sessionIDs.Add(1)}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -314,7 +320,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.bgCancel()
 	s.mu.Lock()
 	for sess := range s.sessions { // transaction-pooled clients leave when idle
-		if sess.isTx() {
+		if sess.isTx() || sess.isConsole() {
 			sess.drain()
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,13 @@ type session struct {
 	// draining asks a transaction-pooled client to leave at its next
 	// idle point (sluice is shutting down).
 	draining atomic.Bool
+
+	// id is the client's number in SHOW CLIENTS and KILL_CLIENT; info
+	// (guarded by mu) and pins are what the console shows of it
+	// (session_info.go).
+	id   uint64
+	info clientInfo
+	pins atomic.Pointer[pinRecord]
 }
 
 func (ss *session) isTerminated() bool {
@@ -218,6 +226,10 @@ func (ss *session) serve() {
 		ss.failAs(reasonReplication, wire.CodeFeatureNotSupported, "replication connections are not supported by sluice", "user", user)
 		return
 	}
+	if cfg.Admin.ConsoleEnabled() && slices.Contains(config.ConsoleDatabases, dbName) {
+		ss.serveConsole(st, user, dbName, method, start) // console_session.go
+		return
+	}
 	db := cfg.Databases[dbName]
 	if db == nil {
 		ss.failAs(reasonUnknownDatabase, wire.CodeInvalidCatalogName, fmt.Sprintf("database %q does not exist (it is not configured in sluice)", dbName), "user", user)
@@ -231,6 +243,7 @@ func (ss *session) serve() {
 		ss.failTooMany(cfg)
 		return
 	}
+	ss.noteLogin(u.Name, dbName, start.Get("application_name"), db.PoolMode.String(), false)
 	settings, err := start.Settings()
 	if err != nil {
 		var pe *frontend.ProtocolError
@@ -309,6 +322,7 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 	if _, err := ss.client.Write(greet); err == nil {
 		for {
 			r.run()
+			e.counters.noteSession(r)
 			if !ss.canContinue(r, e) {
 				if len(r.heldFatal) > 0 { // the server's own reason, then sluice's
 					ss.client.SetWriteDeadline(time.Now().Add(time.Second))
