@@ -161,7 +161,19 @@ func (s *Server) Snapshot() *console.Snapshot {
 			Admin: role == "admin", StatsOnly: role == "stats"})
 	}
 	snap.Config = configView(cfg)
+	nonNil(&snap.Pools)
+	nonNil(&snap.Clients)
+	nonNil(&snap.Servers)
+	nonNil(&snap.Hosts)
+	nonNil(&snap.Pins)
 	return snap
+}
+
+// nonNil makes an empty list an empty one, not nil: the API shows [] then.
+func nonNil[T any](s *[]T) {
+	if *s == nil {
+		*s = []T{}
+	}
 }
 
 // view is the session as SHOW CLIENTS shows it, with its server
