@@ -103,10 +103,7 @@ func Parse(query string) (cmd Command, ok bool, err error) {
 		toks = toks[:n-1]
 	}
 	if len(toks) == 0 {
-		if strings.TrimSpace(query) == "" {
-			return Command{}, false, nil
-		}
-		return invalid()
+		return Command{}, false, nil // "" or ";": PostgreSQL answers EmptyQueryResponse
 	}
 	for _, t := range toks {
 		if t.semicolon {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -70,7 +71,7 @@ func (ss *session) serveConsole(st *state, user, dbName string, adm admission, s
 	if err := wire.Write(ss.client, consoleGreeting(s.nextPID(), start.Get("application_name"))...); err != nil {
 		return
 	}
-	ss.consoleLoop(ctx, u.Name, role)
+	ss.consoleLoop(ctx, u.Name, role, cfg.Limits.ClientIdleTimeout.D())
 }
 
 // consoleGreeting is the login's answer: the parameters drivers look at,
@@ -91,13 +92,24 @@ func consoleGreeting(pid uint32, appName string) []pgproto3.Message {
 // consoleLoop reads the client's messages: Query is answered, Terminate
 // ends the session, the extended protocol gets 0A000 (once per batch,
 // then ReadyForQuery at its Sync, so the client's state stays in step),
-// anything else is a protocol violation that closes the connection.
-func (ss *session) consoleLoop(ctx context.Context, user, role string) {
+// anything else is a protocol violation that closes the connection. A
+// client silent for idle (limits.client_idle_timeout, 0 = never) is
+// closed with 57P01, as other clients are.
+func (ss *session) consoleLoop(ctx context.Context, user, role string, idle time.Duration) {
 	var hdr [5]byte
 	var out []byte
 	extendedFailed := false
 	for {
+		if idle > 0 && !ss.draining.Load() {
+			ss.client.SetReadDeadline(time.Now().Add(idle))
+		}
 		if _, err := io.ReadFull(ss.client, hdr[:]); err != nil {
+			var ne net.Error
+			if idle > 0 && !ss.draining.Load() && errors.As(err, &ne) && ne.Timeout() {
+				ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+				wire.Write(ss.client, wire.Error(wire.CodeAdminShutdown, "terminating the admin console connection: idle for longer than limits.client_idle_timeout (%s)", idle))
+				return
+			}
 			ss.consoleEnded(err)
 			return
 		}

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -260,4 +261,43 @@ func TestConsoleCommandsDispatch(t *testing.T) {
 	res, err := consoleExec(t, adm, "RELOAD")
 	require.Error(t, err, "no operator: started without a file")
 	require.Nil(t, res)
+}
+
+// TestConsoleClientEndsAtShutdown: a console client is told sluice is
+// shutting down and let go at once, instead of holding the shutdown
+// until shutdown_timeout and losing its socket without a word.
+func TestConsoleClientEndsAtShutdown(t *testing.T) {
+	h := startConsole(t, "session")
+	ctx := context.Background()
+	adm, err := pgconn.Connect(ctx, h.consoleDSN("sluice", pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	defer adm.Close(ctx)
+	done := make(chan struct{})
+	go func() {
+		h.srv.Shutdown(context.Background()) // no deadline: only the drain can end the console session
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitLong):
+		t.Fatal("shutdown waited for the idle console client")
+	}
+	_, err = consoleExec(t, adm, "SHOW VERSION")
+	require.Equal(t, "57P01", pgCode(err), "%v", err)
+}
+
+func TestConsoleIdleTimeout(t *testing.T) {
+	sock := t.TempDir()
+	text := strings.Replace(configText(t, sock, "", ""), "admin:\n  address: \"\"\n", "admin:\n  address: \"\"\n  users: [app]\n", 1)
+	h := startConfig(t, sock, text+"limits:\n  client_idle_timeout: 200ms\n")
+	ctx := context.Background()
+	adm, err := pgconn.Connect(ctx, h.consoleDSN("sluice", pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	defer adm.Close(ctx)
+	// Read what sluice sends the silent client: the error, then EOF.
+	raw := adm.Conn()
+	raw.SetReadDeadline(time.Now().Add(waitLong)) // only ends a hung test
+	got, _ := io.ReadAll(raw)
+	require.Contains(t, string(got), "57P01")
+	require.Contains(t, string(got), "limits.client_idle_timeout")
 }
