@@ -66,11 +66,11 @@ func TestParseRefusesWithPgBouncersWords(t *testing.T) {
 }
 
 func TestReadOnly(t *testing.T) {
-	for _, in := range []string{"SHOW POOLS", "SHOW HELP"} {
+	for _, in := range []string{"SHOW POOLS", "SHOW HELP", "SET datestyle = ISO"} {
 		c, _, _ := Parse(in)
 		require.True(t, c.ReadOnly(), in)
 	}
-	for _, in := range []string{"PAUSE", "RESUME", "KILL_CLIENT 1", "RELOAD", "SHUTDOWN", "SET datestyle = ISO", "SWITCHOVER a"} {
+	for _, in := range []string{"PAUSE", "RESUME", "KILL_CLIENT 1", "RELOAD", "SHUTDOWN", "SWITCHOVER a"} {
 		c, _, _ := Parse(in)
 		require.False(t, c.ReadOnly(), in)
 	}

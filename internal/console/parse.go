@@ -46,8 +46,10 @@ type Command struct {
 	WaitForClients bool
 }
 
-// ReadOnly reports whether the command only reads (stats_users may run it).
-func (c Command) ReadOnly() bool { return c.Verb == Show }
+// ReadOnly reports whether the command changes nothing, so stats_users
+// may run it: SHOW, and SET, which only ever accepts (and ignores) the
+// session parameters drivers send.
+func (c Command) ReadOnly() bool { return c.Verb == Show || c.Verb == Set }
 
 // Error is a console error: a PostgreSQL ErrorResponse (severity ERROR,
 // the session goes on).

@@ -102,11 +102,11 @@ func (d *Daemon) Reload() error {
 	cfg, err := config.Load(d.path)
 	if err != nil {
 		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
-		return fmt.Errorf("reload failed, keeping the running configuration: %w", err)
+		return fmt.Errorf("keeping the running configuration: %w", err)
 	}
 	if err := d.Proxy.Reload(cfg); err != nil {
 		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
-		return fmt.Errorf("reload failed, keeping the running configuration: %w", err)
+		return fmt.Errorf("keeping the running configuration: %w", err)
 	}
 	d.level.Set(parseLevel(cfg.Log.Level))
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))

@@ -301,3 +301,42 @@ func TestConsoleIdleTimeout(t *testing.T) {
 	require.Contains(t, string(got), "57P01")
 	require.Contains(t, string(got), "limits.client_idle_timeout")
 }
+
+// TestConsoleStatsCountWaits: a client that queued for the only server
+// connection shows in cl_waiting, then its wait in total_wait_time.
+func TestConsoleStatsCountWaits(t *testing.T) {
+	sock := t.TempDir()
+	text := strings.Replace(configText(t, sock, "min_size: 1\n      max_size: 1", ""), "admin:\n  address: \"\"\n", "admin:\n  address: \"\"\n  users: [app]\n", 1)
+	h := startConfig(t, sock, text)
+	ctx := context.Background()
+	adm, err := pgconn.Connect(ctx, h.consoleDSN("sluice", pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	defer adm.Close(ctx)
+	holder, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	waiter := make(chan error, 1)
+	go func() {
+		c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+		if err == nil {
+			c.Close(ctx)
+		}
+		waiter <- err
+	}()
+	require.Eventually(t, func() bool {
+		res, err := consoleExec(t, adm, "SHOW POOLS")
+		require.NoError(t, err)
+		for _, r := range res.Rows {
+			if string(r[1]) == pgtest.AppUser && string(r[3]) == "1" { // cl_waiting
+				return true
+			}
+		}
+		return false
+	}, waitLong, tick)
+	require.NoError(t, holder.Close(ctx))
+	require.NoError(t, <-waiter)
+	res, err := consoleExec(t, adm, "SHOW STATS_TOTALS")
+	require.NoError(t, err)
+	require.Len(t, res.Rows, 1)
+	wait, _ := strconv.Atoi(string(res.Rows[0][7]))
+	require.Greater(t, wait, 0, "wait_time (µs) counts the queued borrow")
+}

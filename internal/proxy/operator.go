@@ -46,11 +46,8 @@ func (s *Server) Exec(ctx context.Context, cmd console.Command) (*console.Result
 	if cmd.Verb == console.Set {
 		return setParam(cmd)
 	}
-	cfg := s.state.Load().cfg
-	if needsDB(cmd.Verb) || cmd.Arg != "" {
-		if cmd.Arg != "" && cfg.Databases[cmd.Arg] == nil && cmd.Verb != console.KillClient {
-			return nil, &console.Error{Code: console.CodeUndefinedObject, Msg: fmt.Sprintf("database %q does not exist (it is not configured in sluice)", cmd.Arg)}
-		}
+	if cmd.Arg != "" && s.Config().Databases[cmd.Arg] == nil { // the parser requires one for DISABLE, ENABLE, SWITCHOVER
+		return nil, &console.Error{Code: console.CodeUndefinedObject, Msg: fmt.Sprintf("database %q does not exist (it is not configured in sluice)", cmd.Arg)}
 	}
 	tag := string(cmd.Verb)
 	var err error
@@ -94,12 +91,6 @@ func (s *Server) Exec(ctx context.Context, cmd console.Command) (*console.Result
 		return nil, commandError(cmd.Verb, err)
 	}
 	return &console.Result{Tag: tag}, nil
-}
-
-// needsDB: DISABLE, ENABLE and SWITCHOVER name a database; the parser
-// already requires it.
-func needsDB(v console.Verb) bool {
-	return v == console.Disable || v == console.Enable || v == console.Switchover
 }
 
 // commandError turns a control method's error into what a client sees.

@@ -3,13 +3,16 @@ package proxy
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/pool"
 )
 
 // poolCounters are a pool's totals for SHOW STATS, kept with atomics
-// where sluice already has the figure at hand: waits at each borrow (two
-// clock reads per borrow, no lock), and a session-mode session's bytes,
-// queries and transactions once, when it ends. Nothing is counted per
-// message. Transaction-mode bytes and queries are not counted (see
+// where sluice already has the figure at hand: each borrow (one atomic
+// add; the clock is read only when the borrow waited or dialled, as the
+// pool itself does), and a session-mode session's bytes, queries and
+// transactions once, when it ends. Nothing is counted per message.
+// Transaction-mode bytes and queries are not counted (see
 // docs/operations.md, "SHOW STATS").
 type poolCounters struct {
 	borrows  atomic.Uint64 // server connection borrows (transaction mode: one per transaction)
@@ -20,10 +23,20 @@ type poolCounters struct {
 	sent     atomic.Uint64 // session mode: bytes to clients, by ended sessions
 }
 
-// noteBorrow records one borrow that started at start.
-func (c *poolCounters) noteBorrow(start time.Time) {
+// noteBorrow records one borrow of e's pool bounded by d. A borrow that
+// took an idle connection left d unfixed and waited no time; one that
+// waited or dialled had d fixed at its start + borrow_timeout (see
+// pool.Deadline), which gives its start back. With borrow_timeout 0 the
+// pool never fixes d, and waits are not counted.
+func (c *poolCounters) noteBorrow(e *poolEntry, d *pool.Deadline) {
 	c.borrows.Add(1)
-	c.waitNs.Add(int64(time.Since(start)))
+	at := d.At()
+	if at.IsZero() {
+		return
+	}
+	if db := e.db.Load(); db != nil {
+		c.waitNs.Add(int64(time.Since(at.Add(-db.Pool.BorrowTimeout.D()))))
+	}
 }
 
 // noteSession adds an ended session-mode relay's figures.

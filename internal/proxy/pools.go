@@ -148,10 +148,10 @@ func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backe
 	if set != nil {
 		aff.Key = set.Key
 	}
-	defer e.counters.noteBorrow(time.Now())
 	for {
 		conn, err := e.pool.AcquireFor(ctx, d, aff)
 		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {
+			e.counters.noteBorrow(e, d)
 			return conn, err
 		}
 		e.pool.Discard(conn) // an old primary's, or (a 64-bit hash collision) another set's
