@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -176,7 +177,9 @@ func (a *api) command(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := json.Unmarshal(body, &p); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber() // an id stays digits (1000000, not 1e+06)
+		if err := dec.Decode(&p); err != nil {
 			writeError(w, http.StatusBadRequest, "the body must be a JSON object such as {\"db\": \"appdb\"}: %v", err)
 			return
 		}
