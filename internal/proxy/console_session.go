@@ -102,6 +102,9 @@ func (ss *session) consoleLoop(ctx context.Context, user, role string, idle time
 	for {
 		if idle > 0 && !ss.draining.Load() {
 			ss.client.SetReadDeadline(time.Now().Add(idle))
+			if ss.draining.Load() { // drain set its deadline between the check and ours
+				ss.client.SetReadDeadline(time.Unix(1, 0))
+			}
 		}
 		if _, err := io.ReadFull(ss.client, hdr[:]); err != nil {
 			var ne net.Error
