@@ -21,6 +21,7 @@ import (
 var version = "dev"
 
 func main() {
+	daemon.Version = version
 	if err := newRoot().Execute(); err != nil {
 		os.Exit(1)
 	}

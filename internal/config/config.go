@@ -51,11 +51,49 @@ type Listen struct {
 	ReadOnlyAddress string `yaml:"read_only_address"`
 }
 
-// Admin configures the admin/metrics HTTP endpoint.
+// Admin configures the admin/metrics HTTP endpoint, its API, and the
+// SQL admin console (the virtual databases "sluice" and "pgbouncer").
 type Admin struct {
 	// Address is the HTTP "host:port". Default 127.0.0.1:9930. An explicit
 	// empty string disables the endpoint (an absent key keeps the default).
 	Address string `yaml:"address"`
+	// Users may run every console command; StatsUsers only SHOW
+	// (PgBouncer's admin_users and stats_users). Each names a users[]
+	// entry, which logs in as any user does. Both empty (the default)
+	// turns the console off.
+	Users      []string `yaml:"users"`
+	StatsUsers []string `yaml:"stats_users"`
+	// APIToken is the bearer token the HTTP API's mutating calls (and,
+	// with APIReadRequiresToken, its reads) need; ${ENV} is expanded.
+	// APITokenFile names a file holding it instead. Unset: mutating calls
+	// are refused (403).
+	APIToken             string `yaml:"api_token"`
+	APITokenFile         string `yaml:"api_token_file"`
+	APIReadRequiresToken bool   `yaml:"api_read_requires_token"` // default false
+	// TLSCertFile and TLSKeyFile, set together, serve the endpoint over
+	// HTTPS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// Pprof serves Go's profiler at /debug/pprof/ (default false).
+	Pprof bool `yaml:"pprof"`
+}
+
+// ConsoleDatabases are the virtual databases of the admin console.
+var ConsoleDatabases = []string{"sluice", "pgbouncer"}
+
+// ConsoleEnabled reports whether anyone may use the admin console.
+func (a *Admin) ConsoleEnabled() bool { return len(a.Users)+len(a.StatsUsers) > 0 }
+
+// ConsoleRole says what a user may do on the console: "admin", "stats"
+// or "" (nothing).
+func (a *Admin) ConsoleRole(user string) string {
+	switch {
+	case slices.Contains(a.Users, user):
+		return "admin"
+	case slices.Contains(a.StatsUsers, user):
+		return "stats"
+	}
+	return ""
 }
 
 // Log configures logging.
@@ -271,6 +309,10 @@ var (
 	// ServerTLSModes are libpq's sslmode values (except allow).
 	ServerTLSModes = slices.Clone(serverTLSModeNames)
 )
+
+// Defaults returns a Config holding every top-level default (no users,
+// no databases), for listing defaults (the console's SHOW CONFIG).
+func Defaults() *Config { return defaultConfig() }
 
 // defaultConfig returns a Config with every top-level default filled in.
 // Databases get their defaults from defaultDatabase when the loader creates

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret", "MONITOR_PASSWORD": "mon-secret"}
+var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret", "MONITOR_PASSWORD": "mon-secret", "SLUICE_API_TOKEN": "0123456789abcdef0123"}
 
 // exampleFiles stands in for password files: every path holds its own
 // base name and a newline.
@@ -84,7 +84,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 70)
+	require.Len(t, paths, 78)
 }
 
 func TestExampleFile(t *testing.T) {

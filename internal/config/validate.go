@@ -23,6 +23,7 @@ func validate(cfg *Config, c *collector, src sources) {
 			c.invalid("admin.address", "%s (or \"\" to disable the admin endpoint)", err)
 		}
 	}
+	validateAdmin(cfg, c, src)
 	enum(c, "log.level", cfg.Log.Level, LogLevels)
 	enum(c, "log.format", cfg.Log.Format, LogFormats)
 	enum(c, "auth.method", c.spelled("auth.method", cfg.Auth.Method), AuthMethods)

@@ -5,10 +5,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,9 +30,19 @@ type Daemon struct {
 
 	path     string
 	level    *slog.LevelVar
-	shutdown time.Duration
+	shutdown atomic.Int64 // shutdown_timeout, as a time.Duration
 	stopping atomic.Bool
+	// reloadMu serialises reloads: SIGHUP, the console's RELOAD and the
+	// API's POST /api/reload may come at once.
+	reloadMu sync.Mutex
+	// stopReq carries a shutdown asked for by the console or the API
+	// (true: wait for clients) to Wait.
+	stopReq chan bool
 }
+
+// Version is sluice's version, shown by the console's SHOW VERSION
+// (cmd/sluice sets it from its build-time version).
+var Version = "dev"
 
 // NewLogger builds the process logger; its level can change on reload.
 func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
@@ -62,10 +75,14 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, shutdown: cfg.ShutdownTimeout.D()}
+	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, stopReq: make(chan bool, 1)}
+	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
+	srv.SetOperator(proxy.Operator{Version: "sluice " + Version, Reload: d.Reload, Shutdown: d.requestStop})
 	if cfg.Admin.Address != "" {
 		reg := srv.Metrics().Registry
-		a, err := admin.Start(cfg.Admin.Address, reg, func() bool { return !d.stopping.Load() }, dashboard.New(reg.Gather), log)
+		a, err := admin.StartWith(admin.Options{Address: cfg.Admin.Address, Registry: reg, Dashboard: dashboard.New(reg.Gather),
+			Healthy: func() bool { return !d.stopping.Load() }, Proxy: srv,
+			TLSCertFile: cfg.Admin.TLSCertFile, TLSKeyFile: cfg.Admin.TLSKeyFile, Log: log})
 		if err != nil {
 			srv.Shutdown(context.Background())
 			return nil, err
@@ -76,32 +93,56 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 }
 
 // Reload reads the config file again and applies it; an invalid file is
-// logged and the running config kept.
-func (d *Daemon) Reload() {
+// logged and the running config kept, and the error returned (the
+// console and the API show it).
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	if d.path == "" {
-		return
+		return errors.New("sluice was started without a configuration file to reload")
 	}
 	cfg, err := config.Load(d.path)
 	if err != nil {
 		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
-		return
+		return fmt.Errorf("keeping the running configuration: %w", err)
 	}
 	if err := d.Proxy.Reload(cfg); err != nil {
 		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
-		return
+		return fmt.Errorf("keeping the running configuration: %w", err)
 	}
 	d.level.Set(parseLevel(cfg.Log.Level))
-	d.shutdown = cfg.ShutdownTimeout.D()
+	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
 	d.Log.Info("configuration reloaded", "file", d.path)
+	return nil
+}
+
+// requestStop asks Wait to shut down (the console's SHUTDOWN, the API's
+// POST /api/shutdown); it returns at once. waitForClients waits for
+// every client to leave; without it clients are ended at once, as
+// PgBouncer's SHUTDOWN does.
+func (d *Daemon) requestStop(waitForClients bool) {
+	select {
+	case d.stopReq <- waitForClients:
+	default: // already asked
+	}
 }
 
 // Shutdown stops accepting clients, waits up to shutdown_timeout for
 // sessions to end, terminates the rest with 57P01, and stops the admin
 // endpoint.
 func (d *Daemon) Shutdown() {
+	d.shutdownWithin(time.Duration(d.shutdown.Load()))
+}
+
+// shutdownWithin is Shutdown with its own wait; < 0 waits for every
+// client to leave.
+func (d *Daemon) shutdownWithin(wait time.Duration) {
 	d.stopping.Store(true)
-	d.Log.Info("shutting down", "shutdown_timeout", d.shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), d.shutdown)
+	d.Log.Info("shutting down", "wait_for_clients", wait)
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if wait >= 0 {
+		ctx, cancel = context.WithTimeout(ctx, wait)
+	}
 	defer cancel()
 	d.Proxy.Shutdown(ctx)
 	if d.Admin != nil {
@@ -135,6 +176,14 @@ func (d *Daemon) Wait(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			d.Shutdown()
+			return
+		case wait := <-d.stopReq:
+			d.Log.Info("shutdown asked by an operator", "wait_for_clients", wait)
+			if wait {
+				d.shutdownWithin(-1)
+			} else {
+				d.shutdownWithin(0)
+			}
 			return
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {

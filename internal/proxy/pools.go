@@ -79,6 +79,8 @@ type poolEntry struct {
 	// parsed: statements known to parse, for transaction pooling's
 	// answerParseLocally.
 	parsed parsedSet
+	// counters feed SHOW STATS (pool_counters.go).
+	counters poolCounters
 }
 
 // dial opens a server connection for the pool: to the configured host,
@@ -149,6 +151,7 @@ func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backe
 	for {
 		conn, err := e.pool.AcquireFor(ctx, d, aff)
 		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {
+			e.counters.noteBorrow(e, d)
 			return conn, err
 		}
 		e.pool.Discard(conn) // an old primary's, or (a 64-bit hash collision) another set's

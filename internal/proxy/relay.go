@@ -59,6 +59,7 @@ type relay struct {
 	// the connection ends; sluice adds no error of its own (afterRelay).
 	serverFatal atomic.Bool
 	txStatus    atomic.Uint32 // status byte of the last ReadyForQuery
+	xacts       int64         // ReadyForQuery 'I' messages: transactions ended (SHOW STATS); read after run
 	bytesOut    atomic.Int64
 	rewrite     rewriter // used only after receive_timeout fired
 
@@ -247,6 +248,9 @@ func (r *relay) serverToClient() error {
 		case 'Z':
 			r.txStatus.Store(uint32(first))
 			r.gotZ.Add(1)
+			if first == 'I' {
+				r.xacts++
+			}
 			r.zSeenAt.Store(r.askSeq.Load())
 			r.timedOut.Store(false)
 		case 'E':

@@ -65,6 +65,11 @@ type Server struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 
+	// started is when New ran; op is what the console's RELOAD and
+	// SHUTDOWN call (operator.go).
+	started time.Time
+	op      atomic.Pointer[Operator]
+
 	// testHookBeforeDetachCheck, if set (before Start), runs in an
 	// attachment's goroutine after it relayed a ReadyForQuery and before
 	// it decides whether to detach; tests use it to force the race with
@@ -84,6 +89,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		bufs:     make(map[int]*wire.Buffers),
 		sessions: make(map[*session]struct{}),
 		refusals: refusal.New(0, 0),
+		started:  time.Now(),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
@@ -316,7 +322,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.bgCancel()
 	s.mu.Lock()
 	for sess := range s.sessions { // transaction-pooled clients leave when idle
-		if sess.isTx() {
+		if sess.isTx() || sess.isConsole() {
 			sess.drain()
 		}
 	}

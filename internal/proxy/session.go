@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -69,10 +70,12 @@ type session struct {
 	// killed: the operator dropped the client (KILL, KILL_CLIENT); it is
 	// told so instead of "shutting down".
 	killed atomic.Bool
-}
 
-// sessionIDs issues session ids (session.id).
-var sessionIDs atomic.Uint64
+	// info (guarded by mu) and pins are what the console shows of the
+	// client (session_info.go).
+	info clientInfo
+	pins atomic.Pointer[pinRecord]
+}
 
 // ofDatabase reports whether the session is a client of db ("" = of any
 // database sluice serves, not the admin console's).
@@ -247,6 +250,10 @@ func (ss *session) serve() {
 		ss.failAs(reasonReplication, wire.CodeFeatureNotSupported, "replication connections are not supported by sluice", "user", user)
 		return
 	}
+	if cfg.Admin.ConsoleEnabled() && slices.Contains(config.ConsoleDatabases, dbName) {
+		ss.serveConsole(st, user, dbName, method, start) // console_session.go
+		return
+	}
 	db := cfg.Databases[dbName]
 	if db == nil {
 		ss.failAs(reasonUnknownDatabase, wire.CodeInvalidCatalogName, fmt.Sprintf("database %q does not exist (it is not configured in sluice)", dbName), "user", user)
@@ -267,6 +274,7 @@ func (ss *session) serve() {
 		ss.failTooMany(cfg)
 		return
 	}
+	ss.noteLogin(u.Name, dbName, start.Get("application_name"), db.PoolMode.String(), false)
 	settings, err := start.Settings()
 	if err != nil {
 		var pe *frontend.ProtocolError
@@ -345,6 +353,7 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 	if _, err := ss.client.Write(greet); err == nil {
 		for {
 			r.run()
+			e.counters.noteSession(r)
 			if !ss.canContinue(r, e) {
 				if len(r.heldFatal) > 0 { // the server's own reason, then sluice's
 					ss.client.SetWriteDeadline(time.Now().Add(time.Second))

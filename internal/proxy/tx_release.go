@@ -49,4 +49,5 @@ func (c *txClient) setPins(pins []string) {
 		}
 	}
 	c.pins = pins
+	c.ss.notePins(pins) // for SHOW PINS (session_info.go)
 }

@@ -1,0 +1,173 @@
+package console
+
+import "time"
+
+// Snapshot is what the console and the HTTP API show: plain values
+// copied out of the proxy at one moment (proxy.Server.Snapshot), owned by
+// the caller. JSON names are the API's.
+type Snapshot struct {
+	Taken     time.Time  `json:"taken"`
+	Started   time.Time  `json:"started"`
+	Version   string     `json:"version"`
+	Pools     []Pool     `json:"pools"`
+	Clients   []Client   `json:"clients"`
+	Servers   []Server   `json:"servers"`
+	Databases []Database `json:"databases"`
+	Users     []User     `json:"users"`
+	Stats     []Stats    `json:"stats"`
+	Hosts     []Host     `json:"topology"`
+	Pins      []Pin      `json:"pins"`
+	Config    []Setting  `json:"config"`
+	// LoginClients are client sockets that have not logged in yet.
+	LoginClients int `json:"login_clients"`
+}
+
+// Pool is one (database, user) pool of server connections.
+type Pool struct {
+	Database  string `json:"database"`
+	User      string `json:"user"`
+	ClActive  int    `json:"cl_active"`  // clients holding a server connection
+	ClWaiting int    `json:"cl_waiting"` // clients waiting for one
+	SvActive  int    `json:"sv_active"`  // server connections lent to a client
+	SvIdle    int    `json:"sv_idle"`
+	SvLogin   int    `json:"sv_login"` // being dialled
+	// MaxWait is how long the oldest waiting client has waited (0 when
+	// sluice cannot tell: see docs/operations.md).
+	MaxWait  time.Duration `json:"maxwait_ns"`
+	PoolMode string        `json:"pool_mode"`
+	// sluice's own.
+	MaxSize  int    `json:"max_size"`
+	MinSize  int    `json:"min_size"`
+	ClIdle   int    `json:"cl_idle"` // transaction-pooled clients between transactions
+	Dials    uint64 `json:"dials"`
+	Timeouts uint64 `json:"timeouts"`
+	ReadOnly bool   `json:"read_only"` // a standby pool of listen.read_only_address
+	Host     string `json:"host"`      // a standby pool's host
+	Paused   bool   `json:"paused"`    // from State
+	Disabled bool   `json:"disabled"`  // from State
+}
+
+// Client is one client connection.
+type Client struct {
+	ID       uint64 `json:"id"`
+	User     string `json:"user"`
+	Database string `json:"database"`
+	// State is "active" (holds a server connection), "waiting" (for
+	// one), "idle" (logged in, between transactions) or "login".
+	State       string    `json:"state"`
+	Addr        string    `json:"addr"`
+	Port        int       `json:"port"`
+	LocalAddr   string    `json:"local_addr"`
+	LocalPort   int       `json:"local_port"`
+	ConnectTime time.Time `json:"connect_time"`
+	TLS         string    `json:"tls"`
+	AppName     string    `json:"application_name"`
+	PoolMode    string    `json:"pool_mode"`
+	ReadOnly    bool      `json:"read_only"`
+	// ServerPID is the attached server connection's PID (0: none).
+	ServerPID uint32   `json:"server_pid"`
+	Pins      []string `json:"pins,omitempty"`
+}
+
+// Server is one server connection.
+type Server struct {
+	User        string    `json:"user"`
+	Database    string    `json:"database"`
+	State       string    `json:"state"` // "active" or "idle"
+	Addr        string    `json:"addr"`
+	Port        int       `json:"port"`
+	LocalAddr   string    `json:"local_addr"`
+	LocalPort   int       `json:"local_port"`
+	ConnectTime time.Time `json:"connect_time"`
+	PID         uint32    `json:"remote_pid"`
+	TLS         string    `json:"tls"`
+	// ClientID is the client it serves (0: idle).
+	ClientID uint64 `json:"client_id"`
+	Host     string `json:"host"`
+}
+
+// Database is one configured database.
+type Database struct {
+	Name         string   `json:"name"`
+	Host         string   `json:"host"` // the current primary, or the only host
+	Port         int      `json:"port"`
+	DBName       string   `json:"database"`
+	PoolSize     int      `json:"pool_size"`
+	MinPoolSize  int      `json:"min_pool_size"`
+	PoolMode     string   `json:"pool_mode"`
+	CurrentConns int      `json:"current_connections"` // server connections, all users
+	Paused       bool     `json:"paused"`
+	Pausing      bool     `json:"pausing"`
+	Disabled     bool     `json:"disabled"`
+	Hosts        []string `json:"hosts"`
+	Clients      int      `json:"clients"`
+}
+
+// User is one configured user.
+type User struct {
+	Name       string `json:"name"`
+	AuthMethod string `json:"auth_method"`
+	Admin      bool   `json:"admin"`      // in admin.users
+	StatsOnly  bool   `json:"stats_only"` // in admin.stats_users
+}
+
+// Stats are one database's counters since sluice started.
+type Stats struct {
+	Database   string        `json:"database"`
+	XactCount  uint64        `json:"xact_count"`
+	QueryCount uint64        `json:"query_count"`
+	Received   uint64        `json:"bytes_received"`
+	Sent       uint64        `json:"bytes_sent"`
+	XactTime   time.Duration `json:"xact_time_ns"`
+	QueryTime  time.Duration `json:"query_time_ns"`
+	WaitTime   time.Duration `json:"wait_time_ns"`
+	Waits      uint64        `json:"waits"` // server connection borrows, for avg_wait_time
+}
+
+// Host is one monitored server of a database with several hosts.
+type Host struct {
+	Database  string        `json:"database"`
+	Host      string        `json:"host"`
+	Role      string        `json:"role"` // primary, standby, fenced, unknown
+	Primary   bool          `json:"primary"`
+	Timeline  uint32        `json:"timeline"`
+	Lag       time.Duration `json:"replay_lag_ns"`
+	LagKnown  bool          `json:"lag_known"`
+	LagBytes  uint64        `json:"lag_bytes"`
+	Reachable bool          `json:"reachable"`
+	Fenced    bool          `json:"fenced"`
+	LastSeen  time.Time     `json:"last_seen"`
+	Error     string        `json:"error,omitempty"`
+	Failovers int           `json:"failovers"`
+}
+
+// Pin is a transaction-pooled client holding its server connection
+// between transactions.
+type Pin struct {
+	ClientID uint64    `json:"client_id"`
+	User     string    `json:"user"`
+	Database string    `json:"database"`
+	Addr     string    `json:"addr"`
+	Reasons  []string  `json:"reasons"`
+	Since    time.Time `json:"since"`
+}
+
+// Setting is one configuration value as SHOW CONFIG lists it (secrets
+// are never included).
+type Setting struct {
+	Key        string `json:"key"`
+	Value      string `json:"value"`
+	Default    string `json:"default"`
+	Changeable bool   `json:"changeable"` // applies on RELOAD
+}
+
+// Readiness is one database's answer in /readyz.
+type Readiness struct {
+	Database string `json:"database"`
+	Ready    bool   `json:"ready"`
+	// Primary is the host writes go to ("" when there is none).
+	Primary string `json:"primary,omitempty"`
+	// Reason says why the database is not ready, or "read-only fallback"
+	// when it is served by standbys only.
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,97 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/daemon"
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
+)
+
+const apiToken = "0123456789abcdef-daemon"
+
+func writeOperatorConfig(t *testing.T, path string, adminPort int, level string) {
+	c := pgtest.Cluster(t)
+	text := fmt.Sprintf(`listen:
+  address: 127.0.0.1:0
+admin:
+  address: 127.0.0.1:%d
+  users: [%s]
+  api_token: %s
+log:
+  level: %s
+users:
+  - name: %s
+    password: %s
+databases:
+  %s:
+    hosts: ["127.0.0.1:%d"]
+`, adminPort, pgtest.AppUser, apiToken, level, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, c.Port)
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+}
+
+// TestConsoleAndAPIReloadAndShutdown: RELOAD on the console and POST
+// /api/reload read the file again (an invalid one is an error the
+// operator sees); SHUTDOWN on the console stops Wait.
+func TestConsoleAndAPIReloadAndShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yaml")
+	adminPort := freePort(t)
+	writeOperatorConfig(t, path, adminPort, "info")
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	logs := &syncbuf.Buffer{}
+	d, err := daemon.Start(cfg, path, logs)
+	require.NoError(t, err)
+	waited := make(chan struct{})
+	go func() { d.Wait(context.Background()); close(waited) }()
+
+	ctx := context.Background()
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=sluice sslmode=disable",
+		d.Proxy.Addr().(*net.TCPAddr).Port, pgtest.AppUser, pgtest.AppPassword)
+	adm, err := pgconn.Connect(ctx, dsn)
+	require.NoError(t, err)
+	rs, err := adm.Exec(ctx, "SHOW VERSION").ReadAll()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(rs[0].Rows[0][0]), "sluice "), "%s", rs[0].Rows[0][0])
+
+	writeOperatorConfig(t, path, adminPort, "debug")
+	_, err = adm.Exec(ctx, "RELOAD").ReadAll()
+	require.NoError(t, err)
+	require.Contains(t, logs.String(), "configuration reloaded")
+
+	require.NoError(t, os.WriteFile(path, []byte("listen: {adress: x}\n"), 0o600))
+	_, err = adm.Exec(ctx, "RELOAD").ReadAll()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "listen.adress")
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/api/reload", adminPort), nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusConflict, resp.StatusCode, "a failed reload is the operator's to fix")
+	writeOperatorConfig(t, path, adminPort, "info")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	adm.Exec(ctx, "SHUTDOWN").ReadAll() // the console's own session ends with sluice
+	select {
+	case <-waited:
+	case <-time.After(time.Minute):
+		t.Fatal("SHUTDOWN did not stop the daemon")
+	}
+	require.Contains(t, logs.String(), "shutdown asked by an operator")
+}

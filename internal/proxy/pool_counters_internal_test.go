@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/pool"
+)
+
+// BenchmarkNoteBorrow is what SHOW STATS adds to a server connection
+// borrow that took an idle connection (one per transaction in
+// transaction mode): one atomic add, no clock read, no allocation.
+func BenchmarkNoteBorrow(b *testing.B) {
+	var c poolCounters
+	var e poolEntry
+	var d pool.Deadline
+	b.ReportAllocs()
+	for b.Loop() {
+		c.noteBorrow(&e, &d)
+	}
+}
+
+// BenchmarkNotePinsUnpinned is what SHOW PINS adds to each detach of a
+// client that is not pinned: one atomic load.
+func BenchmarkNotePinsUnpinned(b *testing.B) {
+	ss := &session{}
+	b.ReportAllocs()
+	for b.Loop() {
+		ss.notePins(nil)
+	}
+}
+
+func TestNotePinsKeepsSinceAndSkipsUnchanged(t *testing.T) {
+	ss := &session{}
+	ss.notePins(nil)
+	if ss.pins.Load() != nil {
+		t.Fatal("no pins, no record")
+	}
+	ss.notePins([]string{"temp_table"})
+	first := ss.pins.Load()
+	ss.notePins([]string{"temp_table"})
+	if ss.pins.Load() != first {
+		t.Fatal("unchanged reasons must not allocate a new record")
+	}
+	ss.notePins([]string{"temp_table", "listen"})
+	if got := ss.pins.Load(); got == first || !got.since.Equal(first.since) {
+		t.Fatal("a new reason keeps the time the client was first pinned")
+	}
+	ss.notePins(nil)
+	if ss.pins.Load() != nil {
+		t.Fatal("unpinned")
+	}
+	if n := testing.AllocsPerRun(100, func() { ss.notePins(nil) }); n != 0 {
+		t.Fatalf("notePins(nil) on an unpinned client allocates %v", n)
+	}
+}
