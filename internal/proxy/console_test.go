@@ -57,6 +57,29 @@ const (
 	tick     = 10 * time.Millisecond
 )
 
+// psqlRow finds, in psql's unaligned output (a header line, then rows,
+// "|" between fields), the first row whose column key is value (and, if
+// given, whose columns also[0] is also[1]), by column name.
+func psqlRow(t *testing.T, out, key, value string, also ...string) map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.NotEmpty(t, lines)
+	header := strings.Split(lines[0], "|")
+	for _, l := range lines[1:] {
+		row := map[string]string{}
+		for i, f := range strings.Split(l, "|") {
+			if i < len(header) {
+				row[header[i]] = f
+			}
+		}
+		if row[key] == value && (len(also) < 2 || row[also[0]] == also[1]) {
+			return row
+		}
+	}
+	t.Fatalf("no row with %s = %s in:\n%s", key, value, out)
+	return nil
+}
+
 // consoleExec runs a simple-protocol command over pgconn.
 func consoleExec(t *testing.T, c *pgconn.PgConn, sql string) (*pgconn.Result, error) {
 	t.Helper()
@@ -235,8 +258,8 @@ func TestConsoleBadInput(t *testing.T) {
 }
 
 // TestConsoleCommandsDispatch checks that each command reaches the
-// proxy: an unknown database is refused before it, and a command either
-// works or says it is not implemented yet (control.go's stubs).
+// proxy: an unknown database is refused before it, and each command on
+// a known database runs and answers with its own tag.
 func TestConsoleCommandsDispatch(t *testing.T) {
 	h := startConsole(t, "transaction")
 	ctx := context.Background()
@@ -248,19 +271,69 @@ func TestConsoleCommandsDispatch(t *testing.T) {
 		require.Equal(t, "42704", pgCode(err), "%s: %v", cmd, err)
 		require.Contains(t, err.Error(), `database "nosuchdb" does not exist`)
 	}
-	for _, cmd := range []string{"RESUME appdb", "RECONNECT appdb", "ENABLE appdb", "KILL_CLIENT 999999", "WAIT_CLOSE appdb"} {
+	for _, cmd := range []string{"PAUSE appdb", "RESUME appdb", "RECONNECT appdb", "WAIT_CLOSE appdb", "DISABLE appdb", "ENABLE appdb"} {
 		res, err := consoleExec(t, adm, cmd)
-		if pgCode(err) == "0A000" {
-			require.Contains(t, err.Error(), "not implemented yet", cmd)
-			continue
-		}
-		if err == nil {
-			require.Equal(t, strings.Fields(cmd)[0], res.CommandTag.String(), cmd)
-		}
+		require.NoError(t, err, cmd)
+		require.Equal(t, strings.Fields(cmd)[0], res.CommandTag.String(), cmd)
 	}
+	_, err = consoleExec(t, adm, "RESUME appdb")
+	require.Error(t, err, "RESUME of a database that is not paused")
+	require.Contains(t, err.Error(), "is not paused")
+	_, err = consoleExec(t, adm, "KILL_CLIENT 999999")
+	require.Error(t, err, "KILL_CLIENT of an id no client has")
+	require.Contains(t, err.Error(), "no such client")
 	res, err := consoleExec(t, adm, "RELOAD")
 	require.Error(t, err, "no operator: started without a file")
 	require.Nil(t, res)
+}
+
+// TestConsolePauseResumeUnderPgbench is the issue's acceptance run, as an
+// operator does it: psql sends PAUSE appdb to the console while pgbench
+// writes through sluice in transaction mode; no transaction completes
+// while paused, none fails, and RESUME lets pgbench finish every one.
+func TestConsolePauseResumeUnderPgbench(t *testing.T) {
+	h := startConsole(t, "transaction")
+	ctx := context.Background()
+	c := h.connect(ctx)
+	query(t, c, "DROP TABLE IF EXISTS console_pause")
+	query(t, c, "CREATE TABLE console_pause(client int)")
+	script := t.TempDir() + "/insert.sql"
+	require.NoError(t, os.WriteFile(script, []byte("INSERT INTO console_pause VALUES (:client_id);\n"), 0o600))
+	out := make(chan string, 1)
+	go func() {
+		// -R: pgbench cannot finish its 2000 before the pause.
+		cmd := exec.Command("pgbench", "-h", "127.0.0.1", "-p", strconv.Itoa(h.port), "-U", pgtest.AppUser, "-n",
+			"-f", script, "-c", "8", "-j", "2", "-t", "250", "-R", "800", pgtest.AppDB)
+		cmd.Env = append(cmd.Environ(), "PGPASSWORD="+pgtest.AppPassword)
+		b, err := cmd.CombinedOutput()
+		out <- fmt.Sprintf("%s\nerr: %v", b, err)
+	}()
+	waitFor(t, "pgbench to insert", func() bool { return countRows(t, "console_pause") > 100 })
+
+	got, err := psqlConsole(t, h, "sluice", pgtest.AppUser, pgtest.AppPassword, "PAUSE appdb")
+	require.NoError(t, err, got)
+	require.Contains(t, got, "PAUSE")
+	got, err = psqlConsole(t, h, "pgbouncer", pgtest.AppUser, pgtest.AppPassword, "SHOW DATABASES")
+	require.NoError(t, err, got)
+	db := psqlRow(t, got, "name", "appdb")
+	require.Equal(t, "1", db["paused"], "SHOW DATABASES shows appdb paused: %s", got)
+	require.Equal(t, "0", db["disabled"], got)
+	waitFor(t, "every pgbench client to be held", func() bool { return h.waiting() == 8 })
+	held := countRows(t, "console_pause")
+	got, err = psqlConsole(t, h, "sluice", pgtest.AppUser, pgtest.AppPassword, "SHOW POOLS")
+	require.NoError(t, err, got)
+	require.Equal(t, "8", psqlRow(t, got, "database", "appdb", "user", pgtest.AppUser)["cl_waiting"], "SHOW POOLS: %s", got)
+	require.Equal(t, held, countRows(t, "console_pause"), "no transaction completes while paused")
+
+	got, err = psqlConsole(t, h, "sluice", pgtest.AppUser, pgtest.AppPassword, "RESUME appdb")
+	require.NoError(t, err, got)
+	res := <-out
+	require.Contains(t, res, "number of transactions actually processed: 2000/2000", res)
+	require.Regexp(t, `number of failed transactions: 0 `, res)
+	require.Contains(t, res, "err: <nil>")
+	require.Equal(t, 2000, countRows(t, "console_pause"))
+	require.Greater(t, 2000, held, "the pause held pgbench before it finished")
+	query(t, c, "DROP TABLE console_pause")
 }
 
 // TestConsoleClientEndsAtShutdown: a console client is told sluice is
