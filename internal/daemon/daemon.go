@@ -80,11 +80,11 @@ func (d *Daemon) Reload() {
 		return
 	}
 	cfg, err := config.Load(d.path)
-	if err != nil {
-		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
-		return
+	if err == nil {
+		err = d.Proxy.Reload(cfg)
 	}
-	if err := d.Proxy.Reload(cfg); err != nil {
+	d.Proxy.Metrics().NoteReload(err)
+	if err != nil {
 		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
 		return
 	}

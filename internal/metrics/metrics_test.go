@@ -1,0 +1,60 @@
+package metrics_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/sluice-proxy/sluice/internal/metrics"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Full returns metrics with every family sluice defines holding at least
+// one series: a pool, a monitored database with a primary and a standby,
+// and one observation in each per-pool histogram.
+func full() *metrics.Metrics {
+	m := metrics.New(func() []metrics.PoolStat {
+		return []metrics.PoolStat{{Database: "appdb", User: "app", Idle: 1, Busy: 1, MaxSize: 3, Clients: 2}}
+	})
+	m.SetTopology(func() []metrics.HostStat {
+		return []metrics.HostStat{{Database: "appdb", Host: "a", Role: "primary", Up: true}, {Database: "appdb", Host: "b", Role: "standby", Up: true}}
+	}, func() []metrics.DatabaseStat { return []metrics.DatabaseStat{{Database: "appdb"}} })
+	m.NoPrimaryTotal.WithLabelValues("appdb").Add(1)
+	m.Pins.WithLabelValues("listen").Inc()
+	m.PinnedClients.WithLabelValues("listen").Inc()
+	m.ClientLoginFailure.WithLabelValues("wrong_password").Inc()
+	p := m.Pool("appdb", "app")
+	p.Ready('I')
+	p.BorrowWaited(0)
+	p.TransactionHeld(0)
+	p.QueryAnswered(0)
+	p.Connected(0)
+	p.ClientIn(0)
+	p.ClientOut(0)
+	return m
+}
+
+// No family's name is another family's name plus a suffix OpenMetrics
+// gives series (_total, _count, ...): a gauge x beside a counter x_total,
+// as sluice_no_primary_seconds was beside sluice_no_primary_seconds_total,
+// makes one name mean two things. (Go's own collector has such a pair,
+// go_memstats_alloc_bytes{,_total}; only sluice's families are checked.)
+func TestMetricNamesDoNotClash(t *testing.T) {
+	mfs, err := full().Registry.Gather()
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "sluice_") {
+			names[mf.GetName()] = true
+		}
+	}
+	require.Contains(t, names, "sluice_no_primary_seconds_total")
+	for name := range names {
+		for _, suffix := range []string{"_total", "_count", "_sum", "_bucket", "_created", "_info"} {
+			require.False(t, names[name+suffix], "%s and %s%s are both exported", name, name, suffix)
+		}
+	}
+}
