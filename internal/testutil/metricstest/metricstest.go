@@ -3,6 +3,9 @@
 package metricstest
 
 import (
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,4 +69,45 @@ func Histogram(t testing.TB, g prometheus.Gatherer, name string, labels ...strin
 		return 0, 0, false
 	}
 	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(), true
+}
+
+// DocumentedFamilies returns the metric families named in the first
+// column of the metrics table of docs/operations.md (path): every
+// `sluice_...` in backquotes, in order.
+func DocumentedFamilies(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	text := string(b)
+	start := strings.Index(text, "## Metrics (")
+	require.GreaterOrEqual(t, start, 0, "no metrics section in %s", path)
+	var names []string
+	for _, line := range strings.Split(text[start:], "\n")[1:] {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
+		if !strings.HasPrefix(line, "| `sluice_") {
+			continue
+		}
+		first := strings.SplitN(line, "|", 3)[1]
+		for _, m := range documentedName.FindAllStringSubmatch(first, -1) {
+			names = append(names, m[1])
+		}
+	}
+	require.NotEmpty(t, names, "no metrics table in %s", path)
+	return names
+}
+
+var documentedName = regexp.MustCompile("`(sluice_[a-z0-9_]+)")
+
+// ScrapedFamilies returns the families a text-format scrape declares
+// (its # TYPE lines), by name, with their types.
+func ScrapedFamilies(scrape []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(scrape), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			out[f[2]] = f[3]
+		}
+	}
+	return out
 }
