@@ -2,8 +2,8 @@ package metrics_test
 
 import (
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -71,4 +71,22 @@ func BenchmarkTransactionObservations(b *testing.B) {
 		p.Ready('I')
 		p.TransactionHeld(time.Duration(i%5000) * time.Microsecond)
 	}
+}
+
+// The histograms are native (a schema, sparse spans) with classic buckets
+// beside them, for scrapers that read only those.
+func TestHistogramsAreNativeWithClassicBuckets(t *testing.T) {
+	mfs, err := full().Registry.Gather()
+	require.NoError(t, err)
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetType().String() != "HISTOGRAM" || !strings.HasPrefix(mf.GetName(), "sluice_") {
+			continue
+		}
+		n++
+		h := mf.GetMetric()[0].GetHistogram()
+		require.NotNil(t, h.Schema, "%s: no native schema", mf.GetName())
+		require.NotEmpty(t, h.GetBucket(), "%s: no classic buckets", mf.GetName())
+	}
+	require.Equal(t, 6, n, "the six histograms")
 }
