@@ -15,13 +15,10 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/demo"
+	"github.com/sluice-proxy/sluice/internal/version"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
-	daemon.Version = version
 	if err := newRoot().Execute(); err != nil {
 		os.Exit(1)
 	}
@@ -99,7 +96,7 @@ func versionCmd() *cobra.Command {
 		Short: "Print sluice's version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version)
+			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version.Version)
 		},
 	}
 }

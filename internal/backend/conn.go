@@ -38,6 +38,10 @@ type Conn struct {
 	Params map[string]string
 	// Created is when the connection was opened.
 	Created time.Time
+	// Borrowed is when its current holder took it from its pool; set by
+	// the pool's owner (proxy) at each borrow, read when the borrow ends,
+	// for the transaction-duration metric. Owned like the connection.
+	Borrowed time.Time
 
 	// startup is the client parameter set sent in the connection's
 	// StartupMessage (nil: none); shared, read-only.

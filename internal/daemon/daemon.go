@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/dashboard"
 	"github.com/sluice-proxy/sluice/internal/proxy"
+	"github.com/sluice-proxy/sluice/internal/version"
 )
 
 // Daemon is a started sluice.
@@ -39,10 +40,6 @@ type Daemon struct {
 	// (true: wait for clients) to Wait.
 	stopReq chan bool
 }
-
-// Version is sluice's version, shown by the console's SHOW VERSION
-// (cmd/sluice sets it from its build-time version).
-var Version = "dev"
 
 // NewLogger builds the process logger; its level can change on reload.
 func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
@@ -77,7 +74,7 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	}
 	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, stopReq: make(chan bool, 1)}
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
-	srv.SetOperator(proxy.Operator{Version: "sluice " + Version, Reload: d.Reload, Shutdown: d.requestStop})
+	srv.SetOperator(proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop})
 	if cfg.Admin.Address != "" {
 		reg := srv.Metrics().Registry
 		a, err := admin.StartWith(admin.Options{Address: cfg.Admin.Address, Registry: reg, Dashboard: dashboard.New(reg.Gather),
@@ -102,11 +99,11 @@ func (d *Daemon) Reload() error {
 		return errors.New("sluice was started without a configuration file to reload")
 	}
 	cfg, err := config.Load(d.path)
-	if err != nil {
-		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
-		return fmt.Errorf("keeping the running configuration: %w", err)
+	if err == nil {
+		err = d.Proxy.Reload(cfg)
 	}
-	if err := d.Proxy.Reload(cfg); err != nil {
+	d.Proxy.Metrics().NoteReload(err)
+	if err != nil {
 		d.Log.Error("reload failed; keeping the running configuration", "file", d.path, "error", err)
 		return fmt.Errorf("keeping the running configuration: %w", err)
 	}

@@ -14,6 +14,9 @@ type PoolStat struct {
 	Database, User string
 	Idle, Busy     int
 	Waiting        int
+	// MaxSize is the pool's max_size; Clients its logged-in clients
+	// (PoolMetrics.Clients), of which Waiting may be queued.
+	MaxSize, Clients int
 	// Cumulative counts.
 	Recycled, DeadRemoved, Timeouts uint64
 	// Replaced: closed to open one with another client's startup
@@ -58,7 +61,9 @@ type Metrics struct {
 	// writable primary (added when a primary is back).
 	NoPrimaryTotal *prometheus.CounterVec
 
-	topo topoCollector
+	topo    topoCollector
+	pool    poolVecs
+	process processMetrics
 }
 
 // SetTopology makes scrapes report the monitored databases' servers.
@@ -117,6 +122,8 @@ func New(pools func() []PoolStat) *Metrics {
 			Help: "Time each database had no writable primary, counted when a primary is back.",
 		}, []string{"database"}),
 	}
+	m.pool = newPoolVecs(reg)
+	m.process = newProcessMetrics(reg)
 	reg.MustRegister(m.NoPrimaryTotal, &m.topo)
 	reg.MustRegister(m.ClientConnections, m.ClientSessions, m.ClientLoginFailure, bytes,
 		m.ConnectAttempts, m.ConnectFailures, m.CancelRequests, m.Pins, m.PinnedClients, &poolCollector{pools: pools},
@@ -133,6 +140,11 @@ var (
 	closedDesc = prometheus.NewDesc("sluice_server_connections_closed_total",
 		"Idle server connections closed by the pool, by reason (stale: idle_timeout or max_lifetime; dead: closed by the server; settings: replaced by one opened with another client's startup parameters).",
 		[]string{"database", "user", "reason"}, nil)
+	maxSizeDesc = prometheus.NewDesc("sluice_pool_max_size",
+		"The pool's max_size: the most server connections it opens.", []string{"database", "user"}, nil)
+	activeClientsDesc = prometheus.NewDesc("sluice_pool_active_clients",
+		"Logged-in clients of the pool not waiting for a server connection (PgBouncer's cl_active: in transaction mode, idle clients count too).",
+		[]string{"database", "user"}, nil)
 	timeoutsDesc = prometheus.NewDesc("sluice_pool_borrow_timeouts_total",
 		"Clients refused with 53300 because no server connection was free within borrow_timeout.", []string{"database", "user"}, nil)
 )
@@ -142,6 +154,8 @@ type poolCollector struct{ pools func() []PoolStat }
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- serverConnsDesc
 	ch <- waitingDesc
+	ch <- maxSizeDesc
+	ch <- activeClientsDesc
 	ch <- closedDesc
 	ch <- timeoutsDesc
 }
@@ -154,6 +168,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(serverConnsDesc, prometheus.GaugeValue, float64(p.Idle), p.Database, p.User, "idle")
 		ch <- prometheus.MustNewConstMetric(serverConnsDesc, prometheus.GaugeValue, float64(p.Busy), p.Database, p.User, "active")
 		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(p.Waiting), p.Database, p.User)
+		ch <- prometheus.MustNewConstMetric(maxSizeDesc, prometheus.GaugeValue, float64(p.MaxSize), p.Database, p.User)
+		ch <- prometheus.MustNewConstMetric(activeClientsDesc, prometheus.GaugeValue, float64(max(p.Clients-p.Waiting, 0)), p.Database, p.User)
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Recycled), p.Database, p.User, "stale")
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.DeadRemoved), p.Database, p.User, "dead")
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Replaced), p.Database, p.User, "settings")

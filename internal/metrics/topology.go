@@ -19,8 +19,10 @@ var (
 		[]string{"database", "host", "state"}, nil)
 	failoversDesc = prometheus.NewDesc("sluice_failovers_total",
 		"Moves of the writable primary from one server to another, whoever promoted it.", []string{"database"}, nil)
-	noPrimaryDesc = prometheus.NewDesc("sluice_no_primary_seconds",
-		"How long the database has been without a writable primary (0 while it has one).", []string{"database"}, nil)
+	// Not sluice_no_primary_seconds: a gauge x beside the counter x_total
+	// (sluice_no_primary_seconds_total) is one name clash in OpenMetrics.
+	noPrimaryDesc = prometheus.NewDesc("sluice_no_primary_current_seconds",
+		"How long the database has been without a writable primary, now (0 while it has one).", []string{"database"}, nil)
 )
 
 // topoCollector reports monitored databases at scrape time.

@@ -16,11 +16,22 @@ import (
 // connection it cannot use) passes the same Deadline to each, so they
 // share one limit. It is a plain value owned by the caller, usually on
 // its stack; the pool keeps no reference to it.
-type Deadline struct{ at time.Time }
+type Deadline struct {
+	at time.Time
+	// since is when the borrow first had to wait or dial (zero while it
+	// has not): what the borrow's wait is measured from, with no clock
+	// read for a borrow that took an idle connection.
+	since time.Time
+}
 
 // At returns the time the borrow ends; zero while it is not fixed, and
 // always with BorrowTimeout 0 (see Config.BorrowTimeout).
 func (d *Deadline) At() time.Time { return d.at }
+
+// Since returns when the borrow first had to wait in the queue or dial a
+// connection; zero if every acquisition so far took an idle connection
+// at once (its wait is then 0 for metrics).
+func (d *Deadline) Since() time.Time { return d.since }
 
 // UnreachableError is returned when BorrowTimeout passed while the pool
 // was failing to open connections: the connections counted against
@@ -38,10 +49,15 @@ func (e *UnreachableError) Unwrap() []error { return []error{ErrExhausted, e.Las
 
 // fixDeadlineLocked fixes d at now + BorrowTimeout unless it is already
 // fixed or BorrowTimeout is 0 (then the dial is bounded by its own
-// retries only), and returns it.
+// retries only), and returns it. The first call also notes now as the
+// start of the borrow's wait (Since).
 func (p *Pool[C]) fixDeadlineLocked(d *Deadline) time.Time {
+	if !d.since.IsZero() {
+		return d.at
+	}
+	d.since = time.Now()
 	if d.at.IsZero() && p.cfg.BorrowTimeout > 0 {
-		d.at = time.Now().Add(p.cfg.BorrowTimeout)
+		d.at = d.since.Add(p.cfg.BorrowTimeout)
 	}
 	return d.at
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
 )
 
 // lease is a server connection borrowed from its pool (entry). Who owns
@@ -97,6 +98,10 @@ func endAction(o leaseOutcome, cancelled, usable bool) leaseAction {
 // may still read the field (it finds the attachment detached and stops).
 func (l *lease) end(log *slog.Logger, o leaseOutcome, status byte, cancelled bool) {
 	e, conn := l.entry, l.conn
+	if db := e.db.Load(); db != nil && db.PoolMode != config.PoolSession && !conn.Borrowed.IsZero() {
+		// Transaction mode: the borrow was one transaction (or a pin).
+		e.stats.TransactionHeld(time.Since(conn.Borrowed))
+	}
 	switch endAction(o, cancelled, e.usable(conn)) {
 	case leaseRelease:
 		e.pool.Release(conn)

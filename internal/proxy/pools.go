@@ -81,14 +81,28 @@ type poolEntry struct {
 	parsed parsedSet
 	// counters feed SHOW STATS (pool_counters.go).
 	counters poolCounters
+	// stats are the (database, user) pool's metrics, shared by its
+	// standby pools; nil in unit tests (observes nothing).
+	stats *metrics.PoolMetrics
 }
 
-// dial opens a server connection for the pool: to the configured host,
+// dial opens a server connection for the pool and observes how long it
+// took (see dialServer).
+func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
+	start := time.Now()
+	conn, err := e.dialServer(ctx)
+	if err == nil {
+		e.stats.Connected(time.Since(start))
+	}
+	return conn, err
+}
+
+// dialServer opens a server connection for the pool: to the configured host,
 // or with several hosts to whichever the monitor says is the primary.
 // When a client waits for it, ctx carries the client's borrow deadline
 // (pool.Deadline): backend.Dial keeps retrying and dbTopology.dial keeps
 // waiting for a primary until then, never longer.
-func (e *poolEntry) dial(ctx context.Context) (*backend.Conn, error) {
+func (e *poolEntry) dialServer(ctx context.Context) (*backend.Conn, error) {
 	if e.ro != nil {
 		return e.ro.dial(ctx)
 	}
@@ -136,7 +150,26 @@ func (e *poolEntry) usable(conn *backend.Conn) bool {
 // borrow_timeout.
 func (e *poolEntry) acquire(ctx context.Context) (*backend.Conn, error) {
 	var d pool.Deadline
-	return e.acquireWithin(ctx, &d)
+	conn, err := e.acquireWithin(ctx, &d)
+	e.borrowed(conn, &d)
+	return conn, err
+}
+
+// borrowed observes the wait of a borrow bounded by d that gave conn (nil
+// when it failed: its wait counts too) and stamps conn with the time it
+// was borrowed, for lease.end. A borrow that took an idle connection
+// reads the clock once here and lease.end once more: one pair per
+// transaction in transaction mode.
+func (e *poolEntry) borrowed(conn *backend.Conn, d *pool.Deadline) {
+	now := time.Now()
+	var wait time.Duration
+	if since := d.Since(); !since.IsZero() {
+		wait = now.Sub(since)
+	}
+	e.stats.BorrowWaited(wait)
+	if conn != nil {
+		conn.Borrowed = now
+	}
 }
 
 // acquireWithin is acquire as part of a borrow bounded by d, which the
@@ -219,7 +252,7 @@ func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
 	if e := s.pools[key]; e != nil {
 		return e
 	}
-	e := &poolEntry{key: key, topo: topo}
+	e := &poolEntry{key: key, topo: topo, stats: s.metrics.Pool(key.database, key.user)}
 	opts := s.dialOptions(db, u)
 	e.opts.Store(&opts)
 	e.db.Store(db)
@@ -286,6 +319,7 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 	for k, e := range s.pools {
 		st := e.pool.Stats()
 		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting,
+			MaxSize: e.db.Load().Pool.MaxSize, Clients: e.stats.Clients(),
 			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts, Replaced: st.Replaced})
 	}
 	s.mu.Unlock()

@@ -172,6 +172,13 @@ type readRoute struct {
 // the way to a healthy standby.
 func (r *readRoute) acquire(ctx context.Context) (*poolEntry, *backend.Conn, error) {
 	var dl pool.Deadline // one borrow_timeout for every server tried
+	e, conn, err := r.acquireWithin(ctx, &dl)
+	e.borrowed(conn, &dl)
+	return e, conn, err
+}
+
+// acquireWithin is acquire within the one borrow dl.
+func (r *readRoute) acquireWithin(ctx context.Context, dl *pool.Deadline) (*poolEntry, *backend.Conn, error) {
 	if r.topo != nil {
 		rh := &r.topo.reads
 		v := rh.view(r.topo)
@@ -183,7 +190,7 @@ func (r *readRoute) acquire(ctx context.Context) (*poolEntry, *backend.Conn, err
 				break
 			}
 			e := r.set.hosts[i]
-			conn, err := e.acquireWithin(ctx, &dl)
+			conn, err := e.acquireWithin(ctx, dl)
 			if err == nil {
 				return e, conn, nil
 			}
@@ -201,7 +208,7 @@ func (r *readRoute) acquire(ctx context.Context) (*poolEntry, *backend.Conn, err
 	if !r.fallback {
 		return r.primary, nil, r.refusal(nil)
 	}
-	conn, err := r.primary.acquireWithin(ctx, &dl)
+	conn, err := r.primary.acquireWithin(ctx, dl)
 	return r.primary, conn, err
 }
 
@@ -385,7 +392,7 @@ func (s *Server) readSetFor(t *dbTopology, db *config.Database, u *config.User, 
 	snap := t.mon.Snapshot()
 	rs := &readSet{primary: primary, hosts: make([]*poolEntry, len(snap.Hosts))}
 	for i, h := range snap.Hosts {
-		e := &poolEntry{key: primary.key, ro: &readTarget{topo: t, idx: i, name: h.Name,
+		e := &poolEntry{key: primary.key, stats: primary.stats, ro: &readTarget{topo: t, idx: i, name: h.Name,
 			host: config.Host{Network: h.Network, Address: h.Address, Display: h.Name}, primary: primary}}
 		e.opts.Store(primary.opts.Load())
 		e.db.Store(primary.db.Load())

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -26,6 +27,13 @@ type relay struct {
 	bytesUp        func(int) // metrics hooks, called once per chunk
 	bytesDown      func(int)
 	limits         relayLimits
+	// stats count ReadyForQuery messages and time round trips for the
+	// pool's metrics (nil: not counted). busySince is when the server
+	// last went from owing nothing to owing an answer (clock's reading,
+	// see now): set by clientToServer before it writes the request, read
+	// by serverToClient at the ReadyForQuery that leaves nothing owed.
+	stats     *metrics.PoolMetrics
+	busySince atomic.Int64
 
 	// Set by clientToServer, read after both loops stop.
 	up         wire.Scanner
@@ -188,6 +196,7 @@ var errTerminated = errors.New("client sent Terminate")
 func (r *relay) forwardUp(chunk []byte) error {
 	end := len(chunk)
 	asked := false
+	idle := r.stats != nil && r.gotZ.Load() == r.expectZ.Load() // nothing owed before this chunk
 	err := r.up.Scan(chunk, r.limits.maxBody, func(typ byte, _ uint32, _ byte, at int) {
 		if r.terminated {
 			return
@@ -215,6 +224,9 @@ func (r *relay) forwardUp(chunk []byte) error {
 	}
 	if end == 0 {
 		return r.doneIfTerminated()
+	}
+	if asked && idle {
+		r.busySince.Store(now())
 	}
 	if r.limits.sendDeadline > 0 {
 		r.server.SetWriteDeadline(time.Now().Add(r.limits.sendDeadline))
@@ -247,9 +259,15 @@ func (r *relay) serverToClient() error {
 		switch typ {
 		case 'Z':
 			r.txStatus.Store(uint32(first))
-			r.gotZ.Add(1)
+			got := r.gotZ.Add(1)
 			if first == 'I' {
 				r.xacts++
+			}
+			if r.stats != nil {
+				r.stats.Ready(first)
+				if got == r.expectZ.Load() {
+					r.stats.QueryAnswered(time.Duration(now() - r.busySince.Load()))
+				}
 			}
 			r.zSeenAt.Store(r.askSeq.Load())
 			r.timedOut.Store(false)
@@ -316,6 +334,12 @@ func (r *relay) serverToClient() error {
 		}
 	}
 }
+
+// clockBase makes now monotonic: time.Since reads the monotonic clock.
+var clockBase = time.Now()
+
+// now is a monotonic clock reading in nanoseconds, storable in an atomic.
+func now() int64 { return int64(time.Since(clockBase)) }
 
 // isTimeout reports whether err is a deadline expiry.
 func isTimeout(err error) bool {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -51,6 +52,45 @@ func BenchmarkRelayDataRows(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := io.ReadFull(cliSide, sink); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	cliSide.Close()
+	srvSide.Close()
+	<-done
+	relayCli.Close()
+	relaySrv.Close()
+}
+
+// BenchmarkRelayRoundTrip relays a session-mode round trip (a Query up,
+// a ReadyForQuery down) with the pool's metrics attached: the query and
+// transaction counters and the query-duration histogram. One op is one
+// round trip; allocs/op must be 0.
+func BenchmarkRelayRoundTrip(b *testing.B) {
+	srvSide, relaySrv := tcpPair(b)
+	relayCli, cliSide := tcpPair(b)
+	q, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
+	z, _ := (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(nil)
+	r := &relay{client: relayCli, server: relaySrv, bufs: wire.NewBuffers(8192),
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		bytesUp: func(int) {}, bytesDown: func(int) {}, stats: metrics.New(nil).Pool("appdb", "app")}
+	r.txStatus.Store('I')
+	done := make(chan struct{})
+	go func() { r.run(); close(done) }()
+	gotQ, gotZ := make([]byte, len(q)), make([]byte, len(z))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cliSide.Write(q); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(srvSide, gotQ); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := srvSide.Write(z); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(cliSide, gotZ); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
+	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -32,6 +33,11 @@ type session struct {
 	id uint64
 	// readOnly: the client came in on listen.read_only_address.
 	readOnly bool
+	// stats, set by loggedIn on the session's goroutine before the
+	// greeting, are its pool's metrics; loginTook is how long the login
+	// took. end reads both (nil stats: the client never logged in).
+	stats     *metrics.PoolMetrics
+	loginTook time.Duration
 
 	mu     sync.Mutex // guards the fields below, read by cancel/terminate
 	server *backend.Conn
@@ -195,12 +201,25 @@ func (ss *session) end() {
 	s := ss.srv
 	s.slots.release(ss)
 	s.metrics.ClientConnections.Dec()
+	if ss.stats != nil {
+		ss.stats.ClientOut(time.Since(ss.start) - ss.loginTook)
+	}
 	if ss.wasEvicted() {
 		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 		wire.Write(ss.client, wire.Error(wire.CodeTooManyConnections,
 			"too many client connections (limits.max_client_connections): this connection had not logged in and made room for a newer one"))
 	}
 	ss.client.Close()
+}
+
+// loggedIn counts the session as logged in to e's pool, just before its
+// greeting is sent: the login's length, and a client of the pool until
+// end.
+func (ss *session) loggedIn(e *poolEntry) {
+	ss.srv.metrics.ClientSessions.Inc()
+	ss.loginTook = time.Since(ss.start)
+	ss.stats = e.stats
+	ss.stats.ClientIn(ss.loginTook)
 }
 
 // evict makes the session's next read fail at once: it lost its slot to
@@ -340,7 +359,7 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 		}
 		return
 	}
-	r := ss.newRelay(db, conn)
+	r := ss.newRelay(db, e, conn)
 	if r == nil {
 		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // never attached: no cancel reached it
 		return
@@ -349,7 +368,7 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 	secret := s.cancels.add(pid, ss)
 	greet := greetingFor(conn, pid, secret)
 	ss.client.SetDeadline(time.Time{})
-	s.metrics.ClientSessions.Inc()
+	ss.loggedIn(e)
 	if _, err := ss.client.Write(greet); err == nil {
 		for {
 			r.run()

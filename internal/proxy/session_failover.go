@@ -11,9 +11,9 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// newRelay attaches conn to the session and prepares a relay for it; nil
-// when the session was terminated meanwhile.
-func (ss *session) newRelay(db *config.Database, conn *backend.Conn) *relay {
+// newRelay attaches conn, borrowed from e, to the session and prepares a
+// relay for it; nil when the session was terminated meanwhile.
+func (ss *session) newRelay(db *config.Database, e *poolEntry, conn *backend.Conn) *relay {
 	s := ss.srv
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -22,7 +22,7 @@ func (ss *session) newRelay(db *config.Database, conn *backend.Conn) *relay {
 	}
 	ss.server, ss.cancelled = conn, false
 	r := &relay{client: ss.client, server: conn.Conn, bufs: s.buffers(db.Backend.ReceiveChunkSize), log: s.log,
-		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient),
+		bytesUp: addCounter(s.metrics.BytesClientToSrv), bytesDown: addCounter(s.metrics.BytesSrvToClient), stats: e.stats,
 		limits: relayLimits{
 			sendDeadline:    db.Backend.SendDeadline.D(),
 			receiveDeadline: db.Backend.ReceiveDeadline.D(),
@@ -75,7 +75,7 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 		ss.fail(wire.CodeConnectionFailure, "could not prepare a new server connection: "+err.Error())
 		return nil, nil
 	}
-	r := ss.newRelay(db, conn)
+	r := ss.newRelay(db, e, conn)
 	if r == nil {
 		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // never attached: no cancel reached it
 		return nil, nil

@@ -75,6 +75,7 @@ func (f *downFilter) filter(a *attachment, chunk []byte) (downResult, error) {
 			a.status = first
 			a.readyLocked(a.gotZ)
 			a.mu.Unlock()
+			a.entry.stats.Ready(first) // the pool's query and transaction counters
 			if a.client.perStatement() && first != 'I' && cut < 0 && msgStart >= 0 {
 				cut, res.stmtBreach = msgStart, true
 			}

@@ -115,7 +115,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 	greet := greetingFor(conn, pid, secret)
 	(&lease{c.entry, conn}).end(s.log, leaseIdle, 'I', false) // only its greeting was needed
 	ss.client.SetDeadline(time.Time{})
-	s.metrics.ClientSessions.Inc()
+	ss.loggedIn(c.entry)
 	if _, err = ss.client.Write(greet); err != nil {
 		c.ended(u.Name, pid, secret)
 		return

@@ -187,7 +187,7 @@ func checkFailoverMetrics(t *testing.T, srv *proxy.Server, oldHost, newHost stri
 	db := pgtest.AppDB
 	waitFor(t, "sluice_no_primary_seconds_total", func() bool { return dbMetric(t, srv, "sluice_no_primary_seconds_total", db) > 0 })
 	require.GreaterOrEqual(t, dbMetric(t, srv, "sluice_failovers_total", db), failoversBefore+1, "sluice_failovers_total")
-	require.Zero(t, dbMetric(t, srv, "sluice_no_primary_seconds", db), "sluice_no_primary_seconds with a primary again")
+	require.Zero(t, dbMetric(t, srv, "sluice_no_primary_current_seconds", db), "sluice_no_primary_current_seconds with a primary again")
 	hs := hostViews(t, srv, db)
 	require.Equal(t, "primary", hs[newHost].role, "sluice_server_role of the promoted standby: %v", hs)
 	require.True(t, hs[newHost].up, "sluice_server_up of the promoted standby")
