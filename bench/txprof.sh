@@ -11,7 +11,9 @@
 # Knobs: TXPROF_CLIENTS ("1 50"), TXPROF_TIME (s per run, 4), TXPROF_ROUNDS
 # (3), TXPROF_POOL (server connections of the transaction pools, 20;
 # session pools have 100), TXPROF_TARGETS ("pgb-tx slc-tx
-# slc-sess pgb-sess"), SLUICE_BIN (bin/sluice, built if missing).
+# slc-sess pgb-sess"), SLUICE_BIN (bin/sluice, built if missing),
+# SLUICE_BIN2 (a second sluice build, e.g. a prototype, measured in the
+# same rounds as targets s2-tx and s2-sess).
 # Trust authentication everywhere: logins are not what is measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +30,11 @@ bin=$(readlink -f "$bin")
 w=$(mktemp -d /tmp/txprof.XXXXXX)
 chmod 755 "$w"
 pgport=$((20000 + RANDOM % 10000)); pgbport=$((pgport + 1)); slcport=$((pgport + 2)); admport=$((pgport + 3))
+s2port=$((pgport + 4)); s2adm=$((pgport + 5))
 asPG() { if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
 cleanup() {
 	[ -n "${slcpid:-}" ] && kill -INT "$slcpid" 2>/dev/null && wait "$slcpid" 2>/dev/null || true
+	[ -n "${s2pid:-}" ] && kill -INT "$s2pid" 2>/dev/null && wait "$s2pid" 2>/dev/null || true
 	[ -n "${pgbpid:-}" ] && kill "$pgbpid" 2>/dev/null || true
 	asPG "pg_ctl -D $w/data -m immediate stop" >/dev/null 2>&1 || true
 	rm -rf "$w"
@@ -96,25 +100,32 @@ databases:
 YAML
 SLUICE_CPUPROFILE=${TXPROF_PPROF:-} "$bin" run --config "$w/sluice.yaml" 2>"$w/sluice.log" &
 slcpid=$!
+if [ -n "${SLUICE_BIN2:-}" ]; then
+	sed "s/127.0.0.1:$slcport/127.0.0.1:$s2port/; s/127.0.0.1:$admport/127.0.0.1:$s2adm/" "$w/sluice.yaml" >"$w/sluice2.yaml"
+	"$(readlink -f "$SLUICE_BIN2")" run --config "$w/sluice2.yaml" 2>"$w/sluice2.log" &
+	s2pid=$!
+	sleep 1
+fi
 for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$slcport" && pg_isready -q -h 127.0.0.1 -p "$pgbport" && break; sleep 0.2; done
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt/{v+=$2} /^nonvoluntary_ctxt/{n+=$2} END{print v, n}'; }
-mallocs() { curl -s "http://127.0.0.1:$admport/metrics" | awk '/^go_memstats_mallocs_total /{printf "%d", $2}'; }
+mallocs() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^go_memstats_mallocs_total /{printf "%d", $2}'; }
 hz=$(getconf CLK_TCK)
 run() { # run TARGET CLIENTS
-	local t=$1 c=$2 port db pid
+	local t=$1 c=$2 port db pid adm=
 	case $t in
 	pgb-*) port=$pgbport pid=$pgbpid ;;
-	slc-*) port=$slcport pid=$slcpid ;;
+	slc-*) port=$slcport pid=$slcpid adm=$admport ;;
+	s2-*) port=$s2port pid=$s2pid adm=$s2adm ;;
 	esac
 	case $t in *-tx) db=tx ;; *) db=sess ;; esac
 	local t0 cs0 m0=0 t1 cs1 m1=0 out tx lat
-	[ "${t%%-*}" = slc ] && m0=$(mallocs)
+	[ -n "$adm" ] && m0=$(mallocs "$adm")
 	t0=$(ticks "$pid"); cs0=$(ctxsw "$pid")
 	out=$(pgbench -n -S -c "$c" -j "$(( c > 1 ? 2 : 1 ))" -T "$secs" -h 127.0.0.1 -p "$port" -U postgres "$db" 2>&1)
 	t1=$(ticks "$pid"); cs1=$(ctxsw "$pid")
-	[ "${t%%-*}" = slc ] && m1=$(mallocs)
+	[ -n "$adm" ] && m1=$(mallocs "$adm")
 	tx=$(awk '/actually processed/{print $NF}' <<<"$out")
 	lat=$(awk '/latency average/{print $4}' <<<"$out")
 	awk -v t="$t" -v c="$c" -v tx="$tx" -v s="$secs" -v lat="$lat" -v dt=$((t1 - t0)) -v hz="$hz" \
