@@ -9,7 +9,8 @@
 # -f on a separate run: strace slows the pooler, only the counts matter).
 #
 # Knobs: TXPROF_CLIENTS ("1 50"), TXPROF_TIME (s per run, 4), TXPROF_ROUNDS
-# (3), TXPROF_POOL (server connections of the transaction pools, 20;
+# (3), TXPROF_WARM (s left out at the start of runs of 200 clients or
+# more, whose logins would dominate: 5), TXPROF_POOL (server connections of the transaction pools, 20;
 # session pools have 100), TXPROF_TARGETS ("pgb-tx slc-tx
 # slc-sess pgb-sess"), SLUICE_BIN (bin/sluice, built if missing),
 # SLUICE_BIN2 (a second sluice build, e.g. a prototype, measured in the
@@ -120,13 +121,30 @@ run() { # run TARGET CLIENTS
 	s2-*) port=$s2port pid=$s2pid adm=$s2adm ;;
 	esac
 	case $t in *-tx) db=tx ;; *) db=sess ;; esac
-	local t0 cs0 m0=0 t1 cs1 m1=0 out tx lat
+	local t0 cs0 m0=0 t1 cs1 m1=0 out tx lat warm=0
+	[ "$c" -ge 200 ] && warm=${TXPROF_WARM:-5}
 	[ -n "$adm" ] && m0=$(mallocs "$adm")
-	t0=$(ticks "$pid"); cs0=$(ctxsw "$pid")
-	out=$(pgbench -n -S -c "$c" -j "$(( c > 1 ? 2 : 1 ))" -T "$secs" -h 127.0.0.1 -p "$port" -U postgres "$db" 2>&1)
-	t1=$(ticks "$pid"); cs1=$(ctxsw "$pid")
-	[ -n "$adm" ] && m1=$(mallocs "$adm")
-	tx=$(awk '/actually processed/{print $NF}' <<<"$out")
+	if [ "$warm" -gt 0 ]; then
+		# Many clients: their logins would dominate the run. Measure from
+		# warm s after the start, counting transactions from pgbench's
+		# per-second progress lines.
+		pgbench -n -S -c "$c" -j 2 -T $((warm + secs)) -P 1 -h 127.0.0.1 -p "$port" -U postgres "$db" >"$w/run.out" 2>&1 &
+		local bp=$!
+		sleep "$warm"
+		[ -n "$adm" ] && m0=$(mallocs "$adm")
+		t0=$(ticks "$pid"); cs0=$(ctxsw "$pid")
+		wait "$bp" || true
+		t1=$(ticks "$pid"); cs1=$(ctxsw "$pid")
+		[ -n "$adm" ] && m1=$(mallocs "$adm")
+		out=$(cat "$w/run.out")
+		tx=$(awk -v from="$warm" '/^progress:/{s=$2+0; if (s > from) n += $4} END{printf "%d", n}' <<<"$out")
+	else
+		t0=$(ticks "$pid"); cs0=$(ctxsw "$pid")
+		out=$(pgbench -n -S -c "$c" -j "$(( c > 1 ? 2 : 1 ))" -T "$secs" -h 127.0.0.1 -p "$port" -U postgres "$db" 2>&1)
+		t1=$(ticks "$pid"); cs1=$(ctxsw "$pid")
+		[ -n "$adm" ] && m1=$(mallocs "$adm")
+		tx=$(awk '/actually processed/{print $NF}' <<<"$out")
+	fi
 	lat=$(awk '/latency average/{print $4}' <<<"$out")
 	awk -v t="$t" -v c="$c" -v tx="$tx" -v s="$secs" -v lat="$lat" -v dt=$((t1 - t0)) -v hz="$hz" \
 		-v v0="${cs0% *}" -v n0="${cs0#* }" -v v1="${cs1% *}" -v n1="${cs1#* }" -v m=$((m1 - m0)) 'BEGIN{
