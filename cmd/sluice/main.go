@@ -52,7 +52,12 @@ SIGINT stops accepting clients, lets sessions finish for shutdown_timeout,
 then ends the rest with SQLSTATE 57P01.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := daemon.Run(context.Background(), path, os.Stderr)
+			stopProfile, err := startCPUProfile()
+			if err != nil {
+				return err
+			}
+			err = daemon.Run(context.Background(), path, os.Stderr)
+			stopProfile()
 			var ps config.Problems
 			if errors.As(err, &ps) {
 				fmt.Fprintf(os.Stderr, "%s: invalid configuration:\n%s\n", path, ps.Error())

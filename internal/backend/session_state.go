@@ -50,11 +50,27 @@ func (c *Conn) Tx(maxStatements int) *TxState {
 // (lower-case names) in one round trip: settings that differ are set,
 // settings a previous client made that want lacks are RESET. A value the
 // server rejects is returned as *ServerError and nothing changes.
+//
+// It runs on every transaction-pooled attach, on the client's goroutine,
+// whose stack should stay small: the common case (the client SET nothing,
+// and settings affinity gave it a connection opened with its startup
+// parameters) is decided here in a small frame without allocating; only
+// a real difference goes on to syncSettings, whose frame is large.
 func (c *Conn) SyncSettings(ctx context.Context, want map[string]string, maxStatements int) error {
 	tx := c.Tx(maxStatements)
-	if c.settingsMatch(tx, want) {
-		return nil // the common case, checked without allocating
+	if len(want) == 0 && len(tx.Settings) == 0 {
+		return nil
 	}
+	if c.settingsMatch(tx, want) {
+		return nil // checked without allocating
+	}
+	return c.syncSettings(ctx, tx, want)
+}
+
+// syncSettings is SyncSettings' round trip (see there).
+//
+//go:noinline
+func (c *Conn) syncSettings(ctx context.Context, tx *TxState, want map[string]string) error {
 	var q strings.Builder
 	var set []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
