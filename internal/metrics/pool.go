@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Classic bucket bounds, for scrapers without native histograms. Waits
@@ -153,4 +154,48 @@ func (p *PoolMetrics) Clients() int {
 		return 0
 	}
 	return int(p.clients.Load())
+}
+
+// PoolTotals are a pool's counts and summed times since sluice started,
+// read back from its metrics for the console's SHOW STATS (which thus
+// shows what /metrics shows, in both pool modes).
+type PoolTotals struct {
+	Queries, Transactions uint64
+	Waits                 uint64 // borrows of a server connection
+	WaitTime              time.Duration
+	XactTime              time.Duration // transaction mode: attach to detach
+	QueryTime             time.Duration // session mode: request to ReadyForQuery
+}
+
+// Totals reads the pool's totals. It takes the metrics' own locks, like
+// a scrape: for the console, never for the path of a query.
+func (p *PoolMetrics) Totals() PoolTotals {
+	if p == nil {
+		return PoolTotals{}
+	}
+	waits, wait := histogramTotals(p.borrowWait)
+	_, xact := histogramTotals(p.transaction)
+	_, query := histogramTotals(p.query)
+	return PoolTotals{Queries: counterTotal(p.queries), Transactions: counterTotal(p.transactions),
+		Waits: waits, WaitTime: wait, XactTime: xact, QueryTime: query}
+}
+
+func counterTotal(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if c.Write(&m) != nil || m.Counter == nil {
+		return 0
+	}
+	return uint64(m.Counter.GetValue())
+}
+
+func histogramTotals(o prometheus.Observer) (count uint64, sum time.Duration) {
+	h, ok := o.(prometheus.Metric)
+	if !ok {
+		return 0, 0
+	}
+	var m dto.Metric
+	if h.Write(&m) != nil || m.Histogram == nil {
+		return 0, 0
+	}
+	return m.Histogram.GetSampleCount(), time.Duration(m.Histogram.GetSampleSum() * float64(time.Second))
 }

@@ -142,32 +142,49 @@ func TestConsoleEveryShowWithPsql(t *testing.T) {
 	require.Contains(t, out, "SHOW HELP|CONFIG|DATABASES")
 }
 
-func TestConsoleStatsCountSessions(t *testing.T) {
-	h := startConsole(t, "session")
-	ctx := context.Background()
-	c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
-	require.NoError(t, err)
-	for range 3 {
-		query(t, c, "SELECT 1")
+// TestConsoleStatsCount: SHOW STATS counts queries and transactions in
+// both pool modes (from the pool's metrics), the time transactions held
+// a server connection in transaction mode, and bytes in session mode.
+func TestConsoleStatsCount(t *testing.T) {
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startConsole(t, mode)
+			ctx := context.Background()
+			c, err := pgconn.Connect(ctx, h.dsn(pgtest.AppUser, pgtest.AppPassword))
+			require.NoError(t, err)
+			for range 3 {
+				query(t, c, "SELECT 1")
+			}
+			require.NoError(t, c.Close(ctx))
+			adm, err := pgconn.Connect(ctx, h.consoleDSN("pgbouncer", pgtest.AppUser, pgtest.AppPassword))
+			require.NoError(t, err)
+			defer adm.Close(ctx)
+			var res *pgconn.Result
+			col := func(name string) int {
+				for i, f := range res.FieldDescriptions {
+					if f.Name == name {
+						n, err := strconv.Atoi(string(res.Rows[0][i]))
+						require.NoError(t, err, name)
+						return n
+					}
+				}
+				t.Fatalf("no column %s", name)
+				return 0
+			}
+			require.Eventually(t, func() bool { // session mode's bytes are added when the session ends
+				res, err = consoleExec(t, adm, "SHOW STATS")
+				require.NoError(t, err)
+				return len(res.Rows) == 1 && col("total_query_count") >= 3 && (mode != "session" || col("total_received") > 0)
+			}, waitLong, tick)
+			require.GreaterOrEqual(t, col("total_xact_count"), 3, "each autocommit SELECT is a transaction")
+			if mode == "transaction" {
+				require.Greater(t, col("total_xact_time"), 0, "transaction mode: time holding a server connection")
+			} else {
+				require.Greater(t, col("total_query_time"), 0, "session mode: time from request to ReadyForQuery")
+			}
+			require.Equal(t, uint32(20), res.FieldDescriptions[1].DataTypeOID, "counters are int8, as PgBouncer sends them")
+		})
 	}
-	require.NoError(t, c.Close(ctx))
-	adm, err := pgconn.Connect(ctx, h.consoleDSN("pgbouncer", pgtest.AppUser, pgtest.AppPassword))
-	require.NoError(t, err)
-	defer adm.Close(ctx)
-	var res *pgconn.Result
-	require.Eventually(t, func() bool { // the session's figures are added when it ends
-		res, err = consoleExec(t, adm, "SHOW STATS_TOTALS")
-		require.NoError(t, err)
-		return len(res.Rows) == 1 && string(res.Rows[0][2]) != "0"
-	}, waitLong, tick)
-	require.Equal(t, "query_count", string(res.FieldDescriptions[2].Name))
-	q, _ := strconv.Atoi(string(res.Rows[0][2]))
-	require.GreaterOrEqual(t, q, 3, "each SELECT is a query")
-	x, _ := strconv.Atoi(string(res.Rows[0][1]))
-	require.GreaterOrEqual(t, x, 3, "each autocommit SELECT is a transaction")
-	recv, _ := strconv.Atoi(string(res.Rows[0][3]))
-	require.Greater(t, recv, 0)
-	require.Equal(t, uint32(20), res.FieldDescriptions[1].DataTypeOID, "counters are int8, as PgBouncer sends them")
 }
 
 func TestConsoleShowPinsAndClientIDs(t *testing.T) {

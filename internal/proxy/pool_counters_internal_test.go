@@ -1,23 +1,6 @@
 package proxy
 
-import (
-	"testing"
-
-	"github.com/sluice-proxy/sluice/internal/pool"
-)
-
-// BenchmarkNoteBorrow is what SHOW STATS adds to a server connection
-// borrow that took an idle connection (one per transaction in
-// transaction mode): one atomic add, no clock read, no allocation.
-func BenchmarkNoteBorrow(b *testing.B) {
-	var c poolCounters
-	var e poolEntry
-	var d pool.Deadline
-	b.ReportAllocs()
-	for b.Loop() {
-		c.noteBorrow(&e, &d)
-	}
-}
+import "testing"
 
 // BenchmarkNotePinsUnpinned is what SHOW PINS adds to each detach of a
 // client that is not pinned: one atomic load.

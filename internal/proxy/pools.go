@@ -184,7 +184,6 @@ func (e *poolEntry) acquireWithin(ctx context.Context, d *pool.Deadline) (*backe
 	for {
 		conn, err := e.pool.AcquireFor(ctx, d, aff)
 		if err != nil || (e.usable(conn) && conn.OpenedWith(set)) {
-			e.counters.noteBorrow(e, d)
 			return conn, err
 		}
 		e.pool.Discard(conn) // an old primary's, or (a 64-bit hash collision) another set's

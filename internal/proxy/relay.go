@@ -67,7 +67,6 @@ type relay struct {
 	// the connection ends; sluice adds no error of its own (afterRelay).
 	serverFatal atomic.Bool
 	txStatus    atomic.Uint32 // status byte of the last ReadyForQuery
-	xacts       int64         // ReadyForQuery 'I' messages: transactions ended (SHOW STATS); read after run
 	bytesOut    atomic.Int64
 	rewrite     rewriter // used only after receive_timeout fired
 
@@ -259,11 +258,7 @@ func (r *relay) serverToClient() error {
 		switch typ {
 		case 'Z':
 			r.txStatus.Store(uint32(first))
-			got := r.gotZ.Add(1)
-			if first == 'I' {
-				r.xacts++
-			}
-			if r.stats != nil {
+			if got := r.gotZ.Add(1); r.stats != nil {
 				r.stats.Ready(first)
 				if got == r.expectZ.Load() {
 					r.stats.QueryAnswered(time.Duration(now() - r.busySince.Load()))

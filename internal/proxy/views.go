@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/console"
 )
 
@@ -100,15 +99,14 @@ func (s *Server) Snapshot() *console.Snapshot {
 			sum = &console.Stats{Database: e.key.database}
 			stats[e.key.database] = sum
 		}
+		t := e.stats.Totals()
+		sum.Waits += t.Waits
+		sum.WaitTime += t.WaitTime
+		sum.XactCount += t.Transactions
+		sum.QueryCount += t.Queries
+		sum.XactTime += t.XactTime
+		sum.QueryTime += t.QueryTime
 		c := &e.counters
-		borrows := c.borrows.Load()
-		sum.Waits += borrows
-		sum.WaitTime += time.Duration(c.waitNs.Load())
-		if db != nil && db.PoolMode != config.PoolSession {
-			sum.XactCount += borrows
-		}
-		sum.XactCount += c.xacts.Load()
-		sum.QueryCount += c.queries.Load()
 		sum.Received += c.received.Load()
 		sum.Sent += c.sent.Load()
 	}
