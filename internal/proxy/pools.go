@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/pool"
 	"github.com/sluice-proxy/sluice/internal/token"
+	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
 )
 
 // state is one loaded configuration with what is derived from it once
@@ -78,7 +79,7 @@ type poolEntry struct {
 	ro *readTarget
 	// parsed: statements known to parse, for transaction pooling's
 	// answerParseLocally.
-	parsed parsedSet
+	parsed txcore.ParsedSet
 }
 
 // dial opens a server connection for the pool: to the configured host,

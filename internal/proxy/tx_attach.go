@@ -3,11 +3,10 @@ package proxy
 import (
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
-	"github.com/sluice-proxy/sluice/internal/sqlscan"
+	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -22,57 +21,39 @@ type attachment struct {
 	lease  // the borrowed server connection; run's goroutine ends it
 	tx     *backend.TxState
 	done   chan struct{}
-	queued atomic.Int32 // len(queue), read without mu on the hot path
 
 	mu   sync.Mutex
 	cond sync.Cond // signalled when detaching ends
+	// Books are the requests and answers (txcore), guarded by mu.
+	txcore.Books
 	// Guarded by mu.
-	queue          []pending
-	asks, gotZ     int64 // Query/Sync/FunctionCall sent; ReadyForQuery received
-	status         byte  // of the last ReadyForQuery
-	lastSent       byte  // type of the last message sent
-	inflight       bool  // the client goroutine is between taking mu and finishing its write
-	effects        sqlscan.Effects
-	sawParamStatus bool
-	wake           bool // the client goroutine asked run to look at the flags
-	clientGone     bool // the client left: clean up and end
-	detaching      bool // run is deciding whether to detach; senders wait
-	detached       bool // the connection is gone from this client
-	fatal          bool // the client must be disconnected (set with detached)
+	inflight   bool // the client goroutine is between taking mu and finishing its write
+	wake       bool // the client goroutine asked run to look at the flags
+	clientGone bool // the client left: clean up and end
+	detaching  bool // run is deciding whether to detach; senders wait
+	detached   bool // the connection is gone from this client
+	fatal      bool // the client must be disconnected (set with detached)
 
 	// Owned by run's goroutine.
 	serverFatal bool // a FATAL from the server was relayed: the client knows why it ends
 }
 
 func newAttachment(ss *session, c *txClient, e *poolEntry, conn *backend.Conn) *attachment {
-	a := &attachment{ss: ss, client: c, lease: lease{entry: e, conn: conn}, tx: conn.Tx(c.maxStatements), done: make(chan struct{}), status: 'I'}
+	a := &attachment{ss: ss, client: c, lease: lease{entry: e, conn: conn}, tx: conn.Tx(c.MaxStatements), done: make(chan struct{})}
+	a.Books.Init(&c.Client, a.tx.Statements, &a.tx.UnnamedOwner, &e.parsed)
 	a.cond.L = &a.mu
 	return a
 }
 
-// owedLocked reports whether the server owes answers or the client has
-// sent part of a batch without its Sync.
-func (a *attachment) busyLocked() bool {
-	switch a.lastSent {
-	case 0, 'Q', 'S', 'F':
-	default:
-		return true
-	}
-	return a.asks != a.gotZ || len(a.queue) > 0 || a.client.up.MidStream()
-}
+// busyLocked reports whether the server owes answers or the client has
+// sent part of a batch without its Sync (txcore.Books.Busy).
+func (a *attachment) busyLocked() bool { return a.Busy(a.client.up.MidStream()) }
 
 // detachableLocked reports whether the connection can leave the client
 // now: idle outside a transaction with every request answered, and no
 // state that pins the client to it (unless that state may be gone).
 func (a *attachment) detachableLocked() bool {
-	if a.inflight || a.detaching || a.detached || a.status != 'I' || a.busyLocked() {
-		return false
-	}
-	return len(a.client.pins) == 0 || a.needSnapshotLocked()
-}
-
-func (a *attachment) needSnapshotLocked() bool {
-	return a.sawParamStatus || a.effects&(sqlscan.SetsSession|sqlscan.MayPin|sqlscan.MayUnpin|sqlscan.Load) != 0
+	return !a.inflight && !a.detaching && !a.detached && a.Idle(a.client.up.MidStream())
 }
 
 // wakeLocked interrupts run's wait for server bytes so it looks at the
@@ -104,7 +85,7 @@ var errDetach = errors.New("detach")
 // run is the serverToClient loop; see attachment.
 func (a *attachment) run() {
 	defer close(a.done)
-	var f downFilter
+	var f txcore.DownFilter
 	poll := a.conn.Poller()
 	bufs := a.client.bufs
 	for {
@@ -153,31 +134,34 @@ func (a *attachment) run() {
 
 // pumpDown forwards server bytes until a read would block, or returns
 // errDetach once a ReadyForQuery leaves the connection detachable.
-func (a *attachment) pumpDown(f *downFilter, bufs *wire.Buffers) error {
+func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 	bp := bufs.Get()
 	defer bufs.Put(bp)
 	buf := *bp
 	for {
 		n, err := a.conn.Conn.Read(buf)
 		if n > 0 {
-			res, ferr := f.filter(a, buf[:n])
+			res, ferr := f.Filter(&a.Books, &a.mu, buf[:n])
 			if ferr != nil {
 				return ferr
 			}
-			if len(res.out) > 0 {
-				if _, werr := a.ss.client.Write(res.out); werr != nil {
+			if res.Unexpected > 0 {
+				a.ss.srv.log.Warn("transaction pooling: unexpected answer from server; passing it on", "type", string(res.UnexpectedType), "count", res.Unexpected)
+			}
+			if len(res.Out) > 0 {
+				if _, werr := a.ss.client.Write(res.Out); werr != nil {
 					return clientWriteError{werr}
 				}
-				a.client.bytesDown.Add(float64(len(res.out)))
-				a.serverFatal = a.serverFatal || res.fatal
+				a.client.bytesDown.Add(float64(len(res.Out)))
+				a.serverFatal = a.serverFatal || res.Fatal
 			}
-			if res.stmtBreach {
+			if res.StmtBreach {
 				return errStatementMode
 			}
-			if res.unsolicited {
+			if res.Unsolicited {
 				return errServerEnding
 			}
-			if res.endsWithZ {
+			if res.EndsWithZ {
 				if h := a.ss.srv.testHookBeforeDetachCheck; h != nil {
 					h(a)
 				}
@@ -208,5 +192,5 @@ type clientWriteError struct{ error }
 var errStatementMode = errors.New("transaction opened in statement pool mode")
 
 // errServerEnding: the server sent an error nobody asked for while the
-// client was idle; it is closing the connection (see downResult).
+// client was idle; it is closing the connection (see txcore.DownResult).
 var errServerEnding = errors.New("the server ended the connection while the client was idle")

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
-	"github.com/sluice-proxy/sluice/internal/sqlscan"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -22,25 +21,24 @@ import (
 func (a *attachment) detach() (stay bool) {
 	c := a.client
 	a.mu.Lock()
-	snap := a.needSnapshotLocked()
-	if a.effects&sqlscan.Load != 0 {
-		c.load = true
-	}
-	a.effects, a.sawParamStatus = 0, false
+	snap, load := a.TakeEffects()
 	a.mu.Unlock()
-	pins := c.pins
+	if load {
+		c.Load = true
+	}
+	pins := c.Pins
 	if snap {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		p, err := a.conn.Snapshot(ctx, c.maxStatements)
+		p, err := a.conn.Snapshot(ctx, c.MaxStatements)
 		cancel()
 		if err != nil {
 			a.serverLost(err)
 			return false
 		}
 		pins = p
-		c.want = cloneSettings(a.tx.Settings)
+		c.Want = cloneSettings(a.tx.Settings)
 	}
-	if c.load && len(pins) == 0 || c.load && pins[len(pins)-1] != backend.PinLoad {
+	if c.Load && len(pins) == 0 || c.Load && pins[len(pins)-1] != backend.PinLoad {
 		pins = append(pins, backend.PinLoad)
 	}
 	c.setPins(pins)
@@ -65,7 +63,7 @@ func (a *attachment) detach() (stay bool) {
 func (a *attachment) cleanup() bool {
 	a.mu.Lock()
 	busy := a.busyLocked()
-	status := a.status
+	status := a.Status
 	a.detached = true
 	a.cond.Broadcast()
 	a.mu.Unlock()
@@ -74,7 +72,7 @@ func (a *attachment) cleanup() bool {
 		a.lease.end(a.ss.srv.log, leaseLost, status, false)
 		return false
 	}
-	a.lease.end(a.ss.srv.log, txOutcome(status, len(a.client.pins) > 0), status, a.ss.cancelSent())
+	a.lease.end(a.ss.srv.log, txOutcome(status, len(a.client.Pins) > 0), status, a.ss.cancelSent())
 	return true
 }
 
@@ -84,7 +82,7 @@ func (a *attachment) cleanup() bool {
 // and is disconnected, since its transaction or session state is gone.
 func (a *attachment) serverLost(err error) {
 	a.mu.Lock()
-	idle := !a.busyLocked() && a.status == 'I' && len(a.client.pins) == 0
+	idle := !a.busyLocked() && a.Status == 'I' && len(a.client.Pins) == 0
 	a.detached, a.detaching = true, false
 	var cw clientWriteError
 	clientSide := errors.As(err, &cw)
@@ -117,7 +115,7 @@ func (a *attachment) serverLost(err error) {
 	case ss.isTerminated():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
 	case idle:
-		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost; session state held on it (%v) is gone", a.client.pins)
+		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost; session state held on it (%v) is gone", a.client.Pins)
 	}
 	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 	wire.Write(ss.client, msg)

@@ -36,17 +36,17 @@ func (ss *session) isTx() bool {
 func (c *txClient) setPins(pins []string) {
 	m := c.ss.srv.metrics
 	for _, r := range pins {
-		if !slices.Contains(c.pins, r) {
+		if !slices.Contains(c.Pins, r) {
 			m.Pins.WithLabelValues(r).Inc()
 			m.PinnedClients.WithLabelValues(r).Inc()
 			c.ss.srv.log.Debug("client pinned to its server connection", "reason", r, "remote", c.ss.remote(), "database", c.db.Name)
 		}
 	}
-	for _, r := range c.pins {
+	for _, r := range c.Pins {
 		if !slices.Contains(pins, r) {
 			m.PinnedClients.WithLabelValues(r).Dec()
 			c.ss.srv.log.Debug("client no longer pinned", "reason", r, "remote", c.ss.remote(), "database", c.db.Name)
 		}
 	}
-	c.pins = pins
+	c.Pins = pins
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -21,36 +22,27 @@ import (
 // clientToServer loop (serve, run by the session goroutine). While no
 // transaction runs it holds no server connection and no buffer.
 type txClient struct {
-	ss            *session
-	entry         *poolEntry // the pool of the current or last server connection
-	route         *readRoute // read-only client: each attach picks a standby (nil: entry's primary)
-	db            *config.Database
-	id            uint64
-	mode          config.PoolMode   // transaction or statement
-	want          map[string]string // session settings, by lower-case name
-	stmts         map[string]*clientStmt
-	unnamed       *clientStmt
-	unnamedSeq    uint64
-	pins          []string // why the client holds its connection between transactions
-	load          bool     // LOAD was run: pinned for good
-	maxStatements int
-	idleTx        time.Duration
-	clientIdle    time.Duration
-	bufs          *wire.Buffers
-	bytesUp       prometheus.Counter
-	bytesDown     prometheus.Counter
+	// Client is the pure state: statements, settings, pins, and the
+	// rewriting of what the client sends (the framer's sink).
+	txcore.Client
+	ss         *session
+	entry      *poolEntry // the pool of the current or last server connection
+	route      *readRoute // read-only client: each attach picks a standby (nil: entry's primary)
+	db         *config.Database
+	idleTx     time.Duration
+	clientIdle time.Duration
+	bufs       *wire.Buffers
+	bytesUp    prometheus.Counter
+	bytesDown  prometheus.Counter
 
-	up         wire.Framer
-	att        *attachment // the current or last attachment
-	cur        *attachment // the attachment a chunk is being processed for
-	out        []byte      // bytes for the server, built under cur.mu
-	terminated bool        // the client sent Terminate
-	poll       *wire.Poller
-	ctx        context.Context // see runTx
-	cancel     context.CancelFunc
-	user       string // for the log line at the end
-	pid        uint32 // issued to the client (cancel key with secret)
-	secret     uint32
+	up     wire.Framer
+	att    *attachment // the current or last attachment
+	poll   *wire.Poller
+	ctx    context.Context // see runTx
+	cancel context.CancelFunc
+	user   string // for the log line at the end
+	pid    uint32 // issued to the client (cancel key with secret)
+	secret uint32
 	// deadlineSet records that a client read deadline may be armed
 	// (guarded like armClientDeadline's callers).
 	deadlineSet bool
@@ -75,8 +67,9 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 	} else {
 		e = s.poolFor(db, u)
 	}
-	c := &txClient{ss: ss, entry: e, route: route, db: db, id: txClientIDs.Add(1), mode: db.PoolMode,
-		want: map[string]string{}, maxStatements: db.Pool.MaxPreparedStatements,
+	c := &txClient{Client: txcore.Client{ID: txClientIDs.Add(1), PerStatement: db.PoolMode == config.PoolStatement,
+		MaxStatements: db.Pool.MaxPreparedStatements, ServerName: statementName, Want: map[string]string{}},
+		ss: ss, entry: e, route: route, db: db,
 		idleTx: cfg.Limits.IdleTransactionTimeout.D(), clientIdle: cfg.Limits.ClientIdleTimeout.D(),
 		bufs: s.buffers(db.Backend.ReceiveChunkSize), bytesUp: s.metrics.BytesClientToSrv,
 		bytesDown: s.metrics.BytesSrvToClient, up: wire.Framer{MaxLen: uint32(cfg.Limits.MaxMessageSize)}}
@@ -141,10 +134,6 @@ func (c *txClient) serveThenEnd() (moved bool) {
 	return false
 }
 
-// perStatement reports statement pooling: a transaction that would span
-// statements is refused. It keeps the down filter free of config's types.
-func (c *txClient) perStatement() bool { return c.mode == config.PoolStatement }
-
 //go:noinline
 func (c *txClient) ended(user string, pid, secret uint32) {
 	s, ss := c.ss.srv, c.ss
@@ -172,7 +161,7 @@ func (c *txClient) acquire(ctx context.Context) (*backend.Conn, error) {
 		ss.failAcquire(c.db, err)
 		return nil, errFatal
 	}
-	if err := conn.SyncSettings(ctx, c.want, c.maxStatements); err != nil {
+	if err := conn.SyncSettings(ctx, c.Want, c.MaxStatements); err != nil {
 		var se *backend.ServerError
 		if errors.As(err, &se) {
 			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
@@ -298,8 +287,8 @@ func (c *txClient) pumpUp() error {
 // lock and writes the result to the server outside it.
 func (c *txClient) forward(chunk []byte) error {
 	if c.up.AtBoundary() && len(chunk) == 5 && chunk[0] == 'X' && !c.attached() {
-		c.terminated = true
-		return errTerminated
+		c.Terminated = true
+		return txcore.ErrTerminated
 	}
 	if c.answerParseLocally(chunk) {
 		return nil
@@ -318,12 +307,12 @@ func (c *txClient) forward(chunk []byte) error {
 			continue
 		}
 		a.inflight = true
-		c.cur = a
+		c.Cur = &a.Books
 		bp := outBuffers.Get().(*[]byte)
-		c.out = (*bp)[:0]
-		ferr := c.up.Feed(chunk, c)
-		out := c.out
-		c.out, c.cur = nil, nil
+		c.Out = (*bp)[:0]
+		ferr := c.up.Feed(chunk, &c.Client)
+		out := c.Out
+		c.Out, c.Cur = nil, nil
 		a.mu.Unlock()
 		var werr error
 		if len(out) > 0 {
@@ -389,7 +378,7 @@ func (c *txClient) armClientDeadline(a *attachment) {
 	case !live:
 		d = c.clientIdle
 	case a.busyLocked():
-	case a.status == 'T' || a.status == 'E':
+	case a.Status == 'T' || a.Status == 'E':
 		d = c.idleTx
 	default:
 		d = c.clientIdle
@@ -398,7 +387,7 @@ func (c *txClient) armClientDeadline(a *attachment) {
 	if d > 0 {
 		dl = time.Now().Add(d)
 	}
-	if c.ss.draining.Load() && (!live || (!a.busyLocked() && a.status == 'I')) {
+	if c.ss.draining.Load() && (!live || (!a.busyLocked() && a.Status == 'I')) {
 		dl = time.Unix(1, 0)
 	}
 	if dl.IsZero() && !c.deadlineSet && !c.ss.draining.Load() {
@@ -414,7 +403,7 @@ func (c *txClient) onTimeout() bool {
 	live, busy, status := false, false, byte('I')
 	if a := c.att; a != nil {
 		a.mu.Lock()
-		live, busy, status = !a.detached, a.busyLocked(), a.status
+		live, busy, status = !a.detached, a.busyLocked(), a.Status
 		a.mu.Unlock()
 	}
 	switch {

@@ -66,7 +66,7 @@ databases:
 		// goroutine looks whether to wake it.
 		for {
 			a.mu.Lock()
-			answered := a.asks == a.gotZ || a.detached
+			answered := a.Asks == a.GotZ || a.detached
 			a.mu.Unlock()
 			if answered {
 				return
