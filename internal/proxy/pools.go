@@ -335,3 +335,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.fillPools()
 	return nil
 }
+
+// Release, Discard, Usable and Parsed make a pool a txpool.Home: where a
+// borrowed connection goes back when its lease ends.
+func (e *poolEntry) Release(conn *backend.Conn)     { e.pool.Release(conn) }
+func (e *poolEntry) Discard(conn *backend.Conn)     { e.pool.Discard(conn) }
+func (e *poolEntry) Usable(conn *backend.Conn) bool { return e.usable(conn) }
+func (e *poolEntry) Parsed() *txcore.ParsedSet      { return &e.parsed }

@@ -1,4 +1,4 @@
-package proxy
+package txpool
 
 import (
 	"errors"
@@ -16,9 +16,8 @@ import (
 // connection to the pool (or closes it), then closes done. The client's
 // goroutine sends under mu and never after detached is set.
 type attachment struct {
-	ss     *session
-	client *txClient
-	lease  // the borrowed server connection; run's goroutine ends it
+	client *Client
+	Lease  // the borrowed server connection; run's goroutine ends it
 	tx     *backend.TxState
 	done   chan struct{}
 
@@ -38,9 +37,9 @@ type attachment struct {
 	serverFatal bool // a FATAL from the server was relayed: the client knows why it ends
 }
 
-func newAttachment(ss *session, c *txClient, e *poolEntry, conn *backend.Conn) *attachment {
-	a := &attachment{ss: ss, client: c, lease: lease{entry: e, conn: conn}, tx: conn.Tx(c.MaxStatements), done: make(chan struct{})}
-	a.Books.Init(&c.Client, a.tx.Statements, &a.tx.UnnamedOwner, &e.parsed)
+func newAttachment(c *Client, l Lease) *attachment {
+	a := &attachment{client: c, Lease: l, tx: l.Conn.Tx(c.MaxStatements), done: make(chan struct{})}
+	a.Books.Init(&c.Client, a.tx.Statements, &a.tx.UnnamedOwner, l.Home.Parsed())
 	a.cond.L = &a.mu
 	return a
 }
@@ -60,7 +59,7 @@ func (a *attachment) detachableLocked() bool {
 // flags (a.mu held).
 func (a *attachment) wakeLocked() {
 	a.wake = true
-	a.conn.Conn.SetReadDeadline(time.Unix(1, 0))
+	a.Conn.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 // clearWakeLocked withdraws a wake-up that run did not consume, as the
@@ -76,7 +75,7 @@ func (a *attachment) wakeLocked() {
 func (a *attachment) clearWakeLocked() {
 	if a.wake {
 		a.wake = false
-		a.conn.Conn.SetReadDeadline(time.Time{})
+		a.Conn.Conn.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -86,7 +85,7 @@ var errDetach = errors.New("detach")
 func (a *attachment) run() {
 	defer close(a.done)
 	var f txcore.DownFilter
-	poll := a.conn.Poller()
+	poll := a.Conn.Poller()
 	bufs := a.client.bufs
 	for {
 		err := poll.Wait()
@@ -108,7 +107,7 @@ func (a *attachment) run() {
 			if detach {
 				a.detaching = true
 			}
-			a.conn.Conn.SetReadDeadline(time.Time{})
+			a.Conn.Conn.SetReadDeadline(time.Time{})
 			a.mu.Unlock()
 			switch {
 			case gone:
@@ -139,20 +138,20 @@ func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 	defer bufs.Put(bp)
 	buf := *bp
 	for {
-		n, err := a.conn.Conn.Read(buf)
+		n, err := a.Conn.Conn.Read(buf)
 		if n > 0 {
 			res, ferr := f.Filter(&a.Books, &a.mu, buf[:n])
 			if ferr != nil {
 				return ferr
 			}
 			if res.Unexpected > 0 {
-				a.ss.srv.log.Warn("transaction pooling: unexpected answer from server; passing it on", "type", string(res.UnexpectedType), "count", res.Unexpected)
+				a.client.env.Log.Warn("transaction pooling: unexpected answer from server; passing it on", "type", string(res.UnexpectedType), "count", res.Unexpected)
 			}
 			if len(res.Out) > 0 {
-				if _, werr := a.ss.client.Write(res.Out); werr != nil {
+				if _, werr := a.client.conn.Write(res.Out); werr != nil {
 					return clientWriteError{werr}
 				}
-				a.client.bytesDown.Add(float64(len(res.Out)))
+				a.client.env.Metrics.BytesSrvToClient.Add(float64(len(res.Out)))
 				a.serverFatal = a.serverFatal || res.Fatal
 			}
 			if res.StmtBreach {
@@ -162,8 +161,8 @@ func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 				return errServerEnding
 			}
 			if res.EndsWithZ {
-				if h := a.ss.srv.testHookBeforeDetachCheck; h != nil {
-					h(a)
+				if h := a.client.env.BeforeDetachCheck; h != nil {
+					h(Probe{a})
 				}
 				a.mu.Lock()
 				d := a.detachableLocked()

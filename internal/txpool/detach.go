@@ -1,4 +1,4 @@
-package proxy
+package txpool
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func (a *attachment) detach() (stay bool) {
 	pins := c.Pins
 	if snap {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		p, err := a.conn.Snapshot(ctx, c.MaxStatements)
+		p, err := a.Conn.Snapshot(ctx, c.MaxStatements)
 		cancel()
 		if err != nil {
 			a.serverLost(err)
@@ -52,8 +52,8 @@ func (a *attachment) detach() (stay bool) {
 	}
 	a.detached = true
 	a.clearWakeLocked()
-	a.ss.detachServer()
-	a.lease.end(a.ss.srv.log, leaseIdle, 'I', a.ss.cancelSent())
+	a.client.sess.DetachServer()
+	a.Lease.End(a.client.env.Log, LeaseIdle, 'I', a.client.sess.CancelSent())
 	a.client.armClientDeadline(a)
 	return false
 }
@@ -67,12 +67,12 @@ func (a *attachment) cleanup() bool {
 	a.detached = true
 	a.cond.Broadcast()
 	a.mu.Unlock()
-	a.ss.detachServer()
+	a.client.sess.DetachServer()
 	if busy {
-		a.lease.end(a.ss.srv.log, leaseLost, status, false)
+		a.Lease.End(a.client.env.Log, LeaseLost, status, false)
 		return false
 	}
-	a.lease.end(a.ss.srv.log, txOutcome(status, len(a.client.Pins) > 0), status, a.ss.cancelSent())
+	a.Lease.End(a.client.env.Log, txOutcome(status, len(a.client.Pins) > 0), status, a.client.sess.CancelSent())
 	return true
 }
 
@@ -89,38 +89,38 @@ func (a *attachment) serverLost(err error) {
 	a.fatal = !idle || clientSide || err == errStatementMode || a.serverFatal
 	a.cond.Broadcast()
 	a.mu.Unlock()
-	ss := a.ss
-	ss.detachServer()
-	a.lease.end(ss.srv.log, leaseLost, 'I', false)
+	c := a.client
+	c.sess.DetachServer()
+	a.Lease.End(c.env.Log, LeaseLost, 'I', false)
 	if clientSide {
-		ss.client.Close()
+		c.conn.Close()
 		return
 	}
 	if !a.fatal {
-		ss.srv.log.Info("server connection lost while the client was idle; the client keeps its connection",
-			"server", a.conn.Addr, "pid", a.conn.PID, "error", err)
+		c.env.Log.Info("server connection lost while the client was idle; the client keeps its connection",
+			"server", a.Conn.Addr, "pid", a.Conn.PID, "error", err)
 		return
 	}
-	if a.serverFatal && err != errStatementMode && !ss.isTerminated() {
+	if a.serverFatal && err != errStatementMode && !c.sess.Terminated() {
 		// The client has the server's FATAL: one error per failure.
-		ss.srv.log.Info("server ended the session with a FATAL error", "remote", ss.remote(),
-			"server", a.conn.Addr, "pid", a.conn.PID, "server_error", errString(err))
-		ss.client.Close()
+		c.env.Log.Info("server ended the session with a FATAL error", "remote", c.sess.Remote(),
+			"server", a.Conn.Addr, "pid", a.Conn.PID, "server_error", errString(err))
+		c.conn.Close()
 		return
 	}
 	msg := wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost during a transaction; the transaction's outcome is unknown")
 	switch {
 	case err == errStatementMode:
 		msg = wire.Error(wire.CodeFeatureNotSupported, "transactions spanning several statements are not allowed in pool_mode statement; the transaction was rolled back")
-	case ss.isTerminated():
+	case c.sess.Terminated():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
 	case idle:
 		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost; session state held on it (%v) is gone", a.client.Pins)
 	}
-	ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-	wire.Write(ss.client, msg)
-	ss.srv.log.Warn("session ended by sluice", "remote", ss.remote(), "sqlstate", msg.Code, "reason", msg.Message, "server_error", errString(err))
-	ss.client.Close()
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	wire.Write(c.conn, msg)
+	c.env.Log.Warn("session ended by sluice", "remote", c.sess.Remote(), "sqlstate", msg.Code, "reason", msg.Message, "server_error", errString(err))
+	c.conn.Close()
 }
 
 func cloneSettings(m map[string]string) map[string]string {
@@ -129,4 +129,11 @@ func cloneSettings(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
