@@ -14,13 +14,12 @@ import (
 // login; it holds what proxy knows of the client and txpool does not
 // (its pool or read-only route, its cancel key).
 type txHost struct {
-	ss          *session
-	db          *config.Database
-	entry       *poolEntry // the (database, user) pool
-	route       *readRoute // read-only client: each attach picks a standby (nil: entry)
-	c           *txpool.Client
-	user        string // for the log line at the end
-	pid, secret uint32 // issued to the client (its cancel key)
+	txpool.Client // embedded: a client is one allocation
+	ss            *session
+	entry         *poolEntry   // the (database, user) pool
+	route         *readRoute   // read-only client: each attach picks a standby (nil: entry)
+	user          *config.User // for the log line at the end
+	pid, secret   uint32       // issued to the client (its cancel key)
 }
 
 // runTx logs a transaction-pooled client in: one server connection
@@ -30,7 +29,7 @@ type txHost struct {
 func (ss *session) runTx(db *config.Database, u *config.User, set *backend.StartupSet, route *readRoute) {
 	s := ss.srv
 	cfg := s.state.Load().cfg
-	h := &txHost{ss: ss, db: db, route: route, user: u.Name}
+	h := &txHost{ss: ss, route: route, user: u}
 	if route != nil {
 		h.entry = route.primary
 	} else {
@@ -40,8 +39,8 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 	// session is terminated (ss.stop); it carries the client's startup
 	// parameters (see txpool.Params.Ctx).
 	ctx, cancel := context.WithCancel(context.Background())
-	h.c = txpool.New(txpool.Params{Env: s.txEnv, Session: h, Conn: ss.client, Draining: &ss.draining,
-		DB: db, Limits: cfg.Limits, Bufs: s.buffers(db.Backend.ReceiveChunkSize), ServerName: statementName,
+	h.Init(txpool.Params{Env: s.txEnv, Session: h, Conn: ss.client, Draining: &ss.draining,
+		DB: db, Limits: cfg.Limits, Bufs: s.buffers(db.Backend.ReceiveChunkSize),
 		Ctx: backend.WithStartup(ctx, set), Cancel: cancel})
 	defer func() {
 		if ss.then == nil {
@@ -60,7 +59,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 		ss.draining.Store(true) // Shutdown began while this client logged in
 	}
 	s.mu.Unlock()
-	l, err := h.c.Acquire()
+	l, err := h.Client.Acquire()
 	if err != nil {
 		return
 	}
@@ -74,7 +73,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 		h.ended()
 		return
 	}
-	h.c.Ready()
+	h.Ready()
 	ss.then = h.serveThenEnd // see session.then
 }
 
@@ -84,7 +83,7 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 // in a call of its own. It reports true when Serve moved the client to a
 // fresh goroutine, which then owns the session's end.
 func (h *txHost) serveThenEnd() (moved bool) {
-	if h.c.Serve() {
+	if h.Serve() {
 		go h.ss.srv.serveThen(h.ss)
 		return true
 	}
@@ -95,15 +94,15 @@ func (h *txHost) serveThenEnd() (moved bool) {
 //go:noinline
 func (h *txHost) ended() {
 	s, ss := h.ss.srv, h.ss
-	h.c.End()
+	h.End()
 	s.cancels.remove(h.pid, h.secret)
-	s.log.Info("session ended", "user", h.user, "database", h.db.Name, "remote", ss.remote(),
-		"duration", time.Since(ss.start).Round(time.Millisecond), "pool_mode", h.db.PoolMode)
+	s.log.Info("session ended", "user", h.user.Name, "database", h.DB.Name, "remote", ss.remote(),
+		"duration", time.Since(ss.start).Round(time.Millisecond), "pool_mode", h.DB.PoolMode)
 }
 
-// Acquire is txpool.Session's: the client's pool, or the server its
+// Borrow is txpool.Session's: the client's pool, or the server its
 // read-only route picks now.
-func (h *txHost) Acquire(ctx context.Context) (txpool.Home, *backend.Conn, error) {
+func (h *txHost) Borrow(ctx context.Context) (txpool.Home, *backend.Conn, error) {
 	if h.route != nil {
 		e, conn, err := h.route.acquire(ctx)
 		if e == nil {
@@ -115,10 +114,10 @@ func (h *txHost) Acquire(ctx context.Context) (txpool.Home, *backend.Conn, error
 	return h.entry, conn, err
 }
 
-func (h *txHost) FailAcquire(err error)           { h.ss.failAcquire(h.db, err) }
+func (h *txHost) FailAcquire(err error)           { h.ss.failAcquire(h.DB, err) }
 func (h *txHost) Fail(code, msg string)           { h.ss.fail(code, msg) }
 func (h *txHost) AttachServer(conn *backend.Conn) { h.ss.attachServer(conn) }
 func (h *txHost) DetachServer()                   { h.ss.detachServer() }
 func (h *txHost) CancelSent() bool                { return h.ss.cancelSent() }
-func (h *txHost) Terminated() bool                { return h.ss.isTerminated() }
+func (h *txHost) TerminatedBySluice() bool        { return h.ss.isTerminated() }
 func (h *txHost) Remote() string                  { return h.ss.remote() }

@@ -39,7 +39,7 @@ type attachment struct {
 
 func newAttachment(c *Client, l Lease) *attachment {
 	a := &attachment{client: c, Lease: l, tx: l.Conn.Tx(c.MaxStatements), done: make(chan struct{})}
-	a.Books.Init(&c.Client, a.tx.Statements, &a.tx.UnnamedOwner, l.Home.Parsed())
+	a.Books.Init(&c.Client, a.tx.Statements, &a.tx.UnnamedOwner, l.Home.Parsed(), statementName)
 	a.cond.L = &a.mu
 	return a
 }

@@ -17,17 +17,18 @@ import (
 // Client is a transaction-pooled client: the session state that follows
 // it from server connection to server connection (txcore.Client), and
 // its loop (Serve, run by the session's goroutine). While no transaction
-// runs it holds no server connection and no buffer.
+// runs it holds no server connection and no buffer. The session embeds
+// it (Init), so that a client is one allocation.
 type Client struct {
 	// Client is the pure state: statements, settings, pins, and the
 	// rewriting of what the client sends (the framer's sink).
 	txcore.Client
+	DB         *config.Database // the client's database (its configuration at login)
 	env        *Env
 	sess       Session
-	conn       net.Conn     // the client's socket; the session owns it
-	draining   *atomic.Bool // the session's: leave at the next idle point
-	home       Home         // the pool of the current or last server connection
-	db         *config.Database
+	conn       net.Conn          // the client's socket; the session owns it
+	draining   *atomic.Bool      // the session's: leave at the next idle point
+	parsed     *txcore.ParsedSet // of the pool of the current or last server connection
 	idleTx     time.Duration
 	clientIdle time.Duration
 	bufs       *wire.Buffers
@@ -51,8 +52,6 @@ type Params struct {
 	DB       *config.Database
 	Limits   config.Limits
 	Bufs     *wire.Buffers
-	// ServerName derives statements' server names (txcore.Client.ServerName).
-	ServerName func(searchPath string, query, params []byte) string
 	// Ctx ends waits for a server connection when the session is
 	// terminated (Cancel is the session's stop); it lives as long as the
 	// client. It carries the client's startup parameters: every attach
@@ -65,12 +64,13 @@ type Params struct {
 
 var clientIDs atomic.Uint64
 
-// New makes the client; Acquire then gives it the connection whose
-// parameters greet it, and Serve serves it.
-func New(p Params) *Client {
-	return &Client{Client: txcore.Client{ID: clientIDs.Add(1), PerStatement: p.DB.PoolMode == config.PoolStatement,
-		MaxStatements: p.DB.Pool.MaxPreparedStatements, ServerName: p.ServerName, Want: map[string]string{}},
-		env: p.Env, sess: p.Session, conn: p.Conn, draining: p.Draining, db: p.DB,
+// Init readies a new client (the zero value, embedded in its session's
+// adapter); Acquire then gives it the connection whose parameters greet
+// it, and Serve serves it.
+func (c *Client) Init(p Params) {
+	*c = Client{Client: txcore.Client{ID: clientIDs.Add(1), PerStatement: p.DB.PoolMode == config.PoolStatement,
+		MaxStatements: p.DB.Pool.MaxPreparedStatements, Want: map[string]string{}},
+		DB: p.DB, env: p.Env, sess: p.Session, conn: p.Conn, draining: p.Draining,
 		idleTx: p.Limits.IdleTransactionTimeout.D(), clientIdle: p.Limits.ClientIdleTimeout.D(),
 		bufs: p.Bufs, up: wire.Framer{MaxLen: uint32(p.Limits.MaxMessageSize)}, ctx: p.Ctx, cancel: p.Cancel}
 }
@@ -80,12 +80,12 @@ var errFatal = errors.New("session ended")
 
 // Acquire takes a server connection and gives it the client's settings;
 // on failure the client has been told why. A read-only client's route
-// picks the server (and so the client's Home) anew each time. The
+// picks the server (and so the pool) anew each time. The
 // caller ends the returned lease (or, for attach, the attachment does).
 func (c *Client) Acquire() (Lease, error) {
-	e, conn, err := c.sess.Acquire(c.ctx)
+	e, conn, err := c.sess.Borrow(c.ctx)
 	if e != nil {
-		c.home = e
+		c.parsed = e.Parsed()
 	}
 	if err != nil {
 		c.sess.FailAcquire(err)
@@ -170,13 +170,13 @@ func (c *Client) setPins(pins []string) {
 		if !slices.Contains(c.Pins, r) {
 			m.Pins.WithLabelValues(r).Inc()
 			m.PinnedClients.WithLabelValues(r).Inc()
-			c.env.Log.Debug("client pinned to its server connection", "reason", r, "remote", c.sess.Remote(), "database", c.db.Name)
+			c.env.Log.Debug("client pinned to its server connection", "reason", r, "remote", c.sess.Remote(), "database", c.DB.Name)
 		}
 	}
 	for _, r := range c.Pins {
 		if !slices.Contains(pins, r) {
 			m.PinnedClients.WithLabelValues(r).Dec()
-			c.env.Log.Debug("client no longer pinned", "reason", r, "remote", c.sess.Remote(), "database", c.db.Name)
+			c.env.Log.Debug("client no longer pinned", "reason", r, "remote", c.sess.Remote(), "database", c.DB.Name)
 		}
 	}
 	c.Pins = pins

@@ -101,7 +101,7 @@ func (a *attachment) serverLost(err error) {
 			"server", a.Conn.Addr, "pid", a.Conn.PID, "error", err)
 		return
 	}
-	if a.serverFatal && err != errStatementMode && !c.sess.Terminated() {
+	if a.serverFatal && err != errStatementMode && !c.sess.TerminatedBySluice() {
 		// The client has the server's FATAL: one error per failure.
 		c.env.Log.Info("server ended the session with a FATAL error", "remote", c.sess.Remote(),
 			"server", a.Conn.Addr, "pid", a.Conn.PID, "server_error", errString(err))
@@ -112,7 +112,7 @@ func (a *attachment) serverLost(err error) {
 	switch {
 	case err == errStatementMode:
 		msg = wire.Error(wire.CodeFeatureNotSupported, "transactions spanning several statements are not allowed in pool_mode statement; the transaction was rolled back")
-	case c.sess.Terminated():
+	case c.sess.TerminatedBySluice():
 		msg = wire.Error(wire.CodeAdminShutdown, "terminating connection because sluice is shutting down")
 	case idle:
 		msg = wire.Error(wire.CodeConnectionFailure, "connection to the database server was lost; session state held on it (%v) is gone", a.client.Pins)

@@ -27,10 +27,10 @@ type Env struct {
 // interface, not a struct of funcs, so that an idle client pays for one
 // interface value rather than a closure per method.
 type Session interface {
-	// Acquire borrows a server connection opened with the client's
+	// Borrow borrows a server connection opened with the client's
 	// startup parameters (carried by ctx): from its pool, or, for a
 	// read-only client, from the server its route picks now.
-	Acquire(ctx context.Context) (Home, *backend.Conn, error)
+	Borrow(ctx context.Context) (Home, *backend.Conn, error)
 	// FailAcquire tells the client why no connection could be had.
 	FailAcquire(err error)
 	// Fail sends the client a FATAL error with code and msg, and logs it.
@@ -41,9 +41,9 @@ type Session interface {
 	AttachServer(*backend.Conn)
 	DetachServer()
 	CancelSent() bool
-	// Terminated reports that sluice ended the session from outside
+	// TerminatedBySluice reports that sluice ended the session from outside
 	// (shutdown timeout).
-	Terminated() bool
+	TerminatedBySluice() bool
 	// Remote names the client's address for logs.
 	Remote() string
 }

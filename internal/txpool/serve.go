@@ -163,10 +163,10 @@ func (c *Client) attached() bool {
 // It reports whether it answered; false leaves the chunk to the usual
 // path.
 func (c *Client) answerParseLocally(chunk []byte) bool {
-	if !c.up.AtBoundary() || c.home == nil {
+	if !c.up.AtBoundary() || c.parsed == nil {
 		return false
 	}
-	l, ok := c.LocalParse(chunk, c.home.Parsed())
+	l, ok := c.LocalParse(chunk, c.parsed, statementName)
 	if !ok || !c.idleUnattached() {
 		return false
 	}

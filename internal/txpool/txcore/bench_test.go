@@ -56,7 +56,6 @@ func sha256Name(searchPath string, query, params []byte) string {
 func BenchmarkTxUpRewrite(b *testing.B) {
 	a, _ := newFuzzBooks(false, 10)
 	c := a.Client
-	c.ServerName = sha256Name
 	up := wire.Framer{MaxLen: 1 << 30}
 	var prep []byte
 	prep, _ = (&pgproto3.Parse{Name: "s1", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1"}).Encode(prep)

@@ -23,6 +23,7 @@ type Books struct {
 	// Parsed is the pool's set of statements known to parse (nil: none
 	// kept), learnt from ParseComplete answers, for LocalParse.
 	Parsed *ParsedSet
+	name   Namer
 
 	queue          []pending
 	queued         atomic.Int32 // len(queue)
@@ -34,9 +35,10 @@ type Books struct {
 }
 
 // Init readies b for a new attachment of c to a server connection whose
-// statement cache and unnamed statement owner are given.
-func (b *Books) Init(c *Client, stmts *stmtcache.Cache, unnamedOwner *uint64, parsed *ParsedSet) {
-	b.Client, b.Statements, b.UnnamedOwner, b.Parsed = c, stmts, unnamedOwner, parsed
+// statement cache and unnamed statement owner are given; name names the
+// statements c prepares.
+func (b *Books) Init(c *Client, stmts *stmtcache.Cache, unnamedOwner *uint64, parsed *ParsedSet, name Namer) {
+	b.Client, b.Statements, b.UnnamedOwner, b.Parsed, b.name = c, stmts, unnamedOwner, parsed, name
 	b.Status = 'I'
 }
 

@@ -9,22 +9,14 @@ import "github.com/sluice-proxy/sluice/internal/sqlscan"
 // reads and updates under the attachment's mutex while attached.
 type Client struct {
 	ID            uint64
-	PerStatement  bool // pool_mode statement: a transaction that would span statements is refused
-	MaxStatements int  // the connection's statement cache size (pool.max_prepared_statements)
-	// ServerName derives a statement's server-side name from the
-	// client's search_path, its text and its parameter types (a
-	// collision-resistant hash: clients preparing the same query share
-	// one server statement, different queries never share a name). It
-	// is given by the owner: crypto/sha256 reaches os, which this
-	// package does not import.
-	ServerName func(searchPath string, query, params []byte) string
+	MaxStatements int // the connection's statement cache size (pool.max_prepared_statements)
 	// Want holds the session settings the client SET, by lower-case
 	// name; each attach makes the connection's equal (SyncSettings).
 	Want map[string]string
 	// Pins say why the client holds its connection between
-	// transactions; Load records that LOAD was run (pinned for good).
+	// transactions; Load (below) records that LOAD was run (pinned for
+	// good).
 	Pins []string
-	Load bool
 
 	stmts      map[string]*stmt
 	unnamed    *stmt
@@ -34,9 +26,20 @@ type Client struct {
 	// attachment's books, and the bytes for its server built so far.
 	Cur *Books
 	Out []byte
-	// Terminated: the client sent Terminate.
-	Terminated bool
+
+	PerStatement bool // pool_mode statement: a transaction that would span statements is refused
+	Load         bool
+	Terminated   bool // the client sent Terminate
 }
+
+// Namer derives a statement's server-side name from the client's
+// search_path, its text and its parameter types: a collision-resistant
+// hash, so that clients preparing the same query share one server
+// statement and different queries never share a name. The owner gives
+// it (txpool's is SHA-256, and crypto/sha256 reaches os, which this
+// package does not import); it is passed where needed rather than kept
+// per client, so that an idle client does not pay for it.
+type Namer func(searchPath string, query, params []byte) string
 
 // stmt is one of a client's named prepared statements: what it was
 // prepared from, and the server-side name it has on every connection.
@@ -54,8 +57,8 @@ type stmt struct {
 // a no-op the server still answers with CloseComplete.
 const noopStatement = "sluice_none"
 
-func (c *Client) serverName(query, params []byte) string {
-	return c.ServerName(c.Want["search_path"], query, params)
+func (c *Client) serverName(name Namer, query, params []byte) string {
+	return name(c.Want["search_path"], query, params)
 }
 
 func (c *Client) unnamedOwner() uint64 { return c.ID<<24 | c.unnamedSeq&(1<<24-1) }

@@ -20,6 +20,6 @@
 //     server connection when the pool knows the statement parses.
 //
 // It imports no net, os or crypto/tls (check with go list -deps): the
-// statement-name hash (crypto/sha256 reaches os) is given to Client by
-// its owner (Client.ServerName).
+// statement-name hash (crypto/sha256 reaches os) is given by the owner
+// (Namer).
 package txcore

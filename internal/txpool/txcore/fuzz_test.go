@@ -133,7 +133,7 @@ func checkLength(t *testing.T, m []byte) {
 func newFuzzBooks(statement bool, maxStatements int) (*Books, *sync.Mutex) {
 	c := &Client{PerStatement: statement, MaxStatements: maxStatements, stmts: map[string]*stmt{}}
 	b := &Books{}
-	b.Init(c, stmtcache.New(maxStatements), new(uint64), &ParsedSet{})
+	b.Init(c, stmtcache.New(maxStatements), new(uint64), &ParsedSet{}, sha256Name)
 	return b, &sync.Mutex{}
 }
 

@@ -73,7 +73,7 @@ type LocalStmt struct {
 // which only matters when executed) never qualify. On true the caller
 // makes sure no attachment is live, then calls AddLocal and writes
 // ParseCompleteReady to the client.
-func (c *Client) LocalParse(chunk []byte, parsed *ParsedSet) (LocalStmt, bool) {
+func (c *Client) LocalParse(chunk []byte, parsed *ParsedSet, name Namer) (LocalStmt, bool) {
 	if len(chunk) < 2*frames.HeaderLen || chunk[0] != 'P' || parsed == nil {
 		return LocalStmt{}, false
 	}
@@ -92,7 +92,7 @@ func (c *Client) LocalParse(chunk []byte, parsed *ParsedSet) (LocalStmt, bool) {
 	if effects&^sqlscan.Begins != 0 {
 		return LocalStmt{}, false // noted at Bind anyway, but keep statements with session effects on the plain path
 	}
-	srv := c.serverName(p.query, p.params)
+	srv := c.serverName(name, p.query, p.params)
 	if !parsed.has(srv) {
 		return LocalStmt{}, false
 	}

@@ -117,7 +117,7 @@ func (c *Client) onParse(a *Books, msg []byte) error {
 		return nil
 	}
 	st := &stmt{query: clone(p.query), params: clone(p.params), effects: effects}
-	st.srv = c.serverName(st.query, st.params)
+	st.srv = c.serverName(a.name, st.query, st.params)
 	name := string(p.name)
 	if c.stmts == nil {
 		c.stmts = make(map[string]*stmt)

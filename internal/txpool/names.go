@@ -1,11 +1,11 @@
-package proxy
+package txpool
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 )
 
-// statementName is txcore.Client.ServerName: a client statement's
+// statementName is the engine's txcore.Namer: a client statement's
 // server-side name, derived from the client's search_path, the text and
 // the parameter types, so clients preparing the same query share one
 // server statement, and names never collide between different queries
