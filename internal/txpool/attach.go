@@ -10,6 +10,79 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
+// Acquire takes a server connection and gives it the client's settings;
+// on failure the client has been told why. A read-only client's route
+// picks the server (and so the pool) anew each time. The
+// caller ends the returned lease (or, for attach, the attachment does).
+func (c *Client) Acquire() (Lease, error) {
+	e, conn, err := c.sess.Borrow(c.ctx)
+	if e != nil {
+		c.parsed = e.Parsed()
+	}
+	if err != nil {
+		c.sess.FailAcquire(err)
+		return Lease{}, errFatal
+	}
+	if err := conn.SyncSettings(c.ctx, c.Want, c.MaxStatements); err != nil {
+		var se *backend.ServerError
+		if errors.As(err, &se) {
+			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
+			c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			wire.Write(c.conn, se.Response)
+			(&Lease{e, conn}).End(c.env.Log, LeaseIdle, 'I', false) // the failed statement left it idle and clean
+		} else {
+			c.sess.Fail(wire.CodeConnectionFailure, "could not prepare server connection: "+err.Error())
+			(&Lease{e, conn}).End(c.env.Log, LeaseLost, 'I', false)
+		}
+		return Lease{}, errFatal
+	}
+	return Lease{e, conn}, nil
+}
+
+// attach returns the live attachment, waiting for the last one to end
+// and attaching a server connection when there is none.
+func (c *Client) attach() (*attachment, error) {
+	if a, err := c.liveAttachment(); a != nil || err != nil {
+		return a, err
+	}
+	if c.draining.Load() {
+		return nil, errDraining
+	}
+	l, err := c.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	a := newAttachment(c, l)
+	c.sess.AttachServer(l.Conn)
+	c.att = a
+	go a.run()
+	return a, nil
+}
+
+// liveAttachment returns the client's attachment while it is live. An
+// ended one is waited for and forgotten (nil, nil), or ends the session
+// when it ended fatally (errFatal: the client was told why).
+func (c *Client) liveAttachment() (*attachment, error) {
+	a := c.att
+	if a == nil {
+		return nil, nil
+	}
+	a.mu.Lock()
+	live := !a.detached
+	a.mu.Unlock()
+	if live {
+		return a, nil
+	}
+	<-a.done
+	if a.fatal {
+		return nil, errFatal
+	}
+	c.att = nil
+	return nil, nil
+}
+
+var errDraining = errors.New("sluice is shutting down")
+
 // attachment is one transaction-pooled client's use of one server
 // connection, from attach to detach. Its goroutine (run) is the
 // serverToClient loop and the connection's owner: it alone returns the

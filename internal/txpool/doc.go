@@ -8,7 +8,7 @@
 // loop (Client.Serve, serve.go) reads the client and writes its
 // requests to the attached server connection; each attachment's loop
 // (attachment.run, attach.go) reads the server, writes its answers to
-// the client and ends the borrow (detach.go). What the bytes mean is
+// the client and ends the borrow (lease.go). What the bytes mean is
 // decided by the pure core, internal/txpool/txcore.
 //
 // What the engine needs from the rest of sluice is given to it, never

@@ -9,7 +9,7 @@
 //     It is the wire.FrameSink the client-side framer feeds whole
 //     messages to: it rewrites statement names and notes effects, and
 //     appends what the server must receive to Out.
-//   - Books (books.go, queue.go) is one attachment's bookkeeping: the
+//   - Books (books.go) is one attachment's bookkeeping: the
 //     answer queue of the Parse and Close messages sluice sent, the
 //     requests asked and answered, the transaction status, the effects
 //     seen. Its owner guards it with the attachment's mutex.
