@@ -10,6 +10,11 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
+// Attaching: the client's loop borrows a server connection for a
+// transaction (Acquire, attach) and starts the attachment, whose own
+// loop (run, pumpDown) relays the server's answers until the connection
+// can leave the client (its endings are in lease.go).
+
 // Acquire takes a server connection and gives it the client's settings;
 // on failure the client has been told why. A read-only client's route
 // picks the server (and so the pool) anew each time. The
