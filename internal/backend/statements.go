@@ -1,67 +1,11 @@
 package backend
 
-import "container/list"
+import "github.com/sluice-proxy/sluice/internal/backend/stmtcache"
 
-// StatementCache remembers which protocol-level prepared statements
-// sluice has created on one server connection in transaction pooling, in
-// least-recently-used order, so that a statement is prepared once per
-// connection and not once per transaction. It is owned by whoever holds
-// the connection (see Conn) and is not safe for concurrent use.
-type StatementCache struct {
-	max   int
-	order *list.List // front = most recently used; values are names
-	byKey map[string]*list.Element
-}
+// StatementCache remembers the prepared statements sluice made on one
+// connection; see stmtcache.Cache (in a package of its own, with no I/O,
+// so that the pure transaction-mode core can use it too).
+type StatementCache = stmtcache.Cache
 
 // NewStatementCache returns an empty cache holding at most max names.
-func NewStatementCache(max int) *StatementCache {
-	if max < 1 {
-		max = 1
-	}
-	return &StatementCache{max: max, order: list.New(), byKey: make(map[string]*list.Element)}
-}
-
-// Has reports whether name is prepared, and marks it recently used.
-func (c *StatementCache) Has(name string) bool {
-	e, ok := c.byKey[name]
-	if ok {
-		c.order.MoveToFront(e)
-	}
-	return ok
-}
-
-// Add records name as prepared. When the cache is full it drops the
-// least recently used name and returns it: the caller must close that
-// statement on the server.
-func (c *StatementCache) Add(name string) (evicted string) {
-	if e, ok := c.byKey[name]; ok {
-		c.order.MoveToFront(e)
-		return ""
-	}
-	if c.order.Len() >= c.max {
-		last := c.order.Back()
-		evicted = last.Value.(string)
-		c.order.Remove(last)
-		delete(c.byKey, evicted)
-	}
-	c.byKey[name] = c.order.PushFront(name)
-	return evicted
-}
-
-// Remove forgets name (it failed to prepare, or was closed).
-func (c *StatementCache) Remove(name string) {
-	if e, ok := c.byKey[name]; ok {
-		c.order.Remove(e)
-		delete(c.byKey, name)
-	}
-}
-
-// Clear forgets every name (the server's statements may be gone, e.g.
-// after DISCARD ALL).
-func (c *StatementCache) Clear() {
-	c.order.Init()
-	clear(c.byKey)
-}
-
-// Len is the number of names remembered.
-func (c *StatementCache) Len() int { return c.order.Len() }
+func NewStatementCache(max int) *StatementCache { return stmtcache.New(max) }

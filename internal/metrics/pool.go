@@ -102,6 +102,18 @@ func (p *PoolMetrics) Ready(status byte) {
 	}
 }
 
+// Answered counts ReadyForQuery messages relayed: queries, and
+// transactions (those with status 'I'), several at once.
+func (p *PoolMetrics) Answered(queries, transactions int) {
+	if p == nil {
+		return
+	}
+	p.queries.Add(float64(queries))
+	if transactions > 0 {
+		p.transactions.Add(float64(transactions))
+	}
+}
+
 // BorrowWaited observes one borrow's wait.
 func (p *PoolMetrics) BorrowWaited(d time.Duration) {
 	if p != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/auth"
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/txpool"
 )
 
 // authCache holds auth_query results per (database, user) for
@@ -108,12 +109,12 @@ func (s *Server) runAuthQuery(ctx context.Context, st *state, db *config.Databas
 	var se *backend.ServerError
 	switch {
 	case err == nil:
-		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false)
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', false)
 	case errors.As(err, &se):
-		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // the server answered; the connection is idle
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', false) // the server answered; the connection is idle
 		return nil, fmt.Errorf("auth_query failed: %s (SQLSTATE %s)", se.Response.Message, se.Response.Code)
 	default:
-		(&lease{e, conn}).end(s.log, leaseLost, 'I', false)
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseLost, 'I', false)
 		return nil, fmt.Errorf("auth_query: %w", err)
 	}
 	if len(rows) == 0 {

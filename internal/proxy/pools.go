@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/pool"
 	"github.com/sluice-proxy/sluice/internal/token"
+	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
 )
 
 // state is one loaded configuration with what is derived from it once
@@ -78,7 +79,7 @@ type poolEntry struct {
 	ro *readTarget
 	// parsed: statements known to parse, for transaction pooling's
 	// answerParseLocally.
-	parsed parsedSet
+	parsed txcore.ParsedSet
 	// counters feed SHOW STATS (pool_counters.go).
 	counters poolCounters
 	// stats are the (database, user) pool's metrics, shared by its
@@ -370,4 +371,23 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.resizeReadPools(cfg)
 	s.fillPools()
 	return nil
+}
+
+// Release, Discard, Usable, Parsed, Answered and Returned make a pool a
+// txpool.Home: where a borrowed connection goes back when its lease ends.
+func (e *poolEntry) Release(conn *backend.Conn)     { e.pool.Release(conn) }
+func (e *poolEntry) Discard(conn *backend.Conn)     { e.pool.Discard(conn) }
+func (e *poolEntry) Usable(conn *backend.Conn) bool { return e.usable(conn) }
+func (e *poolEntry) Parsed() *txcore.ParsedSet      { return &e.parsed }
+
+// Answered counts ReadyForQuery messages in the pool's metrics.
+func (e *poolEntry) Answered(queries, transactions int) { e.stats.Answered(queries, transactions) }
+
+// Returned observes, in transaction mode, how long the lease held the
+// connection: one transaction (or a pin). A session's lease is its
+// whole life, timed by the session histogram instead.
+func (e *poolEntry) Returned(conn *backend.Conn) {
+	if db := e.db.Load(); db != nil && db.PoolMode != config.PoolSession && !conn.Borrowed.IsZero() {
+		e.stats.TransactionHeld(time.Since(conn.Borrowed))
+	}
 }

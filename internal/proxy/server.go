@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
 	"github.com/sluice-proxy/sluice/internal/refusal"
+	"github.com/sluice-proxy/sluice/internal/txpool"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -70,15 +71,9 @@ type Server struct {
 	started time.Time
 	op      atomic.Pointer[Operator]
 
-	// testHookBeforeDetachCheck, if set (before Start), runs in an
-	// attachment's goroutine after it relayed a ReadyForQuery and before
-	// it decides whether to detach; tests use it to force the race with
-	// the client goroutine's wake-up.
-	testHookBeforeDetachCheck func(*attachment)
-	// testHookAfterForward, if set (before Start), runs in a client's
-	// goroutine after it wrote to its attachment's server connection and
-	// before it looks whether to wake the attachment.
-	testHookAfterForward func(*attachment)
+	// txEnv is what every transaction-pooled client shares (its test
+	// hooks may be set before Start).
+	txEnv *txpool.Env
 }
 
 // New prepares a server for cfg; Start makes it listen.
@@ -93,6 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
+	s.txEnv = &txpool.Env{Log: log, Metrics: s.metrics}
 	s.metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "sluice_settings_round_trips_total",
 		Help: "Round trips spent setting a client's parameters on a server connection opened with other ones (process-wide).",

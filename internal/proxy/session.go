@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
+	"github.com/sluice-proxy/sluice/internal/txpool"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -53,7 +54,7 @@ type session struct {
 	// terminated before it has one.
 	stop context.CancelFunc
 	// tx is set for transaction and statement pool mode.
-	tx *txClient
+	tx *txHost
 	// then, when serve sets it, continues the session on a fresh
 	// goroutine: a transaction-pooled client idles for hours, and the
 	// goroutine that logged it in has grown its stack (SCRAM, decoding)
@@ -352,16 +353,16 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 		if errors.As(err, &se) {
 			se.Response.Severity, se.Response.SeverityUnlocalized = "FATAL", "FATAL"
 			wire.Write(ss.client, se.Response)
-			(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // the failed SELECT left it idle and clean
+			(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', false) // the failed SELECT left it idle and clean
 		} else {
 			ss.fail(wire.CodeConnectionFailure, "could not prepare server connection: "+err.Error())
-			(&lease{e, conn}).end(s.log, leaseLost, 'I', false)
+			(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseLost, 'I', false)
 		}
 		return
 	}
 	r := ss.newRelay(db, e, conn)
 	if r == nil {
-		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // never attached: no cancel reached it
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', false) // never attached: no cancel reached it
 		return
 	}
 	pid := conn.PID
@@ -400,7 +401,7 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 			"duration", time.Since(ss.start).Round(time.Millisecond))
 		return
 	}
-	(&lease{e, conn}).end(s.log, sessionOutcome(r), byte(r.txStatus.Load()), cancelled)
+	(&txpool.Lease{Home: e, Conn: conn}).End(s.log, sessionOutcome(r), byte(r.txStatus.Load()), cancelled)
 	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
 		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
 		"server_pid", conn.PID)
@@ -442,4 +443,17 @@ func greetingFor(conn *backend.Conn, pid, secret uint32) []byte {
 	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: pid, SecretKey: sec}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	buf, _ := wire.Append(nil, msgs...)
 	return buf
+}
+
+// cancelSent reports whether a cancel request was sent through the
+// session's current server connection, after waiting for any still in
+// flight, and clears the record. The caller has already detached the
+// connection (ss.server nil), so no new cancel can reach it.
+func (ss *session) cancelSent() bool {
+	ss.mu.Lock()
+	cancelled := ss.cancelled
+	ss.cancelled = false
+	ss.mu.Unlock()
+	ss.cancelling.Wait()
+	return cancelled
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/pool"
+	"github.com/sluice-proxy/sluice/internal/txpool"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -66,11 +67,11 @@ func errString(err error) string {
 // after a whole session it always needs DISCARD ALL, and it is closed
 // when it was left in an unknown state (shutdown mid-message, the server
 // ending first, a message half relayed).
-func sessionOutcome(r *relay) leaseOutcome {
+func sessionOutcome(r *relay) txpool.Outcome {
 	if r.shutdown.Load() || r.serverFirst.Load() || !r.clean() {
-		return leaseLost
+		return txpool.LeaseLost
 	}
-	return leaseDirty
+	return txpool.LeaseDirty
 }
 
 func (ss *session) failAcquire(db *config.Database, err error) {

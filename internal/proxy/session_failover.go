@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/txpool"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -62,7 +63,7 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 	ss.mu.Lock()
 	ss.server, ss.relay = nil, nil
 	ss.mu.Unlock()
-	(&lease{e, old}).end(s.log, leaseLost, 'I', ss.cancelSent())
+	(&txpool.Lease{Home: e, Conn: old}).End(s.log, txpool.LeaseLost, 'I', ss.cancelSent())
 	s.log.Warn("server connection lost while the session was idle; continuing on a new one",
 		"database", db.Name, "remote", ss.remote(), "old_server", old.Addr, "old_pid", old.PID)
 	conn, err := e.acquire(ctx)
@@ -71,13 +72,13 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 		return nil, nil
 	}
 	if err := ss.applyStartup(ctx, conn, set); err != nil {
-		(&lease{e, conn}).end(s.log, leaseLost, 'I', false)
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseLost, 'I', false)
 		ss.fail(wire.CodeConnectionFailure, "could not prepare a new server connection: "+err.Error())
 		return nil, nil
 	}
 	r := ss.newRelay(db, e, conn)
 	if r == nil {
-		(&lease{e, conn}).end(s.log, leaseIdle, 'I', false) // never attached: no cancel reached it
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', false) // never attached: no cancel reached it
 		return nil, nil
 	}
 	notice := &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: wire.CodeConnectionFailure,
@@ -88,7 +89,7 @@ func (ss *session) continueOnNewServer(ctx context.Context, db *config.Database,
 		ss.mu.Lock()
 		ss.server, ss.relay = nil, nil
 		ss.mu.Unlock()
-		(&lease{e, conn}).end(s.log, leaseIdle, 'I', ss.cancelSent())
+		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', ss.cancelSent())
 		return nil, nil
 	}
 	ss.client.SetWriteDeadline(time.Time{})

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
+	"github.com/sluice-proxy/sluice/internal/txpool"
 )
 
 // The client goroutine wakes the attachment when it finds it detachable
@@ -58,32 +59,24 @@ databases:
 	forwardArmed.Store(true)
 	detachArmed.Store(true)
 	var raced atomic.Bool
-	s.testHookAfterForward = func(a *attachment) {
+	s.txEnv.AfterForward = func(a txpool.Probe) {
 		if !forwardArmed.CompareAndSwap(true, false) {
 			return
 		}
 		// Let the attachment relay the answer before the client
 		// goroutine looks whether to wake it.
-		for {
-			a.mu.Lock()
-			answered := a.asks == a.gotZ || a.detached
-			a.mu.Unlock()
-			if answered {
-				return
-			}
+		for !a.Answered() {
 			runtime.Gosched()
 		}
 	}
-	s.testHookBeforeDetachCheck = func(a *attachment) {
+	s.txEnv.BeforeDetachCheck = func(a txpool.Probe) {
 		if !detachArmed.CompareAndSwap(true, false) {
 			return
 		}
 		// Wait for the client goroutine to leave forward (it wakes us if
 		// it finds the attachment detachable, as it now is).
 		for {
-			a.mu.Lock()
-			inflight, woken := a.inflight, a.wake
-			a.mu.Unlock()
+			inflight, woken := a.Writing()
 			if !inflight {
 				raced.Store(woken)
 				return

@@ -78,17 +78,6 @@ func ReadMessage(r io.Reader, maxBody uint32) (typ byte, body []byte, err error)
 // limits.max_message_size.
 const CodeProgramLimitExceeded = "54000"
 
-// ErrTooLarge is a client message longer than the configured bound.
-// Length and Limit count as the length field does (body + 4).
-type ErrTooLarge struct {
-	Type          byte
-	Length, Limit uint32
-}
-
-func (e ErrTooLarge) Error() string {
-	return fmt.Sprintf("message of type %q is %d bytes, over limits.max_message_size (%d)", e.Type, e.Length, e.Limit)
-}
-
 // ErrUnknownType is a message type no frontend may send after startup.
 type ErrUnknownType byte
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"slices"
 )
 
 // nextPID issues the process ID a transaction-pooled client is shown.
@@ -29,25 +28,4 @@ func (ss *session) isTx() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return ss.tx != nil
-}
-
-// setPins records why the client now holds its server connection between
-// transactions, counting each new reason in metrics and logging it.
-func (c *txClient) setPins(pins []string) {
-	m := c.ss.srv.metrics
-	for _, r := range pins {
-		if !slices.Contains(c.pins, r) {
-			m.Pins.WithLabelValues(r).Inc()
-			m.PinnedClients.WithLabelValues(r).Inc()
-			c.ss.srv.log.Debug("client pinned to its server connection", "reason", r, "remote", c.ss.remote(), "database", c.db.Name)
-		}
-	}
-	for _, r := range c.pins {
-		if !slices.Contains(pins, r) {
-			m.PinnedClients.WithLabelValues(r).Dec()
-			c.ss.srv.log.Debug("client no longer pinned", "reason", r, "remote", c.ss.remote(), "database", c.db.Name)
-		}
-	}
-	c.pins = pins
-	c.ss.notePins(pins) // for SHOW PINS (session_info.go)
 }

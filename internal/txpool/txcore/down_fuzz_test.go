@@ -1,140 +1,30 @@
-package proxy
+package txcore
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
+	"sync"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/internal/backend"
-	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/backend/stmtcache"
 	"github.com/sluice-proxy/sluice/internal/wire"
 
 	"github.com/sluice-proxy/sluice/internal/testutil/fuzzkit"
 )
 
-// Fuzz targets for transaction pooling's parsers: the Parse/Bind/
-// Describe/Close name splitters and the server-side filter (the
-// client-side framer's, FuzzFramer, is in internal/wire). None needs the package's PostgreSQL cluster; to fuzz without
-// starting one, set SLUICE_SKIP_PG=1.
+// The model-based fuzz target of DownFilter: a generated server stream,
+// cut anywhere, against a message-by-message model of what the client
+// must receive and what Books must record.
 
-// --- splitParse, splitBind, splitTarget ---------------------------------
-
-// FuzzSplitMessages checks the name splitters on arbitrary bodies: they
-// never panic or write to the message; they accept exactly the bodies
-// the protocol allows (checked by an independent reading); an accepted
-// message re-encodes byte for byte with the append functions; and with
-// another name (no NUL) the re-encoded message splits back to that name
-// and the same rest. The append functions leave dst's contents alone.
-//
-// kind%4: 0 Parse, 1 Bind, 2 Describe, 3 Close.
-func FuzzSplitMessages(f *testing.F) {
-	f.Fuzz(func(t *testing.T, kind uint8, body []byte, name string) {
-		defer fuzzkit.FailOnPanic(t)
-		typ := "PBDC"[kind%4]
-		msg := fuzzkit.Frame(typ, body)
-		orig := bytes.Clone(msg)
-		prefix := []byte("pre")
-		renamed := bytes.IndexByte([]byte(name), 0) < 0
-		var err error
-		var again []byte
-		switch typ {
-		case 'P':
-			var p parseMsg
-			p, err = splitParse(msg)
-			parts := bytes.SplitN(body, []byte{0}, 3)
-			valid := len(parts) == 3 && len(parts[2]) >= 2 && len(parts[2]) == 2+4*int(binary.BigEndian.Uint16(parts[2]))
-			if valid != (err == nil) {
-				t.Fatalf("splitParse(%q): err %v, valid %v", body, err, valid)
-			}
-			if err != nil {
-				break
-			}
-			again = appendParse(bytes.Clone(prefix), string(p.name), p.query, p.params)
-			if renamed {
-				m2 := appendParse(nil, name, p.query, p.params)
-				p2, err := splitParse(m2)
-				if err != nil || string(p2.name) != name || !bytes.Equal(p2.query, p.query) || !bytes.Equal(p2.params, p.params) {
-					t.Fatalf("renamed Parse %q splits to %q %q %q, %v", m2, p2.name, p2.query, p2.params, err)
-				}
-				checkLength(t, m2)
-			}
-		case 'B':
-			var portal, stmt, rest []byte
-			portal, stmt, rest, err = splitBind(msg)
-			valid := bytes.Count(body, []byte{0}) >= 2
-			if valid != (err == nil) {
-				t.Fatalf("splitBind(%q): err %v, valid %v", body, err, valid)
-			}
-			if err != nil {
-				break
-			}
-			again = appendBind(bytes.Clone(prefix), portal, string(stmt), rest)
-			if renamed {
-				m2 := appendBind(nil, portal, name, rest)
-				po2, st2, re2, err := splitBind(m2)
-				if err != nil || string(st2) != name || !bytes.Equal(po2, portal) || !bytes.Equal(re2, rest) {
-					t.Fatalf("renamed Bind %q splits to %q %q %q, %v", m2, po2, st2, re2, err)
-				}
-				checkLength(t, m2)
-			}
-		default:
-			var k byte
-			var n []byte
-			k, n, err = splitTarget(msg)
-			valid := len(body) >= 2 && (body[0] == 'S' || body[0] == 'P') && bytes.IndexByte(body[1:], 0) == len(body)-2
-			if valid != (err == nil) {
-				t.Fatalf("splitTarget(%q): err %v, valid %v", body, err, valid)
-			}
-			if err != nil {
-				break
-			}
-			if k != body[0] {
-				t.Fatalf("splitTarget(%q): kind %q", body, k)
-			}
-			again = appendTarget(bytes.Clone(prefix), typ, k, string(n))
-			if renamed {
-				m2 := appendTarget(nil, typ, k, name)
-				k2, n2, err := splitTarget(m2)
-				if err != nil || k2 != k || string(n2) != name {
-					t.Fatalf("renamed %q splits to %q %q, %v", m2, k2, n2, err)
-				}
-				checkLength(t, m2)
-			}
-		}
-		if !bytes.Equal(msg, orig) {
-			t.Fatalf("splitting wrote to the message")
-		}
-		if err != nil {
-			if !errors.Is(err, errMalformed) {
-				t.Fatalf("error %v, want errMalformed", err)
-			}
-			return
-		}
-		if !bytes.HasPrefix(again, prefix) || !bytes.Equal(again[len(prefix):], orig) {
-			t.Fatalf("re-encoded %q as %q", orig, again)
-		}
-	})
-}
-
-func checkLength(t *testing.T, m []byte) {
-	t.Helper()
-	if len(m) < wire.HeaderLen || int(binary.BigEndian.Uint32(m[1:])) != len(m)-1 {
-		t.Fatalf("message %q: length field does not match", m)
-	}
-}
-
-// --- downFilter ---------------------------------------------------------
-
-// newFuzzAttachment builds the least of an attachment that filter
-// touches: queue and counters, the client's mode and statements, the
-// connection's statement cache, and a logger for unexpected answers.
-func newFuzzAttachment(mode config.PoolMode, maxStatements int) *attachment {
-	ss := &session{srv: &Server{log: slog.New(slog.DiscardHandler)}}
-	c := &txClient{ss: ss, mode: mode, stmts: map[string]*clientStmt{}, maxStatements: maxStatements}
-	return newAttachment(ss, c, &poolEntry{}, &backend.Conn{})
+// newFuzzBooks builds an attachment's books as the filter sees them:
+// the client's mode and statements, the connection's statement cache,
+// the pool's parsed set, and the mutex that guards them.
+func newFuzzBooks(statement bool, maxStatements int) (*Books, *sync.Mutex) {
+	c := &Client{PerStatement: statement, MaxStatements: maxStatements, stmts: map[string]*stmt{}}
+	b := &Books{}
+	b.Init(c, stmtcache.New(maxStatements), new(uint64), &ParsedSet{}, sha256Name)
+	return b, &sync.Mutex{}
 }
 
 // downMsg is one server message of a generated stream.
@@ -196,7 +86,7 @@ func genServerStream(in *fuzzkit.Input) (msgs []downMsg, entries []downEntry, st
 		e.p.srv = fmt.Sprintf("s%d", j)
 		if j%2 == 0 {
 			e.p.clientName = fmt.Sprintf("c%d", j)
-			e.p.stmt = &clientStmt{srv: e.p.srv}
+			e.p.stmt = &stmt{srv: e.p.srv}
 		}
 	}
 	return msgs, entries, stream
@@ -273,22 +163,18 @@ func FuzzDownFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, flags uint8) {
 		defer fuzzkit.FailOnPanic(t)
 		statement, lazy, raw := flags&1 != 0, flags&2 != 0, flags&4 != 0
-		mode := config.PoolTransaction
-		if statement {
-			mode = config.PoolStatement
-		}
 		if raw {
-			fuzzDownRaw(t, data, splits, mode, int(flags>>3))
+			fuzzDownRaw(t, data, splits, statement, int(flags>>3))
 			return
 		}
 		msgs, entries, stream := genServerStream(&fuzzkit.Input{B: data})
 		want, outAfter, breach := downModel(msgs, entries, statement)
-		a := newFuzzAttachment(mode, len(entries)+1)
+		a, mu := newFuzzBooks(statement, len(entries)+1)
 		for j := range entries {
 			e := &entries[j]
-			a.tx.Statements.Add(e.p.srv)
+			a.Statements.Add(e.p.srv)
 			if e.p.clientName != "" {
-				a.client.stmts[e.p.clientName] = e.p.stmt
+				a.Client.stmts[e.p.clientName] = e.p.stmt
 			}
 			// Queued no later than the start of the message that takes it
 			// off, and in order.
@@ -303,32 +189,32 @@ func FuzzDownFilter(f *testing.F) {
 		}
 		queued := 0
 		enqueue := func(upTo int) {
-			a.mu.Lock()
-			defer a.mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
 			for ; queued < len(entries) && (!lazy || entries[queued].at < upTo); queued++ {
 				e := entries[queued]
-				a.asks = e.batch - 1
-				a.enqueueLocked(e.p)
+				a.Asks = e.batch - 1
+				a.enqueue(e.p)
 			}
 		}
-		var fl downFilter
+		var fl DownFilter
 		var out []byte
 		off, done := 0, 0 // bytes fed; messages completed
 		breached := false
 		for _, c := range fuzzkit.Chunks(stream, splits) {
 			end := off + len(c)
 			enqueue(end)
-			res, err := fl.filter(a, c)
+			res, err := fl.Filter(a, mu, c)
 			if err != nil {
 				t.Fatalf("filter at %d..%d: %v", off, end, err)
 			}
 			prev := len(out)
-			out = append(out, res.out...)
+			out = append(out, res.Out...)
 			first := done
 			for done < len(msgs) && msgs[done].end <= end {
 				done++
 			}
-			if res.unsolicited {
+			if res.Unsolicited {
 				// The filter stopped before an ErrorResponse that came while
 				// nothing was owed: the output is everything before one of
 				// this chunk's ErrorResponses, and the attachment ends.
@@ -345,7 +231,7 @@ func FuzzDownFilter(f *testing.F) {
 				break
 			}
 			if breach >= 0 && done > breach {
-				if !res.stmtBreach {
+				if !res.StmtBreach {
 					t.Fatalf("statement mode: ReadyForQuery %q at %d..%d (chunk %d..%d) not reported as a breach",
 						msgs[breach].raw[5], msgs[breach].start, msgs[breach].end, off, end)
 				}
@@ -355,7 +241,7 @@ func FuzzDownFilter(f *testing.F) {
 				breached = true
 				break
 			}
-			if res.stmtBreach {
+			if res.StmtBreach {
 				t.Fatalf("stmtBreach at %d..%d without a ReadyForQuery outside idle", off, end)
 			}
 			// out[:prev] was checked with the previous chunk.
@@ -364,7 +250,7 @@ func FuzzDownFilter(f *testing.F) {
 					t.Fatalf("statement mode: %d bytes of the ReadyForQuery %q at %d..%d forwarded by chunk %d..%d, before it completed",
 						len(out)-len(want), msgs[breach].raw[5], msgs[breach].start, msgs[breach].end, off, end)
 				}
-				t.Fatalf("chunk %d..%d: output %q from offset %d, want %q", off, end, res.out, prev, want[prev:min(len(out), len(want))])
+				t.Fatalf("chunk %d..%d: output %q from offset %d, want %q", off, end, res.Out, prev, want[prev:min(len(out), len(want))])
 			}
 			if len(out) < outAfter[done] {
 				t.Fatalf("after %d bytes: %d bytes out, messages completed make %d", end, len(out), outAfter[done])
@@ -379,13 +265,13 @@ func FuzzDownFilter(f *testing.F) {
 					status = m.raw[5]
 				}
 			}
-			if res.status != status {
-				t.Fatalf("chunk %d..%d: status %q, want %q", off, end, res.status, status)
+			if res.Status != status {
+				t.Fatalf("chunk %d..%d: status %q, want %q", off, end, res.Status, status)
 			}
-			if atBoundary && msgs[done-1].raw[0] == 'Z' && !res.endsWithZ {
+			if atBoundary && msgs[done-1].raw[0] == 'Z' && !res.EndsWithZ {
 				t.Fatalf("chunk %d..%d ends with a ReadyForQuery: endsWithZ false", off, end)
 			}
-			if res.endsWithZ && (!atBoundary || status == 0) {
+			if res.EndsWithZ && (!atBoundary || status == 0) {
 				t.Fatalf("chunk %d..%d: endsWithZ without ending after a ReadyForQuery", off, end)
 			}
 			off = end
@@ -414,18 +300,18 @@ func FuzzDownFilter(f *testing.F) {
 				sawS = true
 			}
 		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.gotZ != zs || a.status != status || a.sawParamStatus != sawS {
-			t.Fatalf("gotZ %d status %q sawParamStatus %v, want %d %q %v", a.gotZ, a.status, a.sawParamStatus, zs, status, sawS)
+		mu.Lock()
+		defer mu.Unlock()
+		if a.GotZ != zs || a.Status != status || a.SawParamStatus != sawS {
+			t.Fatalf("gotZ %d status %q sawParamStatus %v, want %d %q %v", a.GotZ, a.Status, a.SawParamStatus, zs, status, sawS)
 		}
 		left := 0
 		for _, e := range entries {
 			if e.popMsg < 0 {
 				left++
 			}
-			cached := a.tx.Statements.Has(e.p.srv)
-			_, known := a.client.stmts[e.p.clientName]
+			cached := a.Statements.Has(e.p.srv)
+			_, known := a.Client.stmts[e.p.clientName]
 			if cached == e.skipped || e.p.clientName != "" && known == e.skipped {
 				t.Fatalf("entry %+v: cached %v, client statement kept %v", e, cached, known)
 			}
@@ -442,31 +328,31 @@ func FuzzDownFilter(f *testing.F) {
 // fuzzDownRaw feeds arbitrary bytes: the filter must not panic and may
 // fail only on framing; without a queue it forwards its input unchanged,
 // except for a cut header it holds back (at most a header's length).
-func fuzzDownRaw(t *testing.T, data, splits []byte, mode config.PoolMode, n int) {
-	a := newFuzzAttachment(mode, 1)
-	a.mu.Lock()
+func fuzzDownRaw(t *testing.T, data, splits []byte, statement bool, n int) {
+	a, mu := newFuzzBooks(statement, 1)
+	mu.Lock()
 	for i := range n {
-		a.asks = int64(i / 2)
-		a.enqueueLocked(pending{answer: "13"[i%2], action: answerAction(i % 3)})
+		a.Asks = int64(i / 2)
+		a.enqueue(pending{answer: "13"[i%2], action: answerAction(i % 3)})
 	}
-	a.mu.Unlock()
-	var fl downFilter
+	mu.Unlock()
+	var fl DownFilter
 	fed := 0
 	var out []byte
 	for _, c := range fuzzkit.Chunks(data, splits) {
-		res, err := fl.filter(a, c)
+		res, err := fl.Filter(a, mu, c)
 		if err != nil {
 			var el wire.ErrLength
-			if !errors.As(err, &el) && !errors.Is(err, errMalformed) {
+			if !errors.As(err, &el) && !errors.Is(err, ErrMalformed) {
 				t.Fatalf("filter: %v", err)
 			}
 			return
 		}
 		fed += len(c)
-		if res.stmtBreach {
+		if res.StmtBreach {
 			return
 		}
-		out = append(out, res.out...)
+		out = append(out, res.Out...)
 		if n == 0 && (!bytes.HasPrefix(data[:fed], out) || fed-len(out) > wire.HeaderLen) {
 			t.Fatalf("without a queue: output %q after %d bytes of %q", out, fed, data[:fed])
 		}

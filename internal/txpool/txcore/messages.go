@@ -1,26 +1,27 @@
-package proxy
+package txcore
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-
-	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/sluice-proxy/sluice/internal/wire"
+	"unsafe"
 )
 
 // The extended-protocol messages transaction pooling rewrites. Each
 // function takes a whole message (type byte, length, body) as relayed and
 // returns slices of it; nothing is copied or decoded beyond the names.
 
-var errMalformed = errors.New("malformed message")
+// ErrMalformed is a client message whose names do not parse.
+var ErrMalformed = errors.New("malformed message")
+
+// ErrTerminated ends the client's loop: the client sent Terminate.
+var ErrTerminated = errors.New("client sent Terminate")
 
 // cstring splits a NUL-terminated string off the front of b.
 func cstring(b []byte) (s, rest []byte, err error) {
 	i := bytes.IndexByte(b, 0)
 	if i < 0 {
-		return nil, nil, errMalformed
+		return nil, nil, ErrMalformed
 	}
 	return b[:i], b[i+1:], nil
 }
@@ -38,7 +39,7 @@ func splitParse(msg []byte) (p parseMsg, err error) {
 		return p, err
 	}
 	if len(body) < 2 || len(body) != 2+4*int(binary.BigEndian.Uint16(body)) {
-		return p, errMalformed
+		return p, ErrMalformed
 	}
 	p.params = body
 	return p, nil
@@ -60,11 +61,11 @@ func splitBind(msg []byte) (portal, stmt, rest []byte, err error) {
 func splitTarget(msg []byte) (kind byte, name []byte, err error) {
 	body := msg[5:]
 	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
-		return 0, nil, errMalformed
+		return 0, nil, ErrMalformed
 	}
 	name, rest, err := cstring(body[1:])
 	if err == nil && len(rest) != 0 {
-		err = errMalformed
+		err = ErrMalformed
 	}
 	return body[0], name, err
 }
@@ -101,21 +102,13 @@ func appendTarget(dst []byte, typ, kind byte, name string) []byte {
 	return append(dst, 0)
 }
 
-// messageRefusal is what a client whose message the framer refused is
-// told before its connection closes; nil for other errors.
-func messageRefusal(err error) *pgproto3.ErrorResponse {
-	var held wire.ErrHeldTooLarge
-	var unknown wire.ErrUnknownType
-	switch {
-	case errors.As(err, new(wire.ErrTooLarge)):
-		return wire.Error(wire.CodeProgramLimitExceeded, "%v", err)
-	case errors.As(err, &held) && held.Type == 'P':
-		return wire.Error(wire.CodeProgramLimitExceeded, "%v; in transaction pooling a prepared statement's text over %d bytes cannot be kept: send it as a simple Query or use session pooling",
-			err, wire.MaxHeldParse)
-	case errors.As(err, &unknown):
-		return wire.Error(wire.CodeProtocolViolation, "%v", err)
-	case errors.As(err, &held), errors.As(err, new(wire.ErrLength)), errors.Is(err, errMalformed), errors.Is(err, wire.ErrNoBindNames):
-		return wire.Error(wire.CodeProtocolViolation, "invalid frontend message: %v", err)
+// text views a query's bytes as a string for sqlscan, which keeps no
+// reference to it.
+func text(b []byte) string {
+	if len(b) == 0 {
+		return ""
 	}
-	return nil
+	return unsafe.String(&b[0], len(b))
 }
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -1,4 +1,4 @@
-package proxy
+package txpool
 
 import "testing"
 
@@ -8,14 +8,14 @@ import "testing"
 // is cleaned first.
 func TestLeaseEndAction(t *testing.T) {
 	for _, tc := range []struct {
-		o                 leaseOutcome
+		o                 Outcome
 		cancelled, usable bool
 		want              leaseAction
 	}{
-		{leaseIdle, false, true, leaseRelease},
-		{leaseInTx, false, true, leaseCleanAndRelease},
-		{leaseDirty, false, true, leaseCleanAndRelease},
-		{leaseLost, false, true, leaseDiscard},
+		{LeaseIdle, false, true, leaseRelease},
+		{LeaseInTx, false, true, leaseCleanAndRelease},
+		{LeaseDirty, false, true, leaseCleanAndRelease},
+		{LeaseLost, false, true, leaseDiscard},
 	} {
 		if got := endAction(tc.o, tc.cancelled, tc.usable); got != tc.want {
 			t.Errorf("endAction(%d, cancelled=%v, usable=%v) = %d, want %d", tc.o, tc.cancelled, tc.usable, got, tc.want)
@@ -35,14 +35,14 @@ func TestTxOutcome(t *testing.T) {
 	for _, tc := range []struct {
 		status byte
 		pinned bool
-		want   leaseOutcome
+		want   Outcome
 	}{
-		{'I', false, leaseIdle},
-		{'T', false, leaseInTx},
-		{'E', false, leaseInTx},
-		{'I', true, leaseDirty},
-		{'T', true, leaseDirty},
-		{'E', true, leaseDirty},
+		{'I', false, LeaseIdle},
+		{'T', false, LeaseInTx},
+		{'E', false, LeaseInTx},
+		{'I', true, LeaseDirty},
+		{'T', true, LeaseDirty},
+		{'E', true, LeaseDirty},
 	} {
 		if got := txOutcome(tc.status, tc.pinned); got != tc.want {
 			t.Errorf("txOutcome(%q, pinned=%v) = %d, want %d", tc.status, tc.pinned, got, tc.want)

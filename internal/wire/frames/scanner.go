@@ -1,8 +1,8 @@
-package wire
+package frames
 
 import (
 	"encoding/binary"
-	"fmt"
+	"strconv" // not fmt, which imports os: this package must stay pure
 )
 
 // HeaderLen is the size of a message header: type byte plus int32 length.
@@ -37,7 +37,7 @@ type ErrLength struct {
 }
 
 func (e ErrLength) Error() string {
-	return fmt.Sprintf("invalid message length %d for message type %q", e.Length, e.Type)
+	return "invalid message length " + strconv.FormatUint(uint64(e.Length), 10) + " for message type " + strconv.QuoteRune(rune(e.Type))
 }
 
 // Scan feeds a chunk to the scanner and calls visit for every message that
@@ -109,4 +109,16 @@ func (s *Scanner) AwaitingBody() byte {
 		return s.typ
 	}
 	return 0
+}
+
+// ErrTooLarge is a client message longer than the configured bound.
+// Length and Limit count as the length field does (body + 4).
+type ErrTooLarge struct {
+	Type          byte
+	Length, Limit uint32
+}
+
+func (e ErrTooLarge) Error() string {
+	return "message of type " + strconv.QuoteRune(rune(e.Type)) + " is " + strconv.FormatUint(uint64(e.Length), 10) +
+		" bytes, over limits.max_message_size (" + strconv.FormatUint(uint64(e.Limit), 10) + ")"
 }

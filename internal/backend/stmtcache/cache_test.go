@@ -1,4 +1,4 @@
-package backend
+package stmtcache
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 )
 
 func TestStatementCacheEvictsLeastRecentlyUsed(t *testing.T) {
-	c := NewStatementCache(2)
+	c := New(2)
 	require.Empty(t, c.Add("a"))
 	require.Empty(t, c.Add("b"))
 	require.True(t, c.Has("a")) // a is now the most recent

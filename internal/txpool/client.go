@@ -1,0 +1,110 @@
+package txpool
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// Client is a transaction-pooled client: the session state that follows
+// it from server connection to server connection (txcore.Client), and
+// its loop (Serve, run by the session's goroutine). While no transaction
+// runs it holds no server connection and no buffer. The session embeds
+// it (Init), so that a client is one allocation.
+type Client struct {
+	// Client is the pure state: statements, settings, pins, and the
+	// rewriting of what the client sends (the framer's sink).
+	txcore.Client
+	DB         *config.Database // the client's database (its configuration at login)
+	env        *Env
+	sess       Session
+	conn       net.Conn          // the client's socket; the session owns it
+	draining   *atomic.Bool      // the session's: leave at the next idle point
+	parsed     *txcore.ParsedSet // of the pool of the current or last server connection
+	idleTx     time.Duration
+	clientIdle time.Duration
+	bufs       *wire.Buffers
+
+	up     wire.Framer
+	att    *attachment // the current or last attachment
+	poll   *wire.Poller
+	ctx    context.Context // see Params.Ctx
+	cancel context.CancelFunc
+	// deadlineSet records that a client read deadline may be armed
+	// (guarded like armClientDeadline's callers).
+	deadlineSet bool
+}
+
+// Params are what a client is served with.
+type Params struct {
+	Env      *Env
+	Session  Session
+	Conn     net.Conn
+	Draining *atomic.Bool
+	DB       *config.Database
+	Limits   config.Limits
+	Bufs     *wire.Buffers
+	// Ctx ends waits for a server connection when the session is
+	// terminated (Cancel is the session's stop); it lives as long as the
+	// client. It carries the client's startup parameters: every attach
+	// takes a connection opened with them (settings affinity), so Want
+	// holds only what the client SET since (source "session"), and RESET
+	// returns to the client's startup values as on a direct connection.
+	Ctx    context.Context
+	Cancel context.CancelFunc
+}
+
+var clientIDs atomic.Uint64
+
+// Init readies a new client (the zero value, embedded in its session's
+// adapter); Acquire then gives it the connection whose parameters greet
+// it, and Serve serves it.
+func (c *Client) Init(p Params) {
+	*c = Client{Client: txcore.Client{ID: clientIDs.Add(1), PerStatement: p.DB.PoolMode == config.PoolStatement,
+		MaxStatements: p.DB.Pool.MaxPreparedStatements, Want: map[string]string{}},
+		DB: p.DB, env: p.Env, sess: p.Session, conn: p.Conn, draining: p.Draining,
+		idleTx: p.Limits.IdleTransactionTimeout.D(), clientIdle: p.Limits.ClientIdleTimeout.D(),
+		bufs: p.Bufs, up: wire.Framer{MaxLen: uint32(p.Limits.MaxMessageSize)}, ctx: p.Ctx, cancel: p.Cancel}
+}
+
+// errFatal ends a session whose client was already told why.
+var errFatal = errors.New("session ended")
+
+// Ready makes what serving needs on the calling goroutine (the login's),
+// not on the serving one: an allocation there can take the slow path
+// and grow the goroutine's stack for good.
+func (c *Client) Ready() { c.poll = wire.NewPoller(c.conn) }
+
+// End forgets what the client held: its context, its pins (metrics).
+func (c *Client) End() {
+	c.cancel()
+	c.setPins(nil)
+}
+
+// setPins records why the client now holds its server connection between
+// transactions, counting each new reason in metrics and logging it.
+func (c *Client) setPins(pins []string) {
+	m := c.env.Metrics
+	for _, r := range pins {
+		if !slices.Contains(c.Pins, r) {
+			m.Pins.WithLabelValues(r).Inc()
+			m.PinnedClients.WithLabelValues(r).Inc()
+			c.env.Log.Debug("client pinned to its server connection", "reason", r, "remote", c.sess.Remote(), "database", c.DB.Name)
+		}
+	}
+	for _, r := range c.Pins {
+		if !slices.Contains(pins, r) {
+			m.PinnedClients.WithLabelValues(r).Dec()
+			c.env.Log.Debug("client no longer pinned", "reason", r, "remote", c.sess.Remote(), "database", c.DB.Name)
+		}
+	}
+	c.Pins = pins
+	c.sess.NotePins(pins)
+}

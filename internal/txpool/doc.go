@@ -1,0 +1,20 @@
+// Package txpool is the transaction-mode engine: after login in pool
+// mode transaction or statement, internal/proxy hands the client to a
+// Client here, which serves it until it leaves, borrowing a server
+// connection for each transaction (an attachment) and giving it back at
+// the next idle point.
+//
+// Two loops move the bytes, and they are the only I/O: the client's
+// loop (Client.Serve, serve.go) reads the client and writes its
+// requests to the attached server connection; each attachment's loop
+// (attachment.run, attach.go) reads the server, writes its answers to
+// the client and ends the borrow (lease.go). What the bytes mean is
+// decided by the pure core, internal/txpool/txcore.
+//
+// What the engine needs from the rest of sluice is given to it, never
+// imported: the server-wide Env (logger, metrics, test hooks), one
+// Session per client (borrowing a connection for it, its cancel
+// bookkeeping, telling it why it is refused), and Home, the pool a
+// connection goes back to. Lease (lease.go) is the one way any borrow
+// of a server connection ends, session mode's included.
+package txpool

@@ -1,0 +1,72 @@
+package txpool
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/metrics"
+)
+
+// Env is what every transaction-pooled client of one server shares; one
+// per proxy.Server, read-only once the server started.
+type Env struct {
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	// AfterForward, if set, runs in a client's goroutine after it wrote
+	// a chunk to the server, before it checks whether to wake the
+	// attachment; BeforeDetachCheck, if set, runs in an attachment's
+	// goroutine after it relayed a ReadyForQuery, before it checks
+	// whether to detach. Tests use them to force interleavings.
+	AfterForward      func(Probe)
+	BeforeDetachCheck func(Probe)
+}
+
+// Session is what the engine needs from one client's session (proxy's
+// session implements it, through a small adapter per client). It is an
+// interface, not a struct of funcs, so that an idle client pays for one
+// interface value rather than a closure per method.
+type Session interface {
+	// Borrow borrows a server connection opened with the client's
+	// startup parameters (carried by ctx): from its pool, or, for a
+	// read-only client, from the server its route picks now.
+	Borrow(ctx context.Context) (Home, *backend.Conn, error)
+	// FailAcquire tells the client why no connection could be had.
+	FailAcquire(err error)
+	// Fail sends the client a FATAL error with code and msg, and logs it.
+	Fail(code, msg string)
+	// AttachServer and DetachServer record the connection the client
+	// holds, for cancel requests; CancelSent reports (after waiting for
+	// any in flight) whether one was sent through it since AttachServer.
+	AttachServer(*backend.Conn)
+	DetachServer()
+	CancelSent() bool
+	// TerminatedBySluice reports that sluice ended the session from outside
+	// (shutdown timeout).
+	TerminatedBySluice() bool
+	// Remote names the client's address for logs.
+	Remote() string
+	// NotePins is told the client's pins whenever they are set (the
+	// console's SHOW PINS).
+	NotePins(pins []string)
+}
+
+// Probe lets a test hook look at an attachment's state.
+type Probe struct{ a *attachment }
+
+// Answered reports whether every request sent was answered, or the
+// attachment ended.
+func (p Probe) Answered() bool {
+	p.a.mu.Lock()
+	defer p.a.mu.Unlock()
+	return p.a.Asks == p.a.GotZ || p.a.detached
+}
+
+// Writing reports whether the client goroutine is between taking the
+// attachment's lock and finishing its write, and whether it asked the
+// attachment's goroutine to look at its flags (a wake-up pending).
+func (p Probe) Writing() (inflight, woken bool) {
+	p.a.mu.Lock()
+	defer p.a.mu.Unlock()
+	return p.a.inflight, p.a.wake
+}
