@@ -65,6 +65,11 @@ type Server struct {
 	bgWG     sync.WaitGroup // accept loops and pool fillers
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+	// sweepsStop ends the transaction-mode sweeps (txpool.Env.RunSweeps),
+	// after the sessions: a client reading an answer inline needs the
+	// inline watch until it ends.
+	sweepsCtx  context.Context
+	sweepsStop context.CancelFunc
 
 	// started is when New ran; op is what the console's RELOAD and
 	// SHUTDOWN call (operator.go).
@@ -87,8 +92,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		started:  time.Now(),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.sweepsCtx, s.sweepsStop = context.WithCancel(context.Background())
 	s.metrics = metrics.New(s.PoolStats)
-	s.txEnv = &txpool.Env{Log: log, Metrics: s.metrics}
+	s.txEnv = txpool.NewEnv(log, s.metrics)
 	s.metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "sluice_settings_round_trips_total",
 		Help: "Round trips spent setting a client's parameters on a server connection opened with other ones (process-wide).",
@@ -157,6 +163,8 @@ func (s *Server) Start() error {
 	}
 	s.bgWG.Add(1)
 	go s.flushRefusals()
+	s.bgWG.Add(1)
+	go func() { defer s.bgWG.Done(); s.txEnv.RunSweeps(s.sweepsCtx) }()
 	for _, l := range s.listeners {
 		s.log.Info("listening", "address", l.Addr().String())
 		s.bgWG.Add(1)
@@ -338,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.log.Warn("shutdown timeout reached: terminating sessions", "sessions", n)
 		<-done
 	}
+	s.sweepsStop()
 	s.bgWG.Wait()
 	for _, p := range s.readPools() {
 		p.pool.Close()

@@ -298,3 +298,26 @@ func TestTxClientKilledMidTransaction(t *testing.T) {
 	require.Equal(t, []string{"0"}, query(t, other, "SELECT count(*) FROM tx_killed"), "the insert was rolled back")
 	query(t, other, "DROP TABLE tx_killed")
 }
+
+// The idle-in-transaction timeout after requests answered inline: the
+// client goroutine reads the answers to the autocommit statements and to
+// the BEGIN itself (the first detaches inline, the BEGIN keeps the
+// connection and starts the attachment's reader); the timeout is armed
+// all the same and fires.
+func TestTxIdleTransactionTimeoutAfterInlineAnswers(t *testing.T) {
+	h := startWith(t, txPool(1), "limits:\n  idle_transaction_timeout: 300ms\n")
+	ctx := context.Background()
+	c := h.connect(ctx)
+	for range 3 {
+		require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"))
+	}
+	query(t, c, "BEGIN")
+	require.Equal(t, []string{"2"}, query(t, c, "SELECT 2"))
+	waitServerConns(t, "idle in transaction", 0)
+	_, err := c.Exec(ctx, "SELECT 1").ReadAll()
+	var pe *pgconn.PgError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "25P03", pe.Code)
+	other := h.connect(ctx) // the connection went back to the pool
+	require.Equal(t, []string{"1"}, query(t, other, "SELECT 1"))
+}

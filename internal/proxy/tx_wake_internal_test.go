@@ -28,7 +28,11 @@ import (
 // statements over a pool of one (TestTxEveryPinReasonPinsAndUnpins's
 // "a keeps its server connection" under load). The hook holds the
 // attachment until the client goroutine has finished its write, which
-// is the interleaving a loaded machine produces now and then.
+// is the interleaving a loaded machine produces now and then. A request
+// outside a transaction is read inline by the client goroutine (no
+// attachment goroutine, no wake-up: TestTxInlineWatchRacingADetach...
+// covers that path), so the race is forced on a COMMIT, whose attachment
+// goroutine watches the server since the BEGIN.
 func TestTxWakeRacingADetachLeavesNoDeadlineOnTheConnection(t *testing.T) {
 	cl := pgtest.Cluster(t)
 	text := fmt.Sprintf(`listen:
@@ -51,13 +55,12 @@ databases:
 	logs := &syncbuf.Buffer{}
 	s, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	require.NoError(t, err)
-	// The hooks force the interleaving once, on the first statement:
-	// armed on every one they could deadlock (the attachment waiting for
+	// The hooks force the interleaving once, on the COMMIT: armed on
+	// every statement they could deadlock (the attachment waiting for
 	// the client goroutine's next write to end while that write waits
-	// for its answer).
+	// for its answer; or, outside a transaction, for an answer the
+	// client goroutine itself would read).
 	var forwardArmed, detachArmed atomic.Bool
-	forwardArmed.Store(true)
-	detachArmed.Store(true)
 	var raced atomic.Bool
 	s.txEnv.AfterForward = func(a txpool.Probe) {
 		if !forwardArmed.CompareAndSwap(true, false) {
@@ -104,7 +107,13 @@ databases:
 		require.NoError(t, res.Err)
 		return string(res.Rows[0][0])
 	}
+	_, err = c.Exec(ctx, "BEGIN").ReadAll()
+	require.NoError(t, err)
 	pid := pidOf()
+	detachArmed.Store(true)
+	forwardArmed.Store(true)
+	res := c.ExecParams(ctx, "COMMIT", nil, nil, nil, nil).Read()
+	require.NoError(t, res.Err)
 	// The connection is back in the pool once the attachment detached.
 	require.Eventually(t, func() bool { return s.PoolStats()[0].Idle == 1 }, time.Minute, time.Millisecond)
 	require.True(t, raced.Load(), "the client goroutine's wake-up did not race the detach")

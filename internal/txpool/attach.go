@@ -11,9 +11,10 @@ import (
 )
 
 // Attaching: the client's loop borrows a server connection for a
-// transaction (Acquire, attach) and starts the attachment, whose own
-// loop (run, pumpDown) relays the server's answers until the connection
-// can leave the client (its endings are in lease.go).
+// transaction (Acquire, attach); the server's answers are relayed by
+// pumpDown, on the client's goroutine for a complete request
+// (readInline, serve.go) or in the attachment's own loop (run), until
+// the connection can leave the client (its endings are in lease.go).
 
 // Acquire takes a server connection and gives it the client's settings;
 // on failure the client has been told why. A read-only client's route
@@ -60,8 +61,7 @@ func (c *Client) attach() (*attachment, error) {
 	a := newAttachment(c, l)
 	c.sess.AttachServer(l.Conn)
 	c.att = a
-	go a.run()
-	return a, nil
+	return a, nil // forward reads the answer inline or starts run
 }
 
 // liveAttachment returns the client's attachment while it is live. An
@@ -78,7 +78,7 @@ func (c *Client) liveAttachment() (*attachment, error) {
 	if live {
 		return a, nil
 	}
-	<-a.done
+	<-a.done // an attachment still referenced once detached had a reader
 	if a.fatal {
 		return nil, errFatal
 	}
@@ -89,15 +89,25 @@ func (c *Client) liveAttachment() (*attachment, error) {
 var errDraining = errors.New("sluice is shutting down")
 
 // attachment is one transaction-pooled client's use of one server
-// connection, from attach to detach. Its goroutine (run) is the
-// serverToClient loop and the connection's owner: it alone returns the
-// connection to the pool (or closes it), then closes done. The client's
-// goroutine sends under mu and never after detached is set.
+// connection, from attach to detach. Whoever reads the server owns the
+// connection and alone returns it to the pool (or closes it): the
+// client's goroutine while it reads an answer inline (readInline), then,
+// if the answer is slow or the client stays attached, the attachment's
+// own goroutine (run, the serverToClient loop), which closes done when
+// it ends. The client's goroutine sends under mu and never after
+// detached is set. An attachment that ended inline is forgotten by its
+// client: an idle client keeps none.
 type attachment struct {
 	client *Client
-	Lease  // the borrowed server connection; run's goroutine ends it
+	Lease  // the borrowed server connection; its reader ends it
 	tx     *backend.TxState
-	done   chan struct{}
+	done   chan struct{} // made when run starts: only a reader needs one
+	f      txcore.DownFilter
+	// reader: run's goroutine was started (client goroutine's).
+	reader bool
+	// watchFired: the inline watch set a read deadline on the server
+	// socket (guarded by the Env's sweeps.watchMu).
+	watchFired bool
 
 	mu   sync.Mutex
 	cond sync.Cond // signalled when detaching ends
@@ -116,7 +126,7 @@ type attachment struct {
 }
 
 func newAttachment(c *Client, l Lease) *attachment {
-	a := &attachment{client: c, Lease: l, tx: l.Conn.Tx(c.MaxStatements), done: make(chan struct{})}
+	a := &attachment{client: c, Lease: l, tx: l.Conn.Tx(c.MaxStatements)}
 	a.Books.Init(&c.Client, a.tx.Statements, &a.tx.UnnamedOwner, l.Home.Parsed(), statementName)
 	a.cond.L = &a.mu
 	return a
@@ -162,7 +172,7 @@ var errDetach = errors.New("detach")
 // run is the serverToClient loop; see attachment.
 func (a *attachment) run() {
 	defer close(a.done)
-	var f txcore.DownFilter
+	f := &a.f // the inline read's state, if it began the answer
 	poll := a.Conn.Poller()
 	bufs := a.client.bufs
 	for {
@@ -171,7 +181,7 @@ func (a *attachment) run() {
 			err = nil
 		}
 		if err == nil {
-			err = a.pumpDown(&f, bufs)
+			err = a.pumpDown(f, bufs)
 		}
 		if err == nil {
 			continue

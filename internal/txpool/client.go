@@ -40,6 +40,31 @@ type Client struct {
 	// deadlineSet records that a client read deadline may be armed
 	// (guarded like armClientDeadline's callers).
 	deadlineSet bool
+	// idleAt is the client read deadline armed last (Unix ns; 0: none),
+	// restored after a hop (guarded like deadlineSet; atomic because the
+	// hop sweep's request races nothing but a reader may arm meanwhile).
+	idleAt atomic.Int64
+	// The hop sweep's (sweep.go): lastActive is its generation at the
+	// last round after the stack grew, hopWanted its request to move;
+	// grownNoted and hopped are the client goroutine's (registered with
+	// the sweep; the goroutine was moved while waiting).
+	lastActive atomic.Int64
+	hopWanted  atomic.Bool
+	grownNoted bool
+	hopped     bool
+	// staleDeadline: the last wait ended on a deadline that no longer
+	// applies; the next armIdle sets one even if it would skip (the
+	// client goroutine's).
+	staleDeadline bool
+}
+
+func (c *Client) lastActiveGen() int64 { return c.lastActive.Load() }
+
+// askHop is the hop sweep's request (hopMu held): a past read deadline
+// ends the client goroutine's wait, and it moves (Serve).
+func (c *Client) askHop() {
+	c.hopWanted.Store(true)
+	c.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 // Params are what a client is served with.
@@ -84,6 +109,7 @@ func (c *Client) Ready() { c.poll = wire.NewPoller(c.conn) }
 
 // End forgets what the client held: its context, its pins (metrics).
 func (c *Client) End() {
+	c.env.sweeps.forget(c)
 	c.cancel()
 	c.setPins(nil)
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // Env is what every transaction-pooled client of one server shares; one
-// per proxy.Server, read-only once the server started.
+// per proxy.Server (NewEnv), read-only once the server started except for
+// its sweeps, whose goroutine the server runs (RunSweeps).
 type Env struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
@@ -20,7 +21,24 @@ type Env struct {
 	// whether to detach. Tests use them to force interleavings.
 	AfterForward      func(Probe)
 	BeforeDetachCheck func(Probe)
+	// ReaderStarted, if set, runs in a client's goroutine when it hands
+	// its attachment to a reader goroutine (tests count the hand-overs).
+	ReaderStarted func(Probe)
+
+	sweeps sweeps // sweep.go
 }
+
+// NewEnv returns the Env of one server.
+func NewEnv(log *slog.Logger, m *metrics.Metrics) *Env {
+	e := &Env{Log: log, Metrics: m}
+	e.sweeps.init()
+	return e
+}
+
+// RunSweeps runs the inline watch and the hop sweep (sweep.go) until ctx
+// ends; the server runs it on a goroutine of its own from Start, so that
+// Shutdown (which ends ctx) stops it.
+func (e *Env) RunSweeps(ctx context.Context) { e.sweeps.run(ctx) }
 
 // Session is what the engine needs from one client's session (proxy's
 // session implements it, through a small adapter per client). It is an
@@ -53,6 +71,22 @@ type Session interface {
 
 // Probe lets a test hook look at an attachment's state.
 type Probe struct{ a *attachment }
+
+// FireWatch does to the attachment what the inline watch does to an
+// answer awaited for a full tick, if the attachment is being read inline
+// (tests force the watch's race with a detach with it).
+// It reports whether the attachment was being read inline.
+func (p Probe) FireWatch() bool {
+	w := &p.a.client.env.sweeps
+	w.watchMu.Lock()
+	defer w.watchMu.Unlock()
+	if _, ok := w.inline[p.a]; !ok {
+		return false
+	}
+	delete(w.inline, p.a)
+	p.a.fireWatch()
+	return true
+}
 
 // Answered reports whether every request sent was answered, or the
 // attachment ended.

@@ -18,11 +18,23 @@ import (
 func (c *Client) armIdle() {
 	if a := c.att; a != nil {
 		a.mu.Lock()
+		c.takeStale()
 		c.armClientDeadline(a)
 		a.mu.Unlock()
 		return
 	}
+	c.takeStale()
 	c.armClientDeadline(nil)
+}
+
+// takeStale makes the next arming set the deadline even when it would
+// have nothing to clear, after a wait ended on a deadline that no longer
+// applies (guarded like deadlineSet).
+func (c *Client) takeStale() {
+	if c.staleDeadline {
+		c.staleDeadline = false
+		c.deadlineSet = true
+	}
 }
 
 // armClientDeadline sets the client read deadline from the state: idle
@@ -52,6 +64,38 @@ func (c *Client) armClientDeadline(a *attachment) {
 	}
 	if dl.IsZero() && !c.deadlineSet && !c.draining.Load() {
 		return // nothing to clear (drain sets one itself): skip the timer update
+	}
+	c.deadlineSet = !dl.IsZero()
+	c.storeIdleAt(dl)
+	c.conn.SetReadDeadline(dl)
+}
+
+func (c *Client) storeIdleAt(dl time.Time) {
+	if dl.IsZero() {
+		c.idleAt.Store(0)
+		return
+	}
+	c.idleAt.Store(dl.UnixNano())
+}
+
+// restoreIdle re-arms, on the goroutine a hop moved the client to, the
+// read deadline its wait had before the move (the hop sweep's past
+// deadline replaced it), so that a client idle timeout fires when it
+// would have without the move; a draining client is armed anew.
+func (c *Client) restoreIdle() {
+	a := c.att
+	if a != nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+	}
+	c.deadlineSet = true // replaces the sweep's past deadline in any case
+	if c.draining.Load() {
+		c.armClientDeadline(a)
+		return
+	}
+	dl := time.Time{}
+	if at := c.idleAt.Load(); at != 0 {
+		dl = time.Unix(0, at)
 	}
 	c.deadlineSet = !dl.IsZero()
 	c.conn.SetReadDeadline(dl)

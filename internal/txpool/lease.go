@@ -16,7 +16,8 @@ import (
 //
 //   - from acquire until end, the lease's holder owns it: one session's
 //     goroutine in session mode; in transaction mode the attachment, whose
-//     run goroutine reads the server and ends the lease when it detaches,
+//     reader (the client goroutine inline, or run's goroutine) reads the
+//     server and ends the lease when it detaches,
 //     while the client goroutine only writes to it under the
 //     attachment's lock;
 //   - End hands it back: to the pool (Release), or to nobody (Discard
@@ -156,7 +157,8 @@ func (l *Lease) End(log *slog.Logger, o Outcome, status byte, cancelled bool) {
 	}
 }
 
-// The ways an attachment ends, all on run's goroutine: detach at an idle
+// The ways an attachment ends, all on its reader's goroutine (the
+// client's inline, or run's): detach at an idle
 // point, cleanup when the client left, serverLost when the server
 // connection failed. Each ends the attachment's lease (Lease.End, above), which
 // decides whether the connection goes back to the pool.

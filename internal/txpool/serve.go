@@ -12,24 +12,34 @@ import (
 
 // The client's loop: Serve waits for client bytes, pumpUp reads them,
 // forward hands each chunk to the framer and txcore.Client under the
-// attachment's lock and writes what they produced to the server.
+// attachment's lock and writes what they produced to the server, then
+// reads the answer to a complete request itself (readInline, below).
 
 var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
 // Serve is the clientToServer loop. It returns true, asking to go on on a
-// fresh goroutine, when a round of forwarding grew the goroutine's stack
-// (acquiring a connection, waiting for one, syncing settings run deep):
-// a stack that grew once never shrinks back below 4 kB while the
-// goroutine idles (the GC halves only stacks using under a quarter,
-// counting 800 bytes of guard), and for 10,000 idle clients that is
-// 20 MB. The move happens after the client's bytes were written, off
-// the path of its query, and only when the stack was actually moved.
-// On false the client is gone and End must be called.
+// fresh goroutine, when the hop sweep (sweep.go) asked it to: a round of
+// forwarding that grew the goroutine's stack (acquiring a connection,
+// waiting for one, syncing settings, reading an answer inline run deep)
+// registers the client once, and a client then idle for a full sweep
+// period is asked to move. A stack that grew once never shrinks back
+// below 4 kB while the goroutine idles (the GC halves only stacks using
+// under a quarter, counting 800 bytes of guard), and for 10,000 idle
+// clients that is 20 MB; moving after every such round instead cost a
+// goroutine start, an exit and a stack copy per transaction. The client
+// read deadline armed before the move is kept across it. On false the
+// client is gone and End must be called.
 func (c *Client) Serve() (moved bool) {
 	var mark byte
 	at := uintptr(unsafe.Pointer(&mark)) // changes when the runtime moves the stack
+	w := &c.env.sweeps
 	for {
-		c.armIdle()
+		if c.hopped {
+			c.hopped = false
+			c.restoreIdle()
+		} else {
+			c.armIdle()
+		}
 		err := c.poll.Wait()
 		if err == wire.ErrNoRawConn {
 			err = nil
@@ -40,11 +50,27 @@ func (c *Client) Serve() (moved bool) {
 		switch {
 		case err == nil:
 			if uintptr(unsafe.Pointer(&mark)) != at {
-				return true
+				c.lastActive.Store(w.hopGen.Load())
+				if c.hopWanted.Swap(false) {
+					// The new goroutine arms the deadline afresh, over
+					// the sweep's past one.
+					c.grownNoted, c.staleDeadline = false, true
+					return true
+				}
+				if !c.grownNoted {
+					c.grownNoted = true
+					w.noteGrown(c)
+				}
 			}
 			continue
+		case isTimeout(err) && c.hopWanted.Swap(false):
+			c.grownNoted, c.hopped = false, true
+			return true
 		case isTimeout(err):
 			if c.onTimeout() {
+				// A deadline for a state that passed, or the hop sweep's
+				// that came late: re-arm, even to none.
+				c.staleDeadline = true
 				continue
 			}
 		case errors.Is(err, errFatal):
@@ -128,13 +154,21 @@ func (c *Client) forward(chunk []byte) error {
 		}
 		a.mu.Lock()
 		a.inflight = false
+		inline := a.readsInline(werr, ferr)
 		if werr != nil {
 			// The server side fails too: let run report it.
 			a.Conn.Conn.Close()
-		} else if a.detachableLocked() {
-			a.wakeLocked()
+		} else if !inline && a.detachableLocked() {
+			a.wakeLocked() // run's, started below if it is not running
 		}
 		a.mu.Unlock()
+		if inline {
+			if a.readInline() {
+				return errFatal
+			}
+			return nil
+		}
+		a.startReader()
 		if werr != nil {
 			<-a.done
 			if a.fatal {
@@ -183,4 +217,94 @@ func (c *Client) answerParseLocally(chunk []byte) bool {
 func (c *Client) idleUnattached() bool {
 	a, err := c.liveAttachment()
 	return a == nil && err == nil
+}
+
+// The inline hand-off (docs/design/tx-handoff.md, design (a)): after
+// forwarding a complete request, the client's goroutine reads the
+// server's answer itself, up to the ReadyForQuery that answers it, and
+// detaches inline. No goroutine starts and none is woken besides the
+// client's own, as PgBouncer's one thread wakes once per request and
+// once per answer. The attachment's goroutine (run) starts only when it
+// is needed: the answer is slow (the inline watch, sweep.go, hands it
+// over, so the client goroutine goes back to watching its client), the
+// client stays attached after the answer (inside a transaction or
+// pinned: someone must watch the server between requests, to relay a
+// FATAL or notice its loss at once), the request is not complete (Flush,
+// COPY, a batch without its Sync) or a write failed.
+
+// readsInline reports whether the client goroutine, having just written
+// a request, reads its answer itself (a.mu held): no reader runs yet,
+// the write and the framing went well, and the request ends with a
+// message the server answers with ReadyForQuery, with nothing of another
+// message pending.
+func (a *attachment) readsInline(werr, ferr error) bool {
+	if a.reader || werr != nil || ferr != nil || !a.client.up.AtBoundary() || a.detached || a.detaching {
+		return false
+	}
+	switch a.LastSent {
+	case 'Q', 'S', 'F':
+		return true
+	}
+	return false
+}
+
+// startReader hands the attachment to run's goroutine (client goroutine).
+func (a *attachment) startReader() {
+	if a.reader {
+		return
+	}
+	a.reader = true
+	a.done = make(chan struct{})
+	if h := a.client.env.ReaderStarted; h != nil {
+		h(Probe{a})
+	}
+	go a.run()
+}
+
+// readInline reads the answer to the request just written, on the client
+// goroutine, until the connection detaches, the client stays attached
+// with every answer in, or the inline watch says the answer is slow;
+// in the last two cases run takes over. It reports whether the
+// attachment ended fatally (the client was told why).
+func (a *attachment) readInline() (fatal bool) {
+	c := a.client
+	w := &c.env.sweeps
+	w.beginInline(a)
+	poll := a.Conn.Poller()
+	for {
+		err := poll.Wait()
+		if err == wire.ErrNoRawConn {
+			err = nil
+		}
+		if err == nil {
+			err = a.pumpDown(&a.f, c.bufs)
+		}
+		if err == nil {
+			a.mu.Lock()
+			busy := a.busyLocked()
+			a.mu.Unlock()
+			if busy {
+				continue
+			}
+			w.endInline(a)
+			a.startReader() // attached between requests: in a transaction, or pinned
+			return false
+		}
+		w.endInline(a) // before the connection can go back to the pool
+		switch {
+		case isTimeout(err): // only the watch's: wake-ups go to run alone
+			a.startReader()
+			return false
+		case err == errDetach:
+			if a.detach() {
+				a.startReader() // pinned: stay attached
+				return false
+			}
+			c.att = nil    // ended inline: nothing to wait for, nothing kept
+			return a.fatal // set when the snapshot found the server gone
+		}
+		a.serverLost(err)
+		c.att = nil
+		return a.fatal
+	}
 }

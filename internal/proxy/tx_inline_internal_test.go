@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
+	"github.com/sluice-proxy/sluice/internal/txpool"
+)
+
+// startTxHooked starts a sluice with one transaction-mode pool of one
+// connection; hooks sets the engine's test hooks before Start.
+func startTxHooked(t *testing.T, hooks func(*txpool.Env)) (*Server, *pgconn.PgConn) {
+	cl := pgtest.Cluster(t)
+	text := fmt.Sprintf(`listen:
+  address: 127.0.0.1:0
+  socket_dir: %s
+admin:
+  address: ""
+users:
+  - name: %s
+    password: %s
+databases:
+  %s:
+    hosts: ["127.0.0.1:%d"]
+    pool_mode: transaction
+    pool:
+      max_size: 1
+`, t.TempDir(), pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, cl.Port)
+	cfg, err := config.ParseWith([]byte(text), func(string) (string, bool) { return "", false }, config.ReadSecretFile)
+	require.NoError(t, err)
+	logs := &syncbuf.Buffer{}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.NoError(t, err)
+	hooks(s.txEnv)
+	require.NoError(t, s.Start())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		if t.Failed() {
+			t.Logf("sluice log:\n%s", logs.String())
+		}
+	})
+	return s, connectTo(t, s)
+}
+
+func connectTo(t *testing.T, s *Server) *pgconn.PgConn {
+	c, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
+		s.Addr().(*net.TCPAddr).Port, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func backendPID(t *testing.T, c *pgconn.PgConn) string {
+	res := c.ExecParams(context.Background(), "SELECT pg_backend_pid()", nil, nil, nil, nil).Read()
+	require.NoError(t, res.Err)
+	return string(res.Rows[0][0])
+}
+
+// The inline watch sets a past read deadline on the server socket of an
+// answer awaited for a full tick. If it fires while the client goroutine
+// has just read the ReadyForQuery and detaches, the deadline must be
+// withdrawn before the connection goes back to the pool: left there, the
+// next borrower's alive check fails on it and the pool replaces the
+// connection (a client's backend changes between two statements over a
+// pool of one). The hook fires the watch exactly then, once.
+func TestTxInlineWatchRacingADetachLeavesNoDeadlineOnTheConnection(t *testing.T) {
+	var armed, fired atomic.Bool
+	s, c := startTxHooked(t, func(e *txpool.Env) {
+		e.BeforeDetachCheck = func(a txpool.Probe) {
+			if armed.CompareAndSwap(true, false) {
+				fired.Store(a.FireWatch())
+			}
+		}
+	})
+	pid := backendPID(t, c)
+	armed.Store(true)
+	require.Equal(t, pid, backendPID(t, c))
+	require.True(t, fired.Load(), "the hook did not find the answer being read inline")
+	require.Eventually(t, func() bool { return s.PoolStats()[0].Idle == 1 }, time.Minute, time.Millisecond)
+	for i := range 3 {
+		require.Equal(t, pid, backendPID(t, c), "statement %d: the pool's only connection was replaced (dead ones removed: %d)",
+			i, s.PoolStats()[0].DeadRemoved)
+	}
+	require.Zero(t, s.PoolStats()[0].DeadRemoved)
+}
+
+// An answer slower than the inline watch's tick is handed to a reader
+// goroutine part way; the client still gets every row in order, and the
+// connection goes back to the pool after it.
+func TestTxSlowAnswerIsHandedToAReaderInOrder(t *testing.T) {
+	var readers atomic.Int32
+	s, c := startTxHooked(t, func(e *txpool.Env) {
+		e.ReaderStarted = func(txpool.Probe) { readers.Add(1) }
+	})
+	ctx := context.Background()
+	const rows = 20000
+	// The sleep runs first (pg_sleep is volatile: evaluated once, in the
+	// subquery), so the answer arrives well after a tick, then in many
+	// chunks.
+	results, err := c.Exec(ctx, "SELECT 1; SELECT g, repeat('x', 50) FROM (SELECT pg_sleep(0.2)) s, generate_series(1, "+
+		strconv.Itoa(rows)+") g; SELECT 3").ReadAll()
+	require.NoError(t, err)
+	require.Len(t, results, 3)
+	require.Equal(t, "1", string(results[0].Rows[0][0]))
+	require.Len(t, results[1].Rows, rows)
+	for i, r := range results[1].Rows {
+		require.Equal(t, strconv.Itoa(i+1), string(r[0]), "row %d out of order", i)
+	}
+	require.Equal(t, "3", string(results[2].Rows[0][0]))
+	require.NotZero(t, readers.Load(), "the slow answer was not handed to a reader")
+	require.Eventually(t, func() bool { return s.PoolStats()[0].Idle == 1 }, time.Minute, time.Millisecond)
+	before := readers.Load()
+	require.Equal(t, []string{"ok"}, []string{string(c.ExecParams(ctx, "SELECT 'ok'", nil, nil, nil, nil).Read().Rows[0][0])})
+	require.Equal(t, before, readers.Load(), "a quick answer outside a transaction is read inline")
+}
+
+// A client that leaves while its query's answer is awaited inline: the
+// inline watch hands the answer to a reader, the client goroutine goes
+// back to its socket and sees the client gone, and the server
+// connection, its query still running, is closed rather than reused.
+// The query sleeps for an hour: were the client goroutine still waiting
+// for the answer, the next client (the pool has one connection) would
+// wait that long.
+func TestTxClientLeavingDuringAnInlineReadClosesTheServerConnection(t *testing.T) {
+	s, c := startTxHooked(t, func(*txpool.Env) {})
+	ctx := context.Background()
+	cl := pgtest.Cluster(t)
+	monitor, err := pgconn.Connect(ctx, cl.DSN("postgres", "", "postgres")+" host="+cl.SocketDir)
+	require.NoError(t, err)
+	defer monitor.Close(ctx)
+	pid := backendPID(t, c)
+	n, err := strconv.Atoi(pid)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		monitor.Exec(context.Background(), "SELECT pg_terminate_backend("+pid+")").ReadAll()
+	})
+	go c.Exec(ctx, "SELECT pg_sleep(3600)").ReadAll()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, pgtest.WaitActive(wctx, monitor, uint32(n), "pg_sleep(3600)"))
+	c.Conn().Close() // no Terminate: the process died
+	other := connectTo(t, s)
+	qctx, qcancel := context.WithTimeout(ctx, time.Minute)
+	defer qcancel()
+	res := other.ExecParams(qctx, "SELECT pg_backend_pid()", nil, nil, nil, nil).Read()
+	require.NoError(t, res.Err, "the next client never got the pool's connection")
+	require.NotEqual(t, pid, string(res.Rows[0][0]), "the connection of a query whose client left was reused")
+}
