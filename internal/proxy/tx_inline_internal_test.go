@@ -145,8 +145,14 @@ func TestTxClientLeavingDuringAnInlineReadClosesTheServerConnection(t *testing.T
 	pid := backendPID(t, c)
 	n, err := strconv.Atoi(pid)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		monitor.Exec(context.Background(), "SELECT pg_terminate_backend("+pid+")").ReadAll()
+	t.Cleanup(func() { // the sleeping backend must not outlive the test (other tests count backends)
+		cctx := context.Background()
+		_, err := cl.Query(cctx, "SELECT pg_terminate_backend("+pid+")")
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			rows, err := cl.Query(cctx, "SELECT 1 FROM pg_stat_activity WHERE pid = "+pid)
+			return err == nil && len(rows) == 0
+		}, time.Minute, 10*time.Millisecond)
 	})
 	go c.Exec(ctx, "SELECT pg_sleep(3600)").ReadAll()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -73,7 +73,10 @@ databases:
 		}
 	}
 	s.txEnv.BeforeDetachCheck = func(a txpool.Probe) {
-		if !detachArmed.CompareAndSwap(true, false) {
+		// Only at the COMMIT's ReadyForQuery (status I): the one of the
+		// statement before, inside the transaction, may reach this hook
+		// after the hooks were armed.
+		if a.Status() != 'I' || !detachArmed.CompareAndSwap(true, false) {
 			return
 		}
 		// Wait for the client goroutine to leave forward (it wakes us if

@@ -88,6 +88,13 @@ func (p Probe) FireWatch() bool {
 	return true
 }
 
+// Status is the transaction status of the last ReadyForQuery relayed.
+func (p Probe) Status() byte {
+	p.a.mu.Lock()
+	defer p.a.mu.Unlock()
+	return p.a.Status
+}
+
 // Answered reports whether every request sent was answered, or the
 // attachment ended.
 func (p Probe) Answered() bool {
