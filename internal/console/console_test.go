@@ -47,9 +47,9 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseRefusesWithPgBouncersWords(t *testing.T) {
-	for _, in := range []string{"SELECT 1", "SHOW", "SHOW POOLS; SHOW STATS", "SHOW POOLS;;", "PAUSE a b", "DISABLE",
+	for _, in := range []string{"SELECT 1", "SHOW", "SHOW POOLS; SHOW STATS", "SHOW POOLS;;", "PAUSE a b",
 		"KILL_CLIENT x", "KILL_CLIENT -1", "SHUTDOWN NOW", `PAUSE "unterminated`, "BEGIN", "SHOW pools-x", `"SHOW" POOLS`,
-		"SWITCHOVER", "SWITCHOVER a FROM b", "SET a", strings.Repeat("x", 5000)} {
+		"SWITCHOVER a FROM b", "SET a", strings.Repeat("x", 5000)} {
 		_, ok, err := Parse(in)
 		require.False(t, ok, in)
 		var ce *Error
@@ -57,6 +57,11 @@ func TestParseRefusesWithPgBouncersWords(t *testing.T) {
 		require.Equal(t, CodeInvalidCommand, ce.Code, in)
 		require.Contains(t, ce.Msg, "invalid command '", in)
 		require.Contains(t, ce.Msg, "use SHOW HELP;", in)
+	}
+	for _, in := range []string{"DISABLE", "enable;", "SWITCHOVER"} {
+		_, ok, err := Parse(in)
+		require.False(t, ok, in)
+		require.EqualError(t, err, "a database is required", "PgBouncer's words for a command that needs a database: %s", in)
 	}
 	for _, empty := range []string{"", "  \n ", ";", " ; "} {
 		_, ok, err := Parse(empty)

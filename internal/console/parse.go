@@ -142,6 +142,9 @@ func Parse(query string) (cmd Command, ok bool, err error) {
 		}
 		cmd.Arg, _ = word(0)
 	case Disable, Enable:
+		if len(args) == 0 {
+			return Command{}, false, &Error{CodeInvalidCommand, "a database is required"} // PgBouncer's words
+		}
 		if len(args) != 1 {
 			return invalid()
 		}
@@ -169,6 +172,8 @@ func Parse(query string) (cmd Command, ok bool, err error) {
 		}
 	case Switchover:
 		switch {
+		case len(args) == 0:
+			return Command{}, false, &Error{CodeInvalidCommand, "a database is required"}
 		case len(args) == 1:
 		case len(args) == 3 && !args[1].quoted && strings.EqualFold(args[1].text, "TO"):
 			cmd.Host = args[2].text

@@ -101,6 +101,7 @@ func TestDashboardInChromium(t *testing.T) {
 		pool + "active":                 strconv.Itoa(maxSize),
 		pool + "idle":                   "0",
 		pool + "waiting":                "1",
+		pool + "clients":                strconv.Itoa(maxSize), // the two holders; the waiter is still logging in
 		pool + "max":                    wantMax,
 		"refusals/wrong_password/total": "1",
 		"host/" + pgtest.AppDB + "/" + primary + "/role": "primary",

@@ -9,14 +9,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// activeClients is PgBouncer's cl_active: logged-in clients not queued
+// for a server connection.
+func (p PoolStat) activeClients() int {
+	if p.WaitBeforeLogin {
+		return p.Clients
+	}
+	return max(p.Clients-p.Waiting, 0)
+}
+
 // PoolStat is one pool's state at scrape time.
 type PoolStat struct {
 	Database, User string
 	Idle, Busy     int
 	Waiting        int
 	// MaxSize is the pool's max_size; Clients its logged-in clients
-	// (PoolMetrics.Clients), of which Waiting may be queued.
+	// (PoolMetrics.Clients), of which Waiting may be queued, unless
+	// WaitBeforeLogin: in session mode a client waits for its server
+	// connection while logging in, so its waiters are not among Clients.
 	MaxSize, Clients int
+	WaitBeforeLogin  bool
 	// Cumulative counts.
 	Recycled, DeadRemoved, Timeouts uint64
 	// Replaced: closed to open one with another client's startup
@@ -169,7 +181,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(serverConnsDesc, prometheus.GaugeValue, float64(p.Busy), p.Database, p.User, "active")
 		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(p.Waiting), p.Database, p.User)
 		ch <- prometheus.MustNewConstMetric(maxSizeDesc, prometheus.GaugeValue, float64(p.MaxSize), p.Database, p.User)
-		ch <- prometheus.MustNewConstMetric(activeClientsDesc, prometheus.GaugeValue, float64(max(p.Clients-p.Waiting, 0)), p.Database, p.User)
+		ch <- prometheus.MustNewConstMetric(activeClientsDesc, prometheus.GaugeValue, float64(p.activeClients()), p.Database, p.User)
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Recycled), p.Database, p.User, "stale")
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.DeadRemoved), p.Database, p.User, "dead")
 		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(p.Replaced), p.Database, p.User, "settings")

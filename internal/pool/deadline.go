@@ -90,11 +90,26 @@ func (p *Pool[C]) NoteDialFailure(err error) {
 // noteDialLocked remembers the outcome of a dial for timeoutLocked. A
 // dial that ended only because its caller's context did (no attempt
 // failed on its own) says nothing about the server and is not kept.
+//
+// A timeout does not replace an error the server itself gave (a refused
+// connection, a FATAL): under load, or for a waiter granted the slot with
+// little time left, the borrow's deadline cuts an attempt short before
+// the server could answer, and "i/o timeout" would then hide the reason
+// every client of the pool needs to see.
 func (p *Pool[C]) noteDialLocked(err error) {
 	switch {
 	case err == nil:
 		p.lastDialErr = nil
-	case !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case isTimeout(err) && p.lastDialErr != nil && !isTimeout(p.lastDialErr):
+	default:
 		p.lastDialErr = err
 	}
+}
+
+// isTimeout reports a network timeout (net.Error's Timeout) anywhere in
+// err's chain, without importing net.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -188,6 +189,42 @@ func TestDialCutShortByDeadlineNamesEarlierDialError(t *testing.T) {
 		p.Close()
 	})
 }
+
+// The same when the cut-short dial reports what net.Dial reports when its
+// context's deadline passes: an "i/o timeout" net error (not
+// context.DeadlineExceeded), wrapped, and noted as a failed attempt
+// first, as backend.Dial does. It failed in outagetest under load: the
+// queued client's message said "dial tcp ...: i/o timeout".
+func TestDialTimedOutByDeadlineNamesEarlierDialError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &fakeDialer{}
+		var p *Pool[*fakeConn]
+		d.hook = func(ctx context.Context, n int) error {
+			if n == 1 {
+				return errRefused
+			}
+			<-ctx.Done()
+			p.NoteDialFailure(ioTimeout{}) // the attempt, as backend.Dial reports it
+			return fmt.Errorf("could not connect: %w", ioTimeout{})
+		}
+		p = newTestPool(Config{MaxSize: 1, BorrowTimeout: 10 * time.Second}, d)
+		_, err := p.Acquire(context.Background())
+		require.ErrorIs(t, err, errRefused)
+
+		_, err = p.Acquire(context.Background())
+		var ue *UnreachableError
+		require.ErrorAs(t, err, &ue, "%v", err)
+		require.ErrorIs(t, err, errRefused)
+		p.Close()
+	})
+}
+
+// ioTimeout is net's "i/o timeout": a net.Error whose Timeout is true.
+type ioTimeout struct{}
+
+func (ioTimeout) Error() string   { return "dial tcp 127.0.0.1:1: i/o timeout" }
+func (ioTimeout) Timeout() bool   { return true }
+func (ioTimeout) Temporary() bool { return true }
 
 // A client whose borrow times out in the queue while another's dial is
 // still retrying a server that refuses learns why from the attempts that

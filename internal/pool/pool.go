@@ -402,7 +402,8 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 	p.borrowDials--
 	p.noteDialLocked(err)
 	p.dialedLocked(c, err)
-	if err != nil && !deadline.IsZero() && p.lastDialErr != nil && errors.Is(err, context.DeadlineExceeded) {
+	if err != nil && !deadline.IsZero() && p.lastDialErr != nil && !isTimeout(p.lastDialErr) &&
+		(errors.Is(err, context.DeadlineExceeded) || isTimeout(err) && ctx.Err() != nil) {
 		// The borrow's deadline cut this dial short before the server
 		// answered (a waiter granted the slot with little time left, or
 		// a slow machine): what the server said to the dials before it

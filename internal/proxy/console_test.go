@@ -339,7 +339,12 @@ func TestConsolePauseResumeUnderPgbench(t *testing.T) {
 	held := countRows(t, "console_pause")
 	got, err = psqlConsole(t, h, "sluice", pgtest.AppUser, pgtest.AppPassword, "SHOW POOLS")
 	require.NoError(t, err, got)
-	require.Equal(t, "8", psqlRow(t, got, "database", "appdb", "user", pgtest.AppUser)["cl_waiting"], "SHOW POOLS: %s", got)
+	pool := psqlRow(t, got, "database", "appdb", "user", pgtest.AppUser)
+	require.Equal(t, "8", pool["cl_waiting"], "SHOW POOLS: %s", got)
+	require.Equal(t, "1", pool["cl_idle"], "only the test's own client is idle; a held client is waiting, not idle too: %s", got)
+	got, err = psqlConsole(t, h, "sluice", pgtest.AppUser, pgtest.AppPassword, "SHOW CLIENTS")
+	require.NoError(t, err, got)
+	require.Equal(t, 8, strings.Count(got, "|appdb|waiting|"), "SHOW CLIENTS: the 8 held clients are waiting: %s", got)
 	require.Equal(t, held, countRows(t, "console_pause"), "no transaction completes while paused")
 
 	got, err = psqlConsole(t, h, "sluice", pgtest.AppUser, pgtest.AppPassword, "RESUME appdb")

@@ -24,10 +24,6 @@ import (
 // here, in Server.ctl, guarded by Server.mu, so that pools created later
 // (a new user's, a standby's) start in it.
 
-// ErrNotImplemented was returned by commands not built yet; every command
-// is built now, and it stays only for callers that test for it.
-var ErrNotImplemented = errors.New("not implemented yet")
-
 // DatabaseState is what SHOW DATABASES and SHOW STATE report of a
 // database's operator state.
 type DatabaseState struct {

@@ -99,8 +99,6 @@ func commandError(v console.Verb, err error) *console.Error {
 	switch {
 	case errors.As(err, &ce):
 		return ce
-	case errors.Is(err, ErrNotImplemented):
-		return &console.Error{Code: console.CodeFeatureNotSupported, Msg: fmt.Sprintf("%s is not implemented yet in this sluice", v)}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &console.Error{Code: "57014", Msg: fmt.Sprintf("%s was interrupted before it finished: %v", v, err)}
 	}

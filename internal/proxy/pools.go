@@ -318,8 +318,9 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 	out := make([]metrics.PoolStat, 0, len(s.pools))
 	for k, e := range s.pools {
 		st := e.pool.Stats()
+		db := e.db.Load()
 		out = append(out, metrics.PoolStat{Database: k.database, User: k.user, Idle: st.Idle, Busy: st.Busy, Waiting: st.Waiting,
-			MaxSize: e.db.Load().Pool.MaxSize, Clients: e.stats.Clients(),
+			MaxSize: db.Pool.MaxSize, Clients: e.stats.Clients(), WaitBeforeLogin: db.PoolMode == config.PoolSession,
 			Recycled: st.Recycled, DeadRemoved: st.DeadRemoved, Timeouts: st.Timeouts, Replaced: st.Replaced})
 	}
 	s.mu.Unlock()

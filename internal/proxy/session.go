@@ -77,6 +77,9 @@ type session struct {
 	// killed: the operator dropped the client (KILL, KILL_CLIENT); it is
 	// told so instead of "shutting down".
 	killed atomic.Bool
+	// borrowing: a transaction-pooled client is waiting for a server
+	// connection (SHOW CLIENTS' "waiting", SHOW POOLS' cl_waiting).
+	borrowing atomic.Bool
 
 	// info (guarded by mu) and pins are what the console shows of the
 	// client (session_info.go).

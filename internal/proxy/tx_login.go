@@ -103,6 +103,8 @@ func (h *txHost) ended() {
 // Borrow is txpool.Session's: the client's pool, or the server its
 // read-only route picks now.
 func (h *txHost) Borrow(ctx context.Context) (txpool.Home, *backend.Conn, error) {
+	h.ss.borrowing.Store(true) // SHOW CLIENTS: waiting for a server connection
+	defer h.ss.borrowing.Store(false)
 	if h.route != nil {
 		e, conn, err := h.route.acquire(ctx)
 		if e == nil {

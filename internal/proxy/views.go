@@ -188,6 +188,8 @@ func (ss *session) view(now time.Time) (c console.Client, conn *backend.Conn, ok
 	switch {
 	case info.console || conn != nil:
 		c.State = "active"
+	case tx && ss.borrowing.Load():
+		c.State = "waiting" // transaction mode: between attach and a server connection
 	case tx:
 		c.State = "idle"
 	default:

@@ -98,7 +98,7 @@ func scenarios(idleClients int) []scenario {
 			Variants: []variant{vDirect, vPgbT, vSlcT}},
 		{ID: "5", Title: "one client, added latency (`-S -c 1 -j 1`)", Kind: kindPgbench,
 			Args: []string{"-S", "-c", "1", "-j", "1"}, User: userSCRAM,
-			Variants: []variant{vDirect, vPgbS, vSlcS}},
+			Variants: []variant{vDirect, vPgbS, vSlcS, vPgbT, vSlcT}},
 		{ID: "6", Title: "1,000 clients over 20 server connections (`-S -c 1000 -j 2`)", Kind: kindPgbench,
 			Args: []string{"-S", "-c", "1000", "-j", "2"}, User: userSCRAM,
 			Variants: []variant{vDirect, vPgbT, vSlcT}, LogLatency: true, ConnectSeconds: 15,
