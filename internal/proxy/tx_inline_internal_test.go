@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -154,11 +155,19 @@ func TestTxClientLeavingDuringAnInlineReadClosesTheServerConnection(t *testing.T
 			return err == nil && len(rows) == 0
 		}, time.Minute, 10*time.Millisecond)
 	})
-	go c.Exec(ctx, "SELECT pg_sleep(3600)").ReadAll()
+	// The query goes out over the hijacked socket: pgconn, whose read
+	// fails when the socket closes, would send a CancelRequest, and the
+	// cancel (not the inline watch) would take the connection out.
+	hj, err := c.Hijack()
+	require.NoError(t, err)
+	q, err := (&pgproto3.Query{String: "SELECT pg_sleep(3600)"}).Encode(nil)
+	require.NoError(t, err)
+	_, err = hj.Conn.Write(q)
+	require.NoError(t, err)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	require.NoError(t, pgtest.WaitActive(wctx, monitor, uint32(n), "pg_sleep(3600)"))
-	c.Conn().Close() // no Terminate: the process died
+	hj.Conn.Close() // no Terminate: the process died
 	other := connectTo(t, s)
 	qctx, qcancel := context.WithTimeout(ctx, time.Minute)
 	defer qcancel()
