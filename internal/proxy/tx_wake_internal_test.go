@@ -63,7 +63,10 @@ databases:
 	var forwardArmed, detachArmed atomic.Bool
 	var raced atomic.Bool
 	s.txEnv.AfterForward = func(a txpool.Probe) {
-		if !forwardArmed.CompareAndSwap(true, false) {
+		// Only at the forward that carries the COMMIT's Sync: the client
+		// goroutine may forward the request in pieces (seen under load),
+		// and one without the Sync leaves nothing to wait for.
+		if a.Answered() && a.Status() != 'I' || !forwardArmed.CompareAndSwap(true, false) {
 			return
 		}
 		// Let the attachment relay the answer before the client
