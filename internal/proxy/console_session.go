@@ -65,7 +65,7 @@ func (ss *session) serveConsole(st *state, user, dbName string, adm admission, s
 	if terminated {
 		return
 	}
-	ss.noteLogin(u.Name, dbName, start.Get("application_name"), "console", true)
+	ss.noteLogin(u.Name, dbName, start.Get("application_name"), 0, true)
 	s.log.Info("admin console login", "user", u.Name, "database", dbName, "remote", ss.remote(), "role", role)
 	ss.client.SetDeadline(time.Time{})
 	if err := wire.Write(ss.client, consoleGreeting(s.nextPID(), start.Get("application_name"))...); err != nil {

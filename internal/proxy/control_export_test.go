@@ -22,3 +22,7 @@ func hasPort(addr string, port int) bool {
 	_, p, err := net.SplitHostPort(addr)
 	return err == nil && p == strconv.Itoa(port)
 }
+
+// HopsPending is the transaction engine's count of clients waiting to
+// move to a fresh goroutine (a memory measurement waits for none).
+func (s *Server) HopsPending() int { return s.txEnv.HopsPending() }

@@ -71,9 +71,6 @@ type session struct {
 	// draining asks a transaction-pooled client to leave at its next
 	// idle point (sluice is shutting down).
 	draining atomic.Bool
-	// database is the configured database the client logged in to ("" until
-	// it named one sluice serves), for KILL db; guarded by mu.
-	database string
 	// killed: the operator dropped the client (KILL, KILL_CLIENT); it is
 	// told so instead of "shutting down".
 	killed atomic.Bool
@@ -85,6 +82,11 @@ type session struct {
 	// client (session_info.go).
 	info clientInfo
 	pins atomic.Pointer[pinRecord]
+	// keyPID and keySecret are the cancel key issued to a
+	// transaction-pooled client (session goroutine's; session mode keeps
+	// its key on its goroutine's stack). Here rather than in txHost: the
+	// session's size class has room for them, txHost's had not.
+	keyPID, keySecret uint32
 }
 
 // ofDatabase reports whether the session is a client of db ("" = of any
@@ -92,7 +94,7 @@ type session struct {
 func (ss *session) ofDatabase(db string) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return ss.database != "" && (db == "" || ss.database == db)
+	return !ss.info.console && ss.info.database != "" && (db == "" || ss.info.database == db)
 }
 
 // kill ends the session at once from outside (KILL, KILL_CLIENT): as
@@ -283,7 +285,7 @@ func (ss *session) serve() {
 		return
 	}
 	ss.mu.Lock()
-	ss.database = db.Name
+	ss.info.database = db.Name // for KILL db, also while it authenticates
 	ss.mu.Unlock()
 	u, err := ss.authenticate(st, cfg.User(user), user, method)
 	if err != nil {
@@ -297,7 +299,7 @@ func (ss *session) serve() {
 		ss.failTooMany(cfg)
 		return
 	}
-	ss.noteLogin(u.Name, dbName, start.Get("application_name"), db.PoolMode.String(), false)
+	ss.noteLogin(u.Name, dbName, start.Get("application_name"), db.PoolMode, false)
 	settings, err := start.Settings()
 	if err != nil {
 		var pe *frontend.ProtocolError

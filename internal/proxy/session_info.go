@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"slices"
+
+	"github.com/sluice-proxy/sluice/internal/config"
 	"sync/atomic"
 	"time"
 )
@@ -13,8 +15,11 @@ var sessionIDs atomic.Uint64
 // clientInfo is what the console shows of a logged-in client; set once
 // by the session goroutine at login (under session.mu), read by Snapshot.
 type clientInfo struct {
+	// database is set when the client names a database sluice serves,
+	// before it authenticates (KILL db ends it then too); the rest at
+	// login.
 	user, database, appName string
-	poolMode                string
+	poolMode                config.PoolMode // not for console clients
 	loggedIn                bool
 	console                 bool // a client of the admin console
 }
@@ -28,7 +33,7 @@ type pinRecord struct {
 }
 
 // noteLogin records who the client logged in as, for the console.
-func (ss *session) noteLogin(user, database, appName, poolMode string, console bool) {
+func (ss *session) noteLogin(user, database, appName string, poolMode config.PoolMode, console bool) {
 	ss.mu.Lock()
 	ss.info = clientInfo{user: user, database: database, appName: appName, poolMode: poolMode, loggedIn: true, console: console}
 	ss.mu.Unlock()

@@ -19,7 +19,6 @@ type txHost struct {
 	entry         *poolEntry   // the (database, user) pool
 	route         *readRoute   // read-only client: each attach picks a standby (nil: entry)
 	user          *config.User // for the log line at the end
-	pid, secret   uint32       // issued to the client (its cancel key)
 }
 
 // runTx logs a transaction-pooled client in: one server connection
@@ -63,9 +62,9 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 	if err != nil {
 		return
 	}
-	h.pid = s.nextPID()
-	h.secret = s.cancels.add(h.pid, ss)
-	greet := greetingFor(l.Conn, h.pid, h.secret)
+	ss.keyPID = s.nextPID()
+	ss.keySecret = s.cancels.add(ss.keyPID, ss)
+	greet := greetingFor(l.Conn, ss.keyPID, ss.keySecret)
 	l.End(s.log, txpool.LeaseIdle, 'I', false) // only its greeting was needed
 	ss.client.SetDeadline(time.Time{})
 	ss.loggedIn(h.entry)
@@ -95,7 +94,7 @@ func (h *txHost) serveThenEnd() (moved bool) {
 func (h *txHost) ended() {
 	s, ss := h.ss.srv, h.ss
 	h.End()
-	s.cancels.remove(h.pid, h.secret)
+	s.cancels.remove(ss.keyPID, ss.keySecret)
 	s.log.Info("session ended", "user", h.user.Name, "database", h.DB.Name, "remote", ss.remote(),
 		"duration", time.Since(ss.start).Round(time.Millisecond), "pool_mode", h.DB.PoolMode)
 }

@@ -184,7 +184,10 @@ func (ss *session) view(now time.Time) (c console.Client, conn *backend.Conn, ok
 		return c, nil, false
 	}
 	c = console.Client{ID: ss.id, User: info.user, Database: info.database, ConnectTime: ss.start,
-		AppName: info.appName, PoolMode: info.poolMode, ReadOnly: ss.readOnly}
+		AppName: info.appName, PoolMode: info.poolMode.String(), ReadOnly: ss.readOnly}
+	if info.console {
+		c.PoolMode = "console"
+	}
 	switch {
 	case info.console || conn != nil:
 		c.State = "active"

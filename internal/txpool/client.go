@@ -33,13 +33,10 @@ type Client struct {
 	bufs       *wire.Buffers
 
 	up     wire.Framer
-	att    *attachment // the current or last attachment
-	poll   *wire.Poller
+	att    *attachment     // the current or last attachment
+	poll   wire.Poller     // the client socket's (Ready)
 	ctx    context.Context // see Params.Ctx
 	cancel context.CancelFunc
-	// deadlineSet records that a client read deadline may be armed
-	// (guarded like armClientDeadline's callers).
-	deadlineSet bool
 	// idleAt is the client read deadline armed last (Unix ns; 0: none),
 	// restored after a hop (guarded like deadlineSet; atomic because the
 	// hop sweep's request races nothing but a reader may arm meanwhile).
@@ -56,6 +53,10 @@ type Client struct {
 	// applies; the next armIdle sets one even if it would skip (the
 	// client goroutine's).
 	staleDeadline bool
+	// deadlineSet records that a client read deadline may be armed
+	// (guarded like armClientDeadline's callers). With the other flags,
+	// so that they share a word.
+	deadlineSet bool
 }
 
 func (c *Client) lastActiveGen() int64 { return c.lastActive.Load() }
@@ -93,7 +94,7 @@ var clientIDs atomic.Uint64
 // it, and Serve serves it.
 func (c *Client) Init(p Params) {
 	*c = Client{Client: txcore.Client{ID: clientIDs.Add(1), PerStatement: p.DB.PoolMode == config.PoolStatement,
-		MaxStatements: p.DB.Pool.MaxPreparedStatements, Want: map[string]string{}},
+		MaxStatements: p.DB.Pool.MaxPreparedStatements},
 		DB: p.DB, env: p.Env, sess: p.Session, conn: p.Conn, draining: p.Draining,
 		idleTx: p.Limits.IdleTransactionTimeout.D(), clientIdle: p.Limits.ClientIdleTimeout.D(),
 		bufs: p.Bufs, up: wire.Framer{MaxLen: uint32(p.Limits.MaxMessageSize)}, ctx: p.Ctx, cancel: p.Cancel}
@@ -105,7 +106,7 @@ var errFatal = errors.New("session ended")
 // Ready makes what serving needs on the calling goroutine (the login's),
 // not on the serving one: an allocation there can take the slow path
 // and grow the goroutine's stack for good.
-func (c *Client) Ready() { c.poll = wire.NewPoller(c.conn) }
+func (c *Client) Ready() { c.poll.Init(c.conn) }
 
 // End forgets what the client held: its context, its pins (metrics).
 func (c *Client) End() {

@@ -40,6 +40,14 @@ func NewEnv(log *slog.Logger, m *metrics.Metrics) *Env {
 // Shutdown (which ends ctx) stops it.
 func (e *Env) RunSweeps(ctx context.Context) { e.sweeps.run(ctx) }
 
+// HopsPending reports how many clients wait for the hop sweep to move
+// them to a fresh goroutine (a measurement waits for none).
+func (e *Env) HopsPending() int {
+	e.sweeps.hopMu.Lock()
+	defer e.sweeps.hopMu.Unlock()
+	return len(e.sweeps.grown)
+}
+
 // Session is what the engine needs from one client's session (proxy's
 // session implements it, through a small adapter per client). It is an
 // interface, not a struct of funcs, so that an idle client pays for one

@@ -273,6 +273,9 @@ func (a *attachment) serverLost(err error) {
 }
 
 func cloneSettings(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil // most clients never SET: no map while idle
+	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
 		out[k] = v

@@ -18,27 +18,41 @@ func WaitReadable(c net.Conn) error { return NewPoller(c).Wait() }
 // Poller waits for one connection to become readable without holding a
 // buffer, using the runtime's netpoller, and honours the connection's read
 // deadline. This is what lets an idle session cost no buffer memory. It is
-// made once per connection and used by one goroutine; Wait does not
-// allocate.
+// made once per connection (NewPoller, or Init on a Poller embedded in a
+// longer-lived value: an idle transaction-pooled client holds one) and
+// used by one goroutine; Wait and Alive do not allocate. Its one callback
+// serves both (step says which), so a Poller costs one closure.
 type Poller struct {
-	rc    syscall.RawConn // nil: no descriptor to poll (net.Pipe, TLS)
-	first bool
-	fn    func(fd uintptr) bool
-	alive bool                  // result of the last Alive
-	peekf func(fd uintptr) bool // Alive's callback, made once
+	rc   syscall.RawConn // nil: no descriptor to poll (net.Pipe, TLS)
+	fn   func(fd uintptr) bool
+	step pollStep
 }
+
+type pollStep uint8
+
+const (
+	waitFirst pollStep = iota // Wait's first call: peek, park if nothing
+	waitWoken                 // Wait woken by the netpoller
+	aliveAsk                  // Alive: peek once
+	aliveYes                  // Alive's answer: nothing to read, not closed
+	aliveNo
+)
 
 // NewPoller prepares a Poller for c.
 func NewPoller(c net.Conn) *Poller {
 	p := &Poller{}
+	p.Init(c)
+	return p
+}
+
+// Init prepares p, a zero Poller, for c.
+func (p *Poller) Init(c net.Conn) {
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			p.rc = rc
 		}
 	}
-	p.fn = p.ready
-	p.peekf = p.peekAlive
-	return p
+	p.fn = p.call
 }
 
 // Alive is the package's Alive for the Poller's connection, without
@@ -47,13 +61,8 @@ func (p *Poller) Alive() bool {
 	if p.rc == nil {
 		return true
 	}
-	p.alive = false
-	return p.rc.Read(p.peekf) == nil && p.alive
-}
-
-func (p *Poller) peekAlive(fd uintptr) bool {
-	p.alive = peek(fd) == syscall.EAGAIN
-	return true
+	p.step = aliveAsk
+	return p.rc.Read(p.fn) == nil && p.step == aliveYes
 }
 
 // Wait blocks until the connection is readable. It returns ErrNoRawConn at
@@ -62,19 +71,28 @@ func (p *Poller) Wait() error {
 	if p.rc == nil {
 		return ErrNoRawConn
 	}
-	p.first = true
+	p.step = waitFirst
 	return p.rc.Read(p.fn)
 }
 
-func (p *Poller) ready(fd uintptr) bool {
-	if !p.first {
+// call is the RawConn.Read callback; returning false parks the goroutine
+// until fd is readable.
+func (p *Poller) call(fd uintptr) bool {
+	switch p.step {
+	case aliveAsk:
+		p.step = aliveNo
+		if peek(fd) == syscall.EAGAIN {
+			p.step = aliveYes
+		}
+		return true
+	case waitFirst:
+		p.step = waitWoken
+		return peek(fd) != syscall.EAGAIN
+	default:
 		// Woken by the poller: readable (a rare spurious wake-up is
 		// harmless, the caller's Read then waits in the usual way).
 		return true
 	}
-	p.first = false
-	// Returning false parks the goroutine until fd is readable.
-	return peek(fd) != syscall.EAGAIN
 }
 
 // Alive reports whether an idle connection is still usable: no bytes are
