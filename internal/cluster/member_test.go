@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitFor polls cond until it holds; the bound is a guard against a
+// hang, not an expectation.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func clusterConfig(endpoint string) config.Cluster {
+	return config.Cluster{Etcd: config.Etcd{Endpoints: []string{endpoint}, DialTimeout: config.Duration(2 * time.Second)},
+		Prefix: "/test/", LeaseTTL: config.Duration(2 * time.Second)}
+}
+
+type testMember struct {
+	*Member
+	log *syncbuf.Buffer
+}
+
+func startMember(t *testing.T, endpoint, id string, fp Fingerprint) testMember {
+	t.Helper()
+	log := &syncbuf.Buffer{}
+	m, err := Start(Options{Config: clusterConfig(endpoint), InstanceID: id, Address: "127.0.0.1:" + fmt.Sprint(7000+len(id)),
+		Databases: []string{"appdb"}, Fingerprint: fp, Log: slog.New(slog.NewTextHandler(log, nil))})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m.Close(ctx)
+	})
+	return testMember{m, log}
+}
+
+func ids(ps []Peer) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.InstanceID)
+	}
+	return out
+}
+
+func TestThreeMembersSeeEachOtherAndOneLeaves(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	fp := Fingerprint{Databases: "d", Users: "u", Auth: "a"}
+	ms := []testMember{startMember(t, etcd.Endpoint(), "a", fp), startMember(t, etcd.Endpoint(), "b", fp),
+		startMember(t, etcd.Endpoint(), "c", Fingerprint{Databases: "other", Users: "u", Auth: "a"})}
+	for _, m := range ms {
+		waitFor(t, m.InstanceID()+" to see three members", func() bool { return len(m.Peers()) == 3 })
+		ok, reason := m.Healthy()
+		require.True(t, ok, reason)
+	}
+	seen := map[uint16]bool{}
+	for _, m := range ms {
+		n := m.PeerID()
+		require.True(t, n >= 1 && n <= 3, "peer id %d", n)
+		require.False(t, seen[n], "peer id %d twice", n)
+		seen[n] = true
+		require.Len(t, m.Secret(), SecretSize)
+		require.Equal(t, ms[0].Secret(), m.Secret(), "one fleet secret")
+		addr, ok := ms[0].PeerAddress(n)
+		require.True(t, ok)
+		require.Equal(t, m.opts.Address, addr)
+	}
+	_, ok := ms[0].PeerAddress(0)
+	require.False(t, ok)
+
+	peers := ms[0].Peers()
+	for _, p := range peers {
+		require.Equal(t, p.InstanceID == "a", p.Self)
+		require.Equal(t, p.InstanceID != "c", p.ConfigMatches, p.InstanceID)
+	}
+	waitFor(t, "a to log that c differs", func() bool { return contains(ms[0].log.String(), "instances=\"c (databases)\"") })
+	waitFor(t, "c to log that a and b differ", func() bool {
+		return contains(ms[2].log.String(), "instances=\"a (databases), b (databases)\"")
+	})
+
+	// c reloads to the fleet's config: the others see it match.
+	ms[2].UpdateConfig([]string{"appdb"}, fp)
+	waitFor(t, "c's new fingerprint to reach a", func() bool {
+		for _, p := range ms[0].Peers() {
+			if p.InstanceID == "c" {
+				return p.ConfigMatches
+			}
+		}
+		return false
+	})
+
+	// b leaves gracefully: its lease is revoked and the others see it go
+	// at once (long before the TTL would have expired it).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, ms[1].Close(ctx))
+	for _, m := range []testMember{ms[0], ms[2]} {
+		waitFor(t, m.InstanceID()+" to see b leave", func() bool { return len(m.Peers()) == 2 })
+		require.Equal(t, []string{"a", "c"}, sortedIDs(m.Peers()))
+	}
+}
+
+func sortedIDs(ps []Peer) []string {
+	out := ids(ps)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// etcd goes away for longer than the lease: the member reports it, drops
+// its peer number when the lease is gone, and registers again when etcd
+// is back, with the same number (nobody else took it).
+func TestEtcdDownThenBackReregisters(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	fp := Fingerprint{Databases: "d"}
+	a, b := startMember(t, etcd.Endpoint(), "a", fp), startMember(t, etcd.Endpoint(), "b", fp)
+	waitFor(t, "two members", func() bool { return len(a.Peers()) == 2 && len(b.Peers()) == 2 })
+	idA := a.PeerID()
+
+	etcd.Stop()
+	waitFor(t, "a to report etcd down", func() bool { ok, _ := a.Healthy(); return !ok })
+	_, reason := a.Healthy()
+	require.Contains(t, reason, "etcd unreachable")
+	waitFor(t, "a to lose its lease", func() bool { return a.PeerID() == 0 })
+
+	etcd.Start()
+	waitFor(t, "a to register again", func() bool { ok, _ := a.Healthy(); return ok && a.PeerID() != 0 })
+	waitFor(t, "both to see both", func() bool { return len(a.Peers()) == 2 && len(b.Peers()) == 2 })
+	require.Equal(t, idA, a.PeerID(), "the number held before is claimed again when free")
+	require.NotEqual(t, a.PeerID(), b.PeerID())
+}
+
+// A malformed record under the members prefix (another version, or a
+// hand-made key) is ignored and logged; the member keeps the others.
+func TestMalformedRecordIsIgnored(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	a := startMember(t, etcd.Endpoint(), "a", Fingerprint{})
+	waitFor(t, "a registered", func() bool { return len(a.Peers()) == 1 })
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = c.Put(ctx, "/test/members/junk", "{not json")
+	require.NoError(t, err)
+	_, err = c.Put(ctx, "/test/members/zz", `{"instance_id":"zz","peer_id":9,"address":"h:1"}`)
+	require.NoError(t, err)
+	waitFor(t, "a to see zz", func() bool { return len(a.Peers()) == 2 })
+	require.Contains(t, a.log.String(), "ignoring a member record in etcd")
+	require.Equal(t, []string{"a", "zz"}, sortedIDs(a.Peers()))
+}

@@ -1,0 +1,329 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+)
+
+// Retry pacing after a failed registration: from minRetry, doubling, up
+// to maxRetry (or the lease TTL, when shorter).
+const (
+	minRetry = 200 * time.Millisecond
+	maxRetry = 5 * time.Second
+)
+
+// errLeaseLost ends a registration whose lease etcd no longer renews.
+var errLeaseLost = errors.New("the lease expired (etcd was unreachable for longer than cluster.lease_ttl)")
+
+// run is the member's goroutine: it owns the etcd client and every
+// registration, one after the other, until ctx ends; then it revokes the
+// lease of the registration in force and closes the client.
+func (m *Member) run(ctx context.Context) {
+	defer close(m.done)
+	var client *clientv3.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
+	wait := minRetry
+	for ctx.Err() == nil {
+		var err error
+		if client == nil {
+			client, err = m.dial()
+		}
+		if err == nil {
+			err = m.register(ctx, client)
+			if ctx.Err() != nil {
+				return
+			}
+			wait = minRetry
+			if errors.Is(err, errLeaseLost) {
+				wait = 0 // re-register at once; the new lease waits for etcd anyway
+			}
+		}
+		m.peerID.Store(0)
+		m.setState(false, "etcd unreachable: "+err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, maxRetry, m.opts.Config.LeaseTTL.D()/2)
+		wait = max(wait, minRetry)
+	}
+}
+
+// dial creates the etcd client. It does not wait for a connection: the
+// first request does (bounded by dial_timeout).
+func (m *Member) dial() (*clientv3.Client, error) {
+	e := m.opts.Config.Etcd
+	return clientv3.New(clientv3.Config{
+		Endpoints:            e.Endpoints,
+		DialTimeout:          e.DialTimeout.D(),
+		DialKeepAliveTime:    e.DialTimeout.D(),
+		DialKeepAliveTimeout: e.DialTimeout.D(),
+		TLS:                  m.tls,
+		Username:             e.Username,
+		Password:             e.Password,
+		Logger:               zap.NewNop(), // problems reach the log through Healthy's reasons
+	})
+}
+
+// request is a context for one etcd request, bounded by dial_timeout.
+func (m *Member) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, m.opts.Config.Etcd.DialTimeout.D())
+}
+
+// register makes one registration: a lease, the secret, a peer number,
+// the member record, and the watch of the members, until the lease is
+// lost, the watch fails or ctx ends (then it revokes the lease). It
+// returns why it ended.
+func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
+	ttl := int64(m.opts.Config.LeaseTTL.D() / time.Second)
+	rctx, cancel := m.request(ctx)
+	grant, err := client.Grant(rctx, ttl)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("granting a lease: %w", err)
+	}
+	// The session keeps the lease alive until its context ends or the
+	// lease expires; its context is not ctx, so that a revoke can still
+	// be sent once ctx has ended.
+	sessCtx, stopSession := context.WithCancel(context.Background())
+	defer stopSession()
+	sess, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(ttl)), concurrency.WithContext(sessCtx))
+	if err != nil {
+		return fmt.Errorf("keeping the lease alive: %w", err)
+	}
+	defer func() {
+		// Revoke whatever the reason: when leaving, so that the others
+		// see it at once; otherwise so that no key of this registration
+		// lingers until its TTL (the next one claims them again). A lease
+		// etcd already dropped makes this fail, harmlessly.
+		sess.Orphan()
+		rctx, cancel := m.request(context.Background())
+		client.Revoke(rctx, grant.ID)
+		cancel()
+	}()
+	if err := m.loadSecret(ctx, client); err != nil {
+		return err
+	}
+	id, err := m.claimPeerID(ctx, client, grant.ID)
+	if err != nil {
+		return err
+	}
+	rctx, cancel = m.request(ctx)
+	_, err = client.Put(rctx, m.keys.members+m.opts.InstanceID, m.recordValue(id), clientv3.WithLease(grant.ID))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("registering: %w", err)
+	}
+	m.peerID.Store(uint32(id))
+	return m.watch(ctx, client, sess, id)
+}
+
+func (m *Member) recordValue(id uint16) string {
+	r := m.record(id)
+	return r.encode()
+}
+
+// loadSecret reads the fleet secret, creating it if no instance has
+// yet: a random value put only if the key does not exist, so every
+// instance ends up with the first one written. It is not under a lease:
+// the secret outlives any instance.
+func (m *Member) loadSecret(ctx context.Context, client *clientv3.Client) error {
+	fresh := make([]byte, SecretSize)
+	rand.Read(fresh)
+	rctx, cancel := m.request(ctx)
+	defer cancel()
+	resp, err := client.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(m.keys.secret), "=", 0)).
+		Then(clientv3.OpPut(m.keys.secret, hex.EncodeToString(fresh))).
+		Else(clientv3.OpGet(m.keys.secret)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("reading the fleet secret: %w", err)
+	}
+	secret := fresh
+	if !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) != 1 {
+			return errors.New("reading the fleet secret: the key vanished")
+		}
+		secret, err = hex.DecodeString(string(kvs[0].Value))
+		if err != nil || len(secret) != SecretSize {
+			return fmt.Errorf("the fleet secret at %s is not %d bytes in hex: fix or delete the key (every instance must then restart)", m.keys.secret, SecretSize)
+		}
+	} else {
+		m.log.Info("created the fleet secret", "key", m.keys.secret)
+	}
+	if old := m.Secret(); old != nil && string(old) != string(secret) {
+		m.log.Error("the fleet secret changed in etcd; keeping the one read first (restart every instance to use the new one)", "key", m.keys.secret)
+		return nil
+	}
+	m.secret.Store(&secret)
+	return nil
+}
+
+// claimPeerIDAttempts bounds the candidates tried in one registration;
+// each failed attempt means another instance claimed that number first.
+const claimPeerIDAttempts = 64
+
+// claimPeerID takes the lowest free peer number (or the one this
+// instance held before), in a transaction conditioned on the key not
+// existing or being held by this instance, attached to lease.
+func (m *Member) claimPeerID(ctx context.Context, client *clientv3.Client, lease clientv3.LeaseID) (uint16, error) {
+	rctx, cancel := m.request(ctx)
+	resp, err := client.Get(rctx, m.keys.peerIDs, clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("reading the peer numbers: %w", err)
+	}
+	taken := map[uint16]string{}
+	for _, kv := range resp.Kvs {
+		if n, ok := parsePeerIDKey(string(kv.Key), m.keys.peerIDs); ok {
+			taken[n] = string(kv.Value)
+		}
+	}
+	self := m.opts.InstanceID
+	m.mu.Lock()
+	prefer := m.lastPeerID
+	m.mu.Unlock()
+	for _, n := range peerIDCandidates(taken, self, prefer, claimPeerIDAttempts) {
+		key := fmt.Sprintf("%s%d", m.keys.peerIDs, n)
+		rctx, cancel := m.request(ctx)
+		r, err := client.Txn(rctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, self, clientv3.WithLease(lease))).
+			Commit()
+		if err == nil && !r.Succeeded && taken[n] == self {
+			// Ours from a registration whose lease has not expired yet:
+			// move it to the new lease if it is still ours.
+			r, err = client.Txn(rctx).
+				If(clientv3.Compare(clientv3.Value(key), "=", self)).
+				Then(clientv3.OpPut(key, self, clientv3.WithLease(lease))).
+				Commit()
+		}
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("claiming peer number %d: %w", n, err)
+		}
+		if r.Succeeded {
+			if prefer != 0 && n != prefer {
+				m.log.Warn("the peer number held before was taken by another instance; cancel keys issued with it no longer reach this instance", "old_peer_id", prefer, "peer_id", n)
+			}
+			m.mu.Lock()
+			m.lastPeerID = n
+			m.mu.Unlock()
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("no free peer number among the first %d tried (1..%d)", claimPeerIDAttempts, MaxPeerID)
+}
+
+// watch loads the members, then follows their changes until the lease
+// is lost, the watch ends or ctx ends. It probes etcd every third of
+// the lease TTL, so that an unreachable etcd is reported before the
+// lease runs out.
+func (m *Member) watch(ctx context.Context, client *clientv3.Client, sess *concurrency.Session, id uint16) error {
+	rctx, cancel := m.request(ctx)
+	resp, err := client.Get(rctx, m.keys.members, clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading the members: %w", err)
+	}
+	view := map[string]Record{}
+	for _, kv := range resp.Kvs {
+		m.apply(view, false, string(kv.Key), kv.Value)
+	}
+	m.publish(view)
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	events := client.Watch(wctx, m.keys.members, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	m.setState(true, fmt.Sprintf("registered as peer %d", id))
+
+	probe := time.NewTicker(max(m.opts.Config.LeaseTTL.D()/3, 500*time.Millisecond))
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sess.Done():
+			return errLeaseLost
+		case wr, ok := <-events:
+			if !ok {
+				return errors.New("the watch of the members ended")
+			}
+			if wr.Canceled {
+				return fmt.Errorf("watching the members: %w", wr.Err())
+			}
+			for _, ev := range wr.Events {
+				m.apply(view, ev.Type == clientv3.EventTypeDelete, string(ev.Kv.Key), ev.Kv.Value)
+			}
+			m.publish(view)
+		case <-m.refresh:
+			rctx, cancel := m.request(ctx)
+			_, err := client.Put(rctx, m.keys.members+m.opts.InstanceID, m.recordValue(id), clientv3.WithLease(sess.Lease()))
+			cancel()
+			if err != nil {
+				m.log.Warn("could not update this instance's record in etcd; will retry", "error", err)
+				select {
+				case m.refresh <- struct{}{}:
+				default:
+				}
+			}
+		case <-probe.C:
+			rctx, cancel := m.request(ctx)
+			_, err := client.Get(rctx, m.keys.secret, clientv3.WithCountOnly())
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				m.setState(false, "etcd unreachable: "+err.Error()+" (still registered as peer "+fmt.Sprint(id)+" until the lease expires)")
+			} else if err == nil {
+				m.setState(true, fmt.Sprintf("registered as peer %d", id))
+			}
+		}
+	}
+}
+
+// apply applies one member key's change to view. A record that does not
+// parse is logged and left out: one bad value must not stop this
+// instance from seeing the rest.
+func (m *Member) apply(view map[string]Record, deleted bool, key string, value []byte) {
+	id, ok := strings.CutPrefix(key, m.keys.members)
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return
+	}
+	if deleted {
+		delete(view, id)
+		return
+	}
+	r, err := decodeRecord(id, value)
+	if err != nil {
+		m.log.Warn("ignoring a member record in etcd", "key", clip(key), "error", err)
+		delete(view, id)
+		return
+	}
+	view[id] = r
+}
+
+// publish makes view the member's view and compares fingerprints.
+func (m *Member) publish(view map[string]Record) {
+	cp := make(map[string]Record, len(view))
+	for k, v := range view {
+		cp[k] = v
+	}
+	m.mu.Lock()
+	m.peers = cp
+	m.mu.Unlock()
+	m.checkMismatch()
+}
