@@ -23,6 +23,9 @@ type Operator struct {
 	// after shutdown_timeout. It must return at once (it is called from
 	// a console session, which the shutdown ends).
 	Shutdown func(waitForClients bool)
+	// Peers lists the live instances of the fleet (SHOW PEERS, GET
+	// /api/peers); nil without a cluster section.
+	Peers func() []console.Peer
 }
 
 // SetOperator installs op (the daemon calls it after Start).
