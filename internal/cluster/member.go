@@ -20,8 +20,10 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +72,10 @@ type Member struct {
 	tls     *tls.Config
 	started time.Time
 	keys    keys
+	// incarnation tells this process apart from another one given the
+	// same instance id (Record.Incarnation, the value of its peer
+	// number's key).
+	incarnation string
 
 	peerID atomic.Uint32          // 0 while no number is held
 	secret atomic.Pointer[[]byte] // nil until read
@@ -80,6 +86,7 @@ type Member struct {
 	own     Fingerprint
 	dbs     []string
 	reason  string // why not healthy, or what it is doing
+	warned  bool   // the current outage has been logged
 	lastMis string // the mismatch summary last logged
 	// lastPeerID is the number the last registration held, claimed
 	// again first by the next one.
@@ -117,6 +124,7 @@ func Start(o Options) (*Member, error) {
 		started: time.Now().UTC().Truncate(time.Second), keys: keysFor(o.Config.Prefix),
 		peers: map[string]Record{}, own: o.Fingerprint, dbs: slices.Clone(o.Databases),
 		reason: "connecting to etcd", refresh: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+		incarnation: newIncarnation(),
 	}
 	go m.run(ctx)
 	return m, nil
@@ -249,18 +257,20 @@ func (m *Member) Close(ctx context.Context) error {
 	}
 }
 
-// setState publishes up and reason, logging transitions.
+// setState publishes up and reason, logging transitions: one warning
+// per outage (the first reason), the rest at debug level.
 func (m *Member) setState(up bool, reason string) {
 	m.mu.Lock()
-	was, wasReason := m.up.Load(), m.reason
+	was, wasReason, warned := m.up.Load(), m.reason, m.warned
 	m.up.Store(up)
 	m.reason = reason
+	m.warned = !up
 	m.mu.Unlock()
 	switch {
 	case up && !was:
 		m.log.Info("cluster member registered", "state", reason)
-	case !up && was:
-		m.log.Warn("cluster member degraded: sluice keeps serving", "reason", reason)
+	case !up && !warned:
+		m.log.Warn("cluster member degraded: sluice keeps serving its clients", "reason", reason)
 	case !up && reason != wasReason:
 		m.log.Debug("cluster member not registered", "reason", reason)
 	}
@@ -288,5 +298,14 @@ func (m *Member) record(id uint16) Record {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return Record{InstanceID: m.opts.InstanceID, PeerID: id, Address: m.opts.Address, Version: version.Version,
-		Started: m.started, Databases: slices.Clone(m.dbs), Fingerprint: m.own}
+		Started: m.started, Databases: slices.Clone(m.dbs), Fingerprint: m.own, Incarnation: m.incarnation}
 }
+
+func newIncarnation() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// holder is the value of the peer number keys this process claims.
+func (m *Member) holder() string { return m.opts.InstanceID + " " + m.incarnation }

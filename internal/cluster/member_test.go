@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,9 +95,9 @@ func TestThreeMembersSeeEachOtherAndOneLeaves(t *testing.T) {
 		require.Equal(t, p.InstanceID == "a", p.Self)
 		require.Equal(t, p.InstanceID != "c", p.ConfigMatches, p.InstanceID)
 	}
-	waitFor(t, "a to log that c differs", func() bool { return contains(ms[0].log.String(), "instances=\"c (databases)\"") })
+	waitFor(t, "a to log that c differs", func() bool { return strings.Contains(ms[0].log.String(), "instances=\"c (databases)\"") })
 	waitFor(t, "c to log that a and b differ", func() bool {
-		return contains(ms[2].log.String(), "instances=\"a (databases), b (databases)\"")
+		return strings.Contains(ms[2].log.String(), "instances=\"a (databases), b (databases)\"")
 	})
 
 	// c reloads to the fleet's config: the others see it match.
@@ -133,19 +134,6 @@ func sortedIDs(ps []Peer) []string {
 	return out
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}
-
 // etcd goes away for longer than the lease: the member reports it, drops
 // its peer number when the lease is gone, and registers again when etcd
 // is back, with the same number (nobody else took it).
@@ -159,7 +147,7 @@ func TestEtcdDownThenBackReregisters(t *testing.T) {
 	etcd.Stop()
 	waitFor(t, "a to report etcd down", func() bool { ok, _ := a.Healthy(); return !ok })
 	_, reason := a.Healthy()
-	require.Contains(t, reason, "etcd unreachable")
+	require.Contains(t, reason, "etcd")
 	waitFor(t, "a to lose its lease", func() bool { return a.PeerID() == 0 })
 
 	etcd.Start()
@@ -187,4 +175,46 @@ func TestMalformedRecordIsIgnored(t *testing.T) {
 	waitFor(t, "a to see zz", func() bool { return len(a.Peers()) == 2 })
 	require.Contains(t, a.log.String(), "ignoring a member record in etcd")
 	require.Equal(t, []string{"a", "zz"}, sortedIDs(a.Peers()))
+}
+
+// A member started while etcd is down serves on (nothing blocks) and
+// registers once etcd is up.
+func TestStartWhileEtcdDown(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	etcd.Stop()
+	a := startMember(t, etcd.Endpoint(), "a", Fingerprint{})
+	waitFor(t, "a to say it is not registered", func() bool {
+		_, reason := a.Healthy()
+		return strings.Contains(reason, "not registered in etcd")
+	})
+	require.Zero(t, a.PeerID())
+	require.Nil(t, a.Secret())
+	require.Contains(t, a.log.String(), "cluster member degraded: sluice keeps serving its clients")
+	etcd.Start()
+	waitFor(t, "a to register", func() bool { ok, _ := a.Healthy(); return ok })
+	require.Equal(t, uint16(1), a.PeerID())
+	require.Len(t, a.Secret(), SecretSize)
+}
+
+// Two processes given the same instance_id: the second does not take
+// over the first's record or peer number, and says why.
+func TestDuplicateInstanceIDIsRefused(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	first := startMember(t, etcd.Endpoint(), "same", Fingerprint{})
+	waitFor(t, "first registered", func() bool { ok, _ := first.Healthy(); return ok })
+	second := startMember(t, etcd.Endpoint(), "same", Fingerprint{})
+	waitFor(t, "second to refuse", func() bool {
+		_, reason := second.Healthy()
+		return strings.Contains(reason, `instance_id "same" is already registered by another running instance`)
+	})
+	require.Zero(t, second.PeerID())
+	require.Equal(t, uint16(1), first.PeerID())
+	ok, _ := first.Healthy()
+	require.True(t, ok)
+	// When the first leaves, the second registers.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, first.Close(ctx))
+	waitFor(t, "second to register", func() bool { ok, _ := second.Healthy(); return ok })
+	require.Equal(t, uint16(1), second.PeerID())
 }

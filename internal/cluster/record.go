@@ -33,6 +33,9 @@ type Record struct {
 	Started     time.Time   `json:"started"`
 	Databases   []string    `json:"databases"`
 	Fingerprint Fingerprint `json:"fingerprint"`
+	// Incarnation is random per process: two processes that were given
+	// the same instance_id by mistake tell each other apart by it.
+	Incarnation string `json:"incarnation"`
 }
 
 // encode is the record as stored.

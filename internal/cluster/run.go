@@ -52,7 +52,7 @@ func (m *Member) run(ctx context.Context) {
 			}
 		}
 		m.peerID.Store(0)
-		m.setState(false, "etcd unreachable: "+err.Error())
+		m.setState(false, "not registered in etcd: "+err.Error())
 		select {
 		case <-ctx.Done():
 			return
@@ -118,6 +118,9 @@ func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
 	if err := m.loadSecret(ctx, client); err != nil {
 		return err
 	}
+	if err := m.checkDuplicate(ctx, client); err != nil {
+		return err
+	}
 	id, err := m.claimPeerID(ctx, client, grant.ID)
 	if err != nil {
 		return err
@@ -175,6 +178,29 @@ func (m *Member) loadSecret(ctx context.Context, client *clientv3.Client) error 
 	return nil
 }
 
+// checkDuplicate refuses to register over the live record of another
+// process with the same instance id (a configuration mistake: two
+// instances would replace each other's record). The record of an
+// earlier registration of this process is not another process.
+func (m *Member) checkDuplicate(ctx context.Context, client *clientv3.Client) error {
+	rctx, cancel := m.request(ctx)
+	resp, err := client.Get(rctx, m.keys.members+m.opts.InstanceID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading the members: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	r, err := decodeRecord(m.opts.InstanceID, resp.Kvs[0].Value)
+	if err != nil || r.Incarnation == m.incarnation || resp.Kvs[0].Lease == 0 {
+		return nil // unreadable or not under a lease: no live instance owns it
+	}
+	err = fmt.Errorf("instance_id %q is already registered by another running instance (address %s, started %s): give each instance its own cluster.instance_id",
+		m.opts.InstanceID, r.Address, r.Started.Format(time.RFC3339))
+	return err
+}
+
 // claimPeerIDAttempts bounds the candidates tried in one registration;
 // each failed attempt means another instance claimed that number first.
 const claimPeerIDAttempts = 64
@@ -195,7 +221,7 @@ func (m *Member) claimPeerID(ctx context.Context, client *clientv3.Client, lease
 			taken[n] = string(kv.Value)
 		}
 	}
-	self := m.opts.InstanceID
+	self := m.holder()
 	m.mu.Lock()
 	prefer := m.lastPeerID
 	m.mu.Unlock()

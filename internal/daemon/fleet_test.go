@@ -28,19 +28,20 @@ type fleetInstance struct {
 	d     *daemon.Daemon
 	admin string // http://127.0.0.1:port
 	logs  *syncbuf.Buffer
+
+	etcd, path string
+	adminPort  int
 }
 
-// startFleetInstance starts a sluice with a cluster section on etcd;
-// extraDB adds a database the others do not have.
-func startFleetInstance(t *testing.T, etcd, id string, extraDB bool) *fleetInstance {
-	t.Helper()
+// fleetConfig is an instance's configuration file: extraDB adds a
+// database the others do not have; ttl is cluster.lease_ttl.
+func fleetConfig(t *testing.T, adminPort int, etcd, id string, extraDB bool, ttl string) string {
 	c := pgtest.Cluster(t)
-	adminPort := freePort(t)
 	dbs := fmt.Sprintf("  %s:\n    hosts: [\"127.0.0.1:%d\"]\n", pgtest.AppDB, c.Port)
 	if extraDB {
 		dbs += fmt.Sprintf("  extra:\n    hosts: [\"127.0.0.1:%d\"]\n    dbname: %s\n", c.Port, pgtest.AppDB)
 	}
-	text := fmt.Sprintf(`listen:
+	return fmt.Sprintf(`listen:
   address: 127.0.0.1:0
 admin:
   address: 127.0.0.1:%d
@@ -57,18 +58,32 @@ databases:
     dial_timeout: 2s
   instance_id: %s
   prefix: /fleet-test/
-  lease_ttl: 2s
-`, adminPort, pgtest.AppUser, pgtest.AppUser, pgtest.AppPassword, dbs, etcd, id)
+  lease_ttl: %s
+`, adminPort, pgtest.AppUser, pgtest.AppUser, pgtest.AppPassword, dbs, etcd, id, ttl)
+}
+
+// startFleetInstance starts a sluice with a cluster section on etcd.
+func startFleetInstance(t *testing.T, etcd, id string, extraDB bool) *fleetInstance {
+	t.Helper()
+	adminPort := freePort(t)
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(fleetConfig(t, adminPort, etcd, id, extraDB, "2s")), 0o600))
 	cfg, err := config.Load(path)
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
 	d, err := daemon.Start(cfg, path, logs)
 	require.NoError(t, err)
-	inst := &fleetInstance{id: id, d: d, admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), logs: logs}
+	inst := &fleetInstance{id: id, d: d, admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), logs: logs,
+		etcd: etcd, path: path, adminPort: adminPort}
 	t.Cleanup(inst.stop)
 	return inst
+}
+
+// rewrite writes the instance's configuration file again and reloads.
+func (f *fleetInstance) rewrite(t *testing.T, extraDB bool, ttl string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(f.path, []byte(fleetConfig(t, f.adminPort, f.etcd, f.id, extraDB, ttl)), 0o600))
+	require.NoError(t, f.d.Reload())
 }
 
 func (f *fleetInstance) stop() {
@@ -201,6 +216,12 @@ func TestFleetMembership(t *testing.T) {
 	require.Equal(t, []string{"0", "databases", "0"}, rows["s3"][9:])
 	require.Equal(t, []string{"1", "", "1"}, rows["s1"][9:])
 
+	// s3 reloads with the fleet's databases: s1 sees it match. A changed
+	// cluster key is kept until a restart, and the reload says so.
+	s3.rewrite(t, false, "3s")
+	eventually(t, "s1 to see s3 match after its reload", func() bool { return peerIDs(s1.apiPeers(t))["s3"].ConfigMatches })
+	require.Contains(t, s3.logs.String(), `"msg":"cluster settings changed; they take effect after a restart"`)
+
 	// s2 stops: its lease is revoked and the others see it leave.
 	s2.stop()
 	for _, f := range []*fleetInstance{s1, s3} {
@@ -219,7 +240,8 @@ func TestFleetMembership(t *testing.T) {
 		return code == 200 && body["degraded"] != nil
 	})
 	_, body := s1.readyz(t)
-	require.Contains(t, body["degraded"], "etcd unreachable")
+	require.Contains(t, body["degraded"], "cluster: ")
+	require.Contains(t, body["degraded"], "etcd")
 	require.Equal(t, false, body["cluster"].(map[string]any)["etcd_up"])
 	_, metrics := get(t, s1.admin+"/metrics")
 	require.Contains(t, metrics, "sluice_cluster_etcd_up 0")
