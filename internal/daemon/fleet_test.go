@@ -18,7 +18,9 @@ import (
 	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/metricstest"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/promtooltest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
@@ -267,6 +269,19 @@ func TestFleetMembership(t *testing.T) {
 	_, metrics = get(t, s1.admin+"/metrics")
 	require.Contains(t, metrics, "sluice_cluster_etcd_up 1")
 	require.Contains(t, metrics, "sluice_cluster_peers 2")
+	require.Contains(t, metrics, "sluice_cluster_config_mismatched_peers 0")
+
+	// The cluster's families are documented and lint clean.
+	documented := metricstest.DocumentedFamilies(t, "../../docs/operations.md")
+	n := 0
+	for name := range metricstest.ScrapedFamilies([]byte(metrics)) {
+		if strings.HasPrefix(name, "sluice_cluster_") {
+			require.Contains(t, documented, name, "exported but not in docs/operations.md's metrics table")
+			n++
+		}
+	}
+	require.Equal(t, 4, n)
+	promtooltest.CheckMetrics(t, []byte(metrics))
 }
 
 // Without a cluster section there is no fleet: SHOW PEERS has no rows,
