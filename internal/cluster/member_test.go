@@ -218,3 +218,25 @@ func TestDuplicateInstanceIDIsRefused(t *testing.T) {
 	waitFor(t, "second to register", func() bool { ok, _ := second.Healthy(); return ok })
 	require.Equal(t, uint16(1), second.PeerID())
 }
+
+// A record deleted by hand while the lease lives is written again.
+func TestDeletedRecordIsWrittenAgain(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	a := startMember(t, etcd.Endpoint(), "a", Fingerprint{})
+	waitFor(t, "a registered", func() bool { return len(a.Peers()) == 1 })
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := c.Watch(ctx, "/test/members/a")
+	_, err = c.Delete(ctx, "/test/members/a")
+	require.NoError(t, err)
+	for ev := range w {
+		if len(ev.Events) > 0 && ev.Events[len(ev.Events)-1].Type == clientv3.EventTypePut {
+			break // written again
+		}
+	}
+	require.NoError(t, ctx.Err())
+	waitFor(t, "a to see itself again", func() bool { return len(a.Peers()) == 1 })
+}
