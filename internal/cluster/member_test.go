@@ -71,7 +71,7 @@ func TestThreeMembersSeeEachOtherAndOneLeaves(t *testing.T) {
 	ms := []testMember{startMember(t, etcd.Endpoint(), "a", fp), startMember(t, etcd.Endpoint(), "b", fp),
 		startMember(t, etcd.Endpoint(), "c", Fingerprint{Databases: "other", Users: "u", Auth: "a"})}
 	for _, m := range ms {
-		waitFor(t, m.InstanceID()+" to see three members", func() bool { return len(m.Peers()) == 3 })
+		waitFor(t, m.InstanceID()+" to see three members", func() bool { ok, _ := m.Healthy(); return ok && len(m.Peers()) == 3 })
 		ok, reason := m.Healthy()
 		require.True(t, ok, reason)
 	}
@@ -152,7 +152,12 @@ func TestEtcdDownThenBackReregisters(t *testing.T) {
 
 	etcd.Start()
 	waitFor(t, "a to register again", func() bool { ok, _ := a.Healthy(); return ok && a.PeerID() != 0 })
-	waitFor(t, "both to see both", func() bool { return len(a.Peers()) == 2 && len(b.Peers()) == 2 })
+	for _, m := range []testMember{a, b} {
+		waitFor(t, m.InstanceID()+" registered and seeing both", func() bool {
+			ok, _ := m.Healthy()
+			return ok && m.PeerID() != 0 && len(m.Peers()) == 2
+		})
+	}
 	require.Equal(t, idA, a.PeerID(), "the number held before is claimed again when free")
 	require.NotEqual(t, a.PeerID(), b.PeerID())
 }

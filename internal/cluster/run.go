@@ -157,11 +157,11 @@ func (m *Member) watch(ctx context.Context, client *clientv3.Client, sess *concu
 	for _, kv := range resp.Kvs {
 		m.apply(view, false, string(kv.Key), kv.Value)
 	}
+	m.setState(true, fmt.Sprintf("registered as peer %d", id)) // before the view: whoever sees it sees a registered member
 	m.publish(view)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	events := client.Watch(wctx, m.keys.members, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-	m.setState(true, fmt.Sprintf("registered as peer %d", id))
 
 	probe := time.NewTicker(max(m.opts.Config.LeaseTTL.D()/3, 500*time.Millisecond))
 	defer probe.Stop()
