@@ -127,3 +127,15 @@ databases:
 	require.Equal(t, "p1 (users, auth), p2 (databases)", mismatchSummary(a, peers, "me"))
 	require.Empty(t, mismatchSummary(a, peers[:1], "me"))
 }
+
+func TestNextRetry(t *testing.T) {
+	ttl := 10 * time.Second
+	var got []time.Duration
+	for w := time.Duration(0); len(got) < 8; {
+		w = nextRetry(w, ttl)
+		got = append(got, w)
+	}
+	require.Equal(t, []time.Duration{minRetry, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond,
+		3200 * time.Millisecond, maxRetry, maxRetry, maxRetry}, got)
+	require.Equal(t, time.Second, nextRetry(4*time.Second, 2*time.Second), "half the lease")
+}

@@ -48,7 +48,9 @@ func (m *Member) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			wait = minRetry
+			if m.peerID.Load() != 0 { // it was registered: start the pacing again
+				wait = minRetry
+			}
 			if errors.Is(err, errLeaseLost) {
 				wait = 0 // re-register at once; the new lease waits for etcd anyway
 			}
@@ -60,9 +62,15 @@ func (m *Member) run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, maxRetry, m.opts.Config.LeaseTTL.D()/2)
-		wait = max(wait, minRetry)
+		wait = nextRetry(wait, m.opts.Config.LeaseTTL.D())
 	}
+}
+
+// nextRetry is the wait after prev: doubled, at least minRetry, at most
+// maxRetry and half the lease TTL (a member that was registered should
+// be back before its peers forget it).
+func nextRetry(prev, leaseTTL time.Duration) time.Duration {
+	return max(min(prev*2, maxRetry, leaseTTL/2), minRetry)
 }
 
 // dial creates the etcd client. It does not wait for a connection: the
@@ -91,6 +99,9 @@ func (m *Member) request(ctx context.Context) (context.Context, context.CancelFu
 // lost, the watch fails or ctx ends (then it revokes the lease). It
 // returns why it ended.
 func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
+	if err := m.checkDuplicate(ctx, client); err != nil {
+		return err
+	}
 	ttl := int64(m.opts.Config.LeaseTTL.D() / time.Second)
 	rctx, cancel := m.request(ctx)
 	grant, err := client.Grant(rctx, ttl)
@@ -118,9 +129,6 @@ func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
 		cancel()
 	}()
 	if err := m.loadSecret(ctx, client); err != nil {
-		return err
-	}
-	if err := m.checkDuplicate(ctx, client); err != nil {
 		return err
 	}
 	id, err := m.claimPeerID(ctx, client, grant.ID)
