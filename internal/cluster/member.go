@@ -285,11 +285,14 @@ func (m *Member) checkMismatch() {
 		recs = append(recs, r)
 	}
 	s := mismatchSummary(m.own, recs, m.opts.InstanceID)
-	changed := s != m.lastMis
+	was := m.lastMis
 	m.lastMis = s
 	m.mu.Unlock()
-	if changed && s != "" {
+	switch {
+	case s != was && s != "":
 		m.log.Warn("configuration differs from other instances of the fleet (databases, users and auth must be the same everywhere)", "instances", s)
+	case s == "" && was != "":
+		m.log.Info("configuration matches every instance of the fleet again")
 	}
 }
 

@@ -110,6 +110,9 @@ func TestThreeMembersSeeEachOtherAndOneLeaves(t *testing.T) {
 		}
 		return false
 	})
+	waitFor(t, "a to log that the fleet matches again", func() bool {
+		return strings.Contains(ms[0].log.String(), "configuration matches every instance of the fleet again")
+	})
 
 	// b leaves gracefully: its lease is revoked and the others see it go
 	// at once (long before the TTL would have expired it).
