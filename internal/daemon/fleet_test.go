@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/haproxytest"
 	"github.com/sluice-proxy/sluice/internal/testutil/metricstest"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/promtooltest"
@@ -217,6 +218,29 @@ func TestFleetMembership(t *testing.T) {
 	}
 	require.Equal(t, []string{"0", "databases", "0"}, rows["s3"][9:])
 	require.Equal(t, []string{"1", "", "1"}, rows["s1"][9:])
+
+	// Through HAProxy (TCP, round robin) consecutive console sessions
+	// land on each instance in turn, and each answers for the whole
+	// fleet.
+	lb := haproxytest.Start(t, s1.d.Proxy.Addr().String(), s2.d.Proxy.Addr().String(), s3.d.Proxy.Addr().String())
+	answered := map[string]bool{}
+	lbHost, lbPort, err := net.SplitHostPort(lb.Addr())
+	require.NoError(t, err)
+	for range 3 {
+		conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=sluice sslmode=disable",
+			lbHost, lbPort, pgtest.AppUser, pgtest.AppPassword))
+		require.NoError(t, err)
+		rs, err := conn.Exec(ctx, "SHOW PEERS").ReadAll()
+		conn.Close(ctx)
+		require.NoError(t, err)
+		require.Len(t, rs[0].Rows, 3)
+		for _, r := range rs[0].Rows {
+			if string(r[11]) == "1" {
+				answered[string(r[4])] = true
+			}
+		}
+	}
+	require.Equal(t, map[string]bool{"s1": true, "s2": true, "s3": true}, answered)
 
 	// s3 reloads with the fleet's databases: s1 sees it match. A changed
 	// cluster key is kept until a restart, and the reload says so.
