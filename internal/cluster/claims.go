@@ -55,24 +55,46 @@ func (m *Member) loadSecret(ctx context.Context, client *clientv3.Client) error 
 // checkDuplicate refuses to register over the live record of another
 // process with the same instance id (a configuration mistake: two
 // instances would replace each other's record). The record of an
-// earlier registration of this process is not another process.
-func (m *Member) checkDuplicate(ctx context.Context, client *clientv3.Client) error {
+// earlier registration of this process is not another process. It
+// returns the record's mod revision (0: none), on which the put of the
+// new record is conditioned, so that two such processes starting at
+// once cannot both pass.
+func (m *Member) checkDuplicate(ctx context.Context, client *clientv3.Client) (int64, error) {
 	rctx, cancel := m.request(ctx)
 	resp, err := client.Get(rctx, m.keys.members+m.opts.InstanceID)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("reading the members: %w", err)
+		return 0, fmt.Errorf("reading the members: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil
+		return 0, nil
 	}
-	r, err := decodeRecord(m.opts.InstanceID, resp.Kvs[0].Value)
-	if err != nil || r.Incarnation == m.incarnation || resp.Kvs[0].Lease == 0 {
-		return nil // unreadable or not under a lease: no live instance owns it
+	kv := resp.Kvs[0]
+	r, err := decodeRecord(m.opts.InstanceID, kv.Value)
+	if err != nil || r.Incarnation == m.incarnation || kv.Lease == 0 {
+		return kv.ModRevision, nil // unreadable or not under a lease: no live instance owns it
 	}
-	err = fmt.Errorf("instance_id %q is already registered by another running instance (address %s, started %s): give each instance its own cluster.instance_id",
+	return 0, fmt.Errorf("instance_id %q is already registered by another running instance (address %s, started %s): give each instance its own cluster.instance_id",
 		m.opts.InstanceID, r.Address, r.Started.Format(time.RFC3339))
-	return err
+}
+
+// putRecord writes this instance's record under lease, if the key is
+// still at revision rev (0: absent).
+func (m *Member) putRecord(ctx context.Context, client *clientv3.Client, lease clientv3.LeaseID, id uint16, rev int64) error {
+	key := m.keys.members + m.opts.InstanceID
+	rctx, cancel := m.request(ctx)
+	defer cancel()
+	resp, err := client.Txn(rctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, m.recordValue(id), clientv3.WithLease(lease))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("registering: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("registering: another process wrote the record of instance_id %q meanwhile", m.opts.InstanceID)
+	}
+	return nil
 }
 
 // claimPeerIDAttempts bounds the candidates tried in one registration;

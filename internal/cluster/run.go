@@ -99,7 +99,8 @@ func (m *Member) request(ctx context.Context) (context.Context, context.CancelFu
 // lost, the watch fails or ctx ends (then it revokes the lease). It
 // returns why it ended.
 func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
-	if err := m.checkDuplicate(ctx, client); err != nil {
+	rev, err := m.checkDuplicate(ctx, client)
+	if err != nil {
 		return err
 	}
 	ttl := int64(m.opts.Config.LeaseTTL.D() / time.Second)
@@ -135,11 +136,8 @@ func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel = m.request(ctx)
-	_, err = client.Put(rctx, m.keys.members+m.opts.InstanceID, m.recordValue(id), clientv3.WithLease(grant.ID))
-	cancel()
-	if err != nil {
-		return fmt.Errorf("registering: %w", err)
+	if err := m.putRecord(ctx, client, grant.ID, id, rev); err != nil {
+		return err
 	}
 	m.peerID.Store(uint32(id))
 	return m.watch(ctx, client, sess, id)
@@ -178,6 +176,7 @@ func (m *Member) watch(ctx context.Context, client *clientv3.Client, sess *concu
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-sess.Done():
+			m.peerID.Store(0) // at once: the revoke on the way out may wait for etcd
 			return errLeaseLost
 		case wr, ok := <-events:
 			if !ok {
