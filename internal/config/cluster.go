@@ -110,6 +110,19 @@ func validateCluster(cfg *Config, c *collector, src sources) {
 		}
 	}
 	e := &cl.Etcd
+	var plain, secure bool
+	for _, ep := range e.Endpoints {
+		plain = plain || strings.HasPrefix(ep, "http://")
+		secure = secure || strings.HasPrefix(ep, "https://")
+	}
+	switch {
+	case plain && secure:
+		c.invalid("cluster.etcd.endpoints", "mixes http:// and https:// endpoints: the etcd client would use one or the other for all of them")
+	case plain && (e.CAFile != "" || e.CertFile != ""):
+		// The etcd client drops TLS for http:// endpoints whatever its
+		// TLS settings, and would send the password in clear.
+		c.invalid("cluster.etcd.endpoints", "http:// endpoints never use TLS: write them as https://host:port (or host:port) when cluster.etcd.ca_file or cert_file is set")
+	}
 	if (e.CertFile == "") != (e.KeyFile == "") {
 		c.invalid("cluster.etcd.cert_file", "set cluster.etcd.cert_file and cluster.etcd.key_file together")
 	}

@@ -30,6 +30,8 @@ func TestClusterProblems(t *testing.T) {
 		{"section without endpoints", "cluster:\n  prefix: /x/\n", "cluster.etcd.endpoints: required when the cluster section is set"},
 		{"bad endpoint", "cluster:\n  etcd:\n    endpoints: [\"etcd\"]\n", "cluster.etcd.endpoints[0]: \"etcd\" is not an etcd endpoint"},
 		{"bad scheme", "cluster:\n  etcd:\n    endpoints: [\"grpc://etcd:2379\"]\n", "cluster.etcd.endpoints[0]: \"grpc://etcd:2379\" is not an etcd endpoint"},
+		{"mixed schemes", "cluster:\n  etcd:\n    endpoints: [\"http://a:2379\", \"https://b:2379\"]\n", "cluster.etcd.endpoints: mixes http:// and https://"},
+		{"http with a CA", "cluster:\n  etcd:\n    endpoints: [\"http://a:2379\"]\n    ca_file: /ca\n", "cluster.etcd.endpoints: http:// endpoints never use TLS"},
 		{"cert without key", "cluster:\n  etcd:\n    endpoints: [\"e:2379\"]\n    cert_file: /c\n", "cluster.etcd.cert_file: set cluster.etcd.cert_file and cluster.etcd.key_file together"},
 		{"password without user", "cluster:\n  etcd:\n    endpoints: [\"e:2379\"]\n    password: x\n", "cluster.etcd.username: set cluster.etcd.username together"},
 		{"both passwords", "cluster:\n  etcd:\n    endpoints: [\"e:2379\"]\n    username: u\n    password: x\n    password_file: /p\n", "cluster.etcd.password_file: set either password or password_file"},
