@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/internal/backend/tlstest"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
@@ -247,4 +249,84 @@ func TestDeletedRecordIsWrittenAgain(t *testing.T) {
 	}
 	require.NoError(t, ctx.Err())
 	waitFor(t, "a to see itself again", func() bool { return len(a.Peers()) == 1 })
+}
+
+// Over TLS with client certificates: a member with the fleet's CA and a
+// client certificate registers; one trusting another CA does not, and
+// says why.
+func TestMemberOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "etcd")
+	serverCert, serverKey := ca.Issue(t, dir, "etcd-server", "127.0.0.1")
+	clientCert, clientKey := ca.Issue(t, dir, "sluice-client")
+	etcd := etcdtest.StartTLS(t, &etcdtest.TLS{CertFile: serverCert, KeyFile: serverKey, ClientCAFile: ca.File, CAFile: ca.File})
+
+	start := func(id, caFile string) testMember {
+		cfg := clusterConfig(etcd.Endpoint())
+		cfg.Etcd.CAFile, cfg.Etcd.CertFile, cfg.Etcd.KeyFile = caFile, clientCert, clientKey
+		log := &syncbuf.Buffer{}
+		m, err := Start(Options{Config: cfg, InstanceID: id, Address: "127.0.0.1:7001", Log: slog.New(slog.NewTextHandler(log, nil))})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			m.Close(ctx)
+		})
+		return testMember{m, log}
+	}
+	good := start("good", ca.File)
+	waitFor(t, "the member with the right CA to register", func() bool { ok, _ := good.Healthy(); return ok })
+	require.Equal(t, uint16(1), good.PeerID())
+
+	other := tlstest.NewCA(t, t.TempDir(), "other")
+	bad := start("bad", other.File)
+	waitFor(t, "the member trusting another CA to say it is not registered", func() bool {
+		_, reason := bad.Healthy()
+		return strings.Contains(reason, "not registered in etcd")
+	})
+	require.Zero(t, bad.PeerID())
+	require.Len(t, good.Peers(), 1)
+
+	_, err := Start(Options{Config: config.Cluster{Etcd: config.Etcd{Endpoints: []string{etcd.Endpoint()}, CAFile: filepath.Join(dir, "missing.pem")}}})
+	require.ErrorContains(t, err, "cluster.etcd.ca_file")
+}
+
+// With etcd's authentication on, a member with the right user and
+// password registers; one with a wrong password does not.
+func TestMemberWithEtcdAuth(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = c.UserAdd(ctx, "root", "root-secret")
+	require.NoError(t, err)
+	_, err = c.UserGrantRole(ctx, "root", "root")
+	require.NoError(t, err)
+	_, err = c.AuthEnable(ctx)
+	require.NoError(t, err)
+	c.Close()
+
+	start := func(id, password string) testMember {
+		cfg := clusterConfig(etcd.Endpoint())
+		cfg.Etcd.Username, cfg.Etcd.Password = "root", password
+		log := &syncbuf.Buffer{}
+		m, err := Start(Options{Config: cfg, InstanceID: id, Address: "127.0.0.1:7001", Log: slog.New(slog.NewTextHandler(log, nil))})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			m.Close(ctx)
+		})
+		return testMember{m, log}
+	}
+	good := start("good", "root-secret")
+	waitFor(t, "the member with the right password to register", func() bool { ok, _ := good.Healthy(); return ok })
+	bad := start("bad", "bad-pass-7x3")
+	waitFor(t, "the member with a wrong password to say why", func() bool {
+		_, reason := bad.Healthy()
+		return strings.Contains(reason, "authentication failed")
+	})
+	require.Zero(t, bad.PeerID())
+	require.NotContains(t, bad.log.String(), "bad-pass-7x3", "the password is never logged")
 }

@@ -13,6 +13,8 @@ package etcdtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +55,16 @@ func Find(t testing.TB) string {
 	return ""
 }
 
+// TLS serves etcd's client port over TLS (all PEM files).
+type TLS struct {
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes etcd require client certificates
+	// that chain to it (--client-cert-auth).
+	ClientCAFile string
+	// CAFile verifies CertFile, for the helper's own health checks.
+	CAFile string
+}
+
 // Server is one etcd member started for a test. Its methods may be
 // called from the test goroutine only.
 type Server struct {
@@ -62,6 +74,9 @@ type Server struct {
 	client  string // host:port clients connect to
 	peer    string // host:port of the (unused) peer listener
 	logPath string
+	tls     *TLS
+	// health is the client of the helper's health checks.
+	health *http.Client
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -72,19 +87,63 @@ type Server struct {
 // stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartTLS(t, nil)
+}
+
+// StartTLS is Start with the client port served over TLS (nil: plain).
+func StartTLS(t testing.TB, tlsFiles *TLS) *Server {
+	t.Helper()
 	bin := Find(t)
 	if bin == "" {
 		return nil
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, bin: bin, dir: dir, client: freeAddr(t), peer: freeAddr(t), logPath: filepath.Join(dir, "etcd.log")}
+	s := &Server{t: t, bin: bin, dir: dir, client: freeAddr(t), peer: freeAddr(t), logPath: filepath.Join(dir, "etcd.log"),
+		tls: tlsFiles, health: &http.Client{Timeout: 5 * time.Second}}
+	if tlsFiles != nil {
+		s.health.Transport = &http.Transport{TLSClientConfig: healthTLS(t, tlsFiles)}
+	}
 	t.Cleanup(s.Stop)
+	t.Cleanup(s.health.CloseIdleConnections)
 	s.Start()
 	return s
 }
 
+// healthTLS is the TLS configuration of the health checks: etcd's CA,
+// and a client certificate when etcd asks for one (the server's own
+// certificate, which the test CA issues for both uses).
+func healthTLS(t testing.TB, f *TLS) *tls.Config {
+	t.Helper()
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			t.Fatalf("etcdtest: %v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		c.RootCAs.AppendCertsFromPEM(pem)
+	}
+	if f.ClientCAFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			t.Fatalf("etcdtest: %v", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c
+}
+
+// scheme is the client URLs' scheme.
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
 // Endpoint is the address clients use ("127.0.0.1:port"), as
-// cluster.etcd.endpoints lists it.
+// cluster.etcd.endpoints lists it (over TLS too: with TLS settings the
+// etcd client uses TLS for a host:port endpoint).
 func (s *Server) Endpoint() string { return s.client }
 
 // Start starts the server again after Stop, on the same ports and data
@@ -102,17 +161,24 @@ func (s *Server) Start() {
 		s.mu.Unlock()
 		s.t.Fatalf("etcdtest: %v", err)
 	}
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--name", "sluice-test",
 		"--data-dir", filepath.Join(s.dir, "data"),
-		"--listen-client-urls", "http://"+s.client,
-		"--advertise-client-urls", "http://"+s.client,
-		"--listen-peer-urls", "http://"+s.peer,
-		"--initial-advertise-peer-urls", "http://"+s.peer,
-		"--initial-cluster", "sluice-test=http://"+s.peer,
+		"--listen-client-urls", s.scheme() + s.client,
+		"--advertise-client-urls", s.scheme() + s.client,
+		"--listen-peer-urls", "http://" + s.peer,
+		"--initial-advertise-peer-urls", "http://" + s.peer,
+		"--initial-cluster", "sluice-test=http://" + s.peer,
 		"--initial-cluster-state", "new",
 		"--logger", "zap", "--log-outputs", "stderr",
-	)
+	}
+	if s.tls != nil {
+		args = append(args, "--cert-file", s.tls.CertFile, "--key-file", s.tls.KeyFile)
+		if s.tls.ClientCAFile != "" {
+			args = append(args, "--client-cert-auth", "--trusted-ca-file", s.tls.ClientCAFile)
+		}
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -137,9 +203,8 @@ func (s *Server) waitHealthy(exited <-chan struct{}) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 	defer cancel()
-	client := &http.Client{Timeout: 5 * time.Second}
 	for {
-		if healthy(ctx, client, "http://"+s.client+"/health") {
+		if healthy(ctx, s.health, s.scheme()+s.client+"/health") {
 			return
 		}
 		select {
