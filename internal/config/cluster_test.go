@@ -49,3 +49,17 @@ func TestClusterProblems(t *testing.T) {
 		})
 	}
 }
+
+func TestClusterPasswordFromFileAndEnv(t *testing.T) {
+	doc := minimal + "cluster:\n  etcd:\n    endpoints: [\"e:2379\"]\n    username: sluice\n    password_file: /run/secrets/etcd\n"
+	cfg, err := ParseWith([]byte(doc), nil, func(path string) ([]byte, error) {
+		require.Equal(t, "/run/secrets/etcd", path)
+		return []byte("from-file\n"), nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, "from-file", cfg.Cluster.Etcd.Password)
+
+	doc = minimal + "cluster:\n  etcd:\n    endpoints: [\"e:2379\"]\n    username: sluice\n    password: ${ETCD_PW}\n"
+	cfg = mustParse(t, doc, map[string]string{"ETCD_PW": "from-env"})
+	require.Equal(t, "from-env", cfg.Cluster.Etcd.Password)
+}
