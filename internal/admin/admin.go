@@ -45,6 +45,9 @@ type Options struct {
 	// Dashboard, when not nil, serves the live page at / and its data at
 	// /dashboard.json (internal/dashboard).
 	Dashboard http.Handler
+	// Fleet, when not nil, reports the instance's standing in the fleet
+	// for /readyz (nil result: no cluster section).
+	Fleet func() *console.FleetHealth
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS.
 	TLSCertFile, TLSKeyFile string
 	Log                     *slog.Logger
@@ -101,7 +104,7 @@ func StartWith(o Options) (*Server, error) {
 		w.Write([]byte("ok\n")) // the process serves HTTP: it is alive
 	})
 	if o.Proxy != nil {
-		a := &api{proxy: o.Proxy, healthy: o.Healthy, log: o.Log}
+		a := &api{proxy: o.Proxy, healthy: o.Healthy, fleet: o.Fleet, log: o.Log}
 		mux.HandleFunc("GET /readyz", a.readyz)
 		mux.HandleFunc("GET /api/{view}", a.read)
 		mux.HandleFunc("POST /api/{command}", a.command)

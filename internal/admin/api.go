@@ -22,6 +22,7 @@ import (
 type api struct {
 	proxy   Proxy
 	healthy func() bool
+	fleet   func() *console.FleetHealth
 	log     *slog.Logger
 }
 
@@ -62,7 +63,9 @@ func (a *api) authorized(w http.ResponseWriter, r *http.Request, mutating bool) 
 }
 
 // readyz is 200 when every database can be served, else 503; the body
-// names each database and, when not ready, why.
+// names each database and, when not ready, why. In a fleet it also
+// shows the instance's standing ("cluster") and, while etcd is not
+// reachable, why it is degraded ("degraded").
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	if !a.healthy() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "shutting down"})
@@ -84,6 +87,18 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 		body["reason"] = "not ready: " + strings.Join(notReady, ", ")
+	}
+	// The fleet's state is reported but never makes the instance
+	// unready: with etcd unreachable it serves its clients as before
+	// (only fleet features wait), so a load balancer should keep
+	// sending it clients.
+	if a.fleet != nil {
+		if fh := a.fleet(); fh != nil {
+			body["cluster"] = fh
+			if !fh.EtcdUp {
+				body["degraded"] = "cluster: " + fh.Reason
+			}
+		}
 	}
 	writeJSON(w, status, body)
 }
@@ -123,6 +138,8 @@ func (a *api) read(w http.ResponseWriter, r *http.Request) {
 		pick = func(s *console.Snapshot) any { return s.Hosts }
 	case "pins":
 		pick = func(s *console.Snapshot) any { return s.Pins }
+	case "peers":
+		pick = func(s *console.Snapshot) any { return s.Peers }
 	case "version":
 		pick = func(s *console.Snapshot) any { return map[string]string{"version": s.Version} }
 	case "lists", "state":

@@ -35,6 +35,8 @@ type Config struct {
 	Databases       map[string]*Database `yaml:"databases"` // required, at least one
 	// Access is the client allow-list (see AccessRule); empty allows all.
 	Access []AccessRule `yaml:"access"`
+	// Cluster joins a fleet of sluices through etcd (off by default).
+	Cluster Cluster `yaml:"cluster"`
 
 	accessRules access.Rules // compiled from Access by Parse
 }
@@ -325,6 +327,8 @@ func defaultConfig() *Config {
 		Auth:            Auth{Method: DefaultAuthMethod, AuthQuery: DefaultAuthQuery, AuthQueryCacheTTL: Duration(DefaultAuthQueryCacheTTL)},
 		TLS:             TLS{Mode: DefaultTLSMode, MinVersion: DefaultTLSMinVersion},
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
+		Cluster: Cluster{Prefix: DefaultClusterPrefix, LeaseTTL: Duration(DefaultClusterLeaseTTL),
+			Etcd: Etcd{DialTimeout: Duration(DefaultEtcdDialTimeout)}},
 		Limits: Limits{
 			MaxClientConnections:  DefaultMaxClientConnections,
 			ClientLoginTimeout:    Duration(DefaultClientLoginTimeout),

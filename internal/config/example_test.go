@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret", "MONITOR_PASSWORD": "mon-secret", "SLUICE_API_TOKEN": "0123456789abcdef0123"}
+var exampleEnv = map[string]string{"APP_PASSWORD": "app-secret", "REPORTING_SERVER_PASSWORD": "rep-secret", "MONITOR_PASSWORD": "mon-secret", "SLUICE_API_TOKEN": "0123456789abcdef0123", "ETCD_PASSWORD": "etcd-secret"}
 
 // exampleFiles stands in for password files: every path holds its own
 // base name and a newline.
@@ -84,7 +84,8 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "users[].server_password")
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
-	require.Len(t, paths, 78)
+	require.Contains(t, paths, "cluster.etcd.endpoints")
+	require.Len(t, paths, 90)
 }
 
 func TestExampleFile(t *testing.T) {
@@ -134,6 +135,12 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, Failover{User: "sluice_monitor", AutoPromote: true, PromoteAfter: Duration(10 * time.Second)}, appdb.Failover)
 	require.Equal(t, "mon-secret", cfg.User("sluice_monitor").ServerPassword)
 	require.Equal(t, Failover{PromoteAfter: Duration(DefaultPromoteAfter)}, cfg.Databases["reports"].Failover)
+
+	require.True(t, cfg.Cluster.Enabled())
+	require.Equal(t, "etcd-secret", cfg.Cluster.Etcd.Password)
+	require.True(t, cfg.Cluster.Etcd.TLS())
+	require.Equal(t, "proxy-1", cfg.Cluster.InstanceIDFor("host", "0.0.0.0:6432"))
+	require.Equal(t, "10.0.0.21:6432", cfg.Cluster.AdvertiseFor("host", "0.0.0.0:6432"))
 }
 
 // TestDocsCoverEveryKey keeps docs/configuration.md in step with the structs:

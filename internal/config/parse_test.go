@@ -41,6 +41,7 @@ func TestDefaults(t *testing.T) {
 		Auth:            Auth{Method: AuthSCRAM, AuthQuery: DefaultAuthQuery, AuthQueryCacheTTL: Duration(60 * time.Second)},
 		TLS:             TLS{Mode: TLSDisable, MinVersion: TLS12},
 		ShutdownTimeout: Duration(30 * time.Second),
+		Cluster:         Cluster{Prefix: "/sluice/", LeaseTTL: Duration(10 * time.Second), Etcd: Etcd{DialTimeout: Duration(5 * time.Second)}},
 		Limits: Limits{
 			MaxClientConnections:  10000,
 			ClientLoginTimeout:    Duration(15 * time.Second),

@@ -30,7 +30,7 @@ func TestProblems(t *testing.T) {
 		{"unknown key", user + db + "listen:\n  adress: 1.2.3.4:5\n", nil,
 			[]string{`listen.adress: unknown key, did you mean "address"? (line 8)`}},
 		{"unknown top-level key", user + db + "pgbouncer: {}\n", nil,
-			[]string{"pgbouncer: unknown key (known keys here: access, admin, auth, databases, limits, listen, log, shutdown_timeout, tls, token, users) (line 7)"}},
+			[]string{"pgbouncer: unknown key (known keys here: access, admin, auth, cluster, databases, limits, listen, log, shutdown_timeout, tls, token, users) (line 7)"}},
 		{"unknown nested key", user + db + "    pool: {max: 3}\n", nil,
 			[]string{"databases.appdb.pool.max: unknown key"}},
 		{"unknown user key", "users:\n  - name: app\n    password: x\n    role: admin\n" + db, nil,

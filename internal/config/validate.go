@@ -47,6 +47,7 @@ func validate(cfg *Config, c *collector, src sources) {
 	validateAuthQuery(cfg, c)
 	validateCert(cfg, c)
 	validatePlaintextPassword(cfg, c)
+	validateCluster(cfg, c, src)
 
 	if len(cfg.Databases) == 0 {
 		if !c.bad["databases"] {

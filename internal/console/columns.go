@@ -33,6 +33,10 @@ var (
 	StateColumns    = cols("key:s", "value:s")
 	TopologyColumns = cols("database:s", "host:s", "role:s", "primary:i", "timeline:q", "replay_lag_ms:q", "replay_lag_bytes:q",
 		"reachable:i", "fenced:i", "last_seen:s", "failovers:i", "error:s")
+	// PeerColumns: PgBouncer's SHOW PEERS (peer_id, host, port,
+	// pool_size), then sluice's.
+	PeerColumns = cols("peer_id:i", "host:s", "port:i", "pool_size:i", "instance_id:s", "address:s", "version:s", "started:s",
+		"databases:s", "config_matches:i", "config_differs:s", "self:i")
 	PinColumns = cols("id:q", "user:s", "database:s", "addr:s", "reasons:s", "since:s", "pinned_for_ms:q")
 )
 
@@ -44,7 +48,7 @@ var fakeParams = map[string]string{"client_encoding": "UTF8", "default_transacti
 // Help is SHOW HELP's notice.
 const Help = `Console usage
 	SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|STATE
-	SHOW STATS|STATS_TOTALS|STATS_AVERAGES|LISTS|TOPOLOGY|PINS
+	SHOW STATS|STATS_TOTALS|STATS_AVERAGES|LISTS|TOPOLOGY|PINS|PEERS
 	SET key = arg (only client_encoding and friends, ignored)
 	RELOAD
 	PAUSE [<db>]

@@ -124,7 +124,24 @@ func sample() *Snapshot {
 		Hosts:     []Host{{Database: "appdb", Host: "a", Role: "primary", Primary: true, Timeline: 1, Reachable: true}},
 		Pins:      []Pin{{ClientID: 7, User: "app", Database: "appdb", Reasons: []string{"prepare", "temp_table"}, Since: now.Add(-time.Second)}},
 		Config:    []Setting{{Key: "listen.address", Value: "127.0.0.1:6432", Default: "127.0.0.1:6432"}},
+		Peers: []Peer{{PeerID: 1, InstanceID: "proxy-1", Address: "10.0.0.21:6432", Version: "dev", Started: now,
+			Databases: []string{"appdb", "reports"}, ConfigMatches: true, Self: true},
+			{PeerID: 2, InstanceID: "proxy-2", Address: "[fd00::2]:6432", Version: "dev", Started: now,
+				Databases: []string{"appdb"}, ConfigDiffers: []string{"databases", "auth"}}},
 	}
+}
+
+func TestPeersView(t *testing.T) {
+	res, err := View("PEERS", sample())
+	require.NoError(t, err)
+	require.Equal(t, "peer_id", res.Columns[0].Name)
+	require.Equal(t, []any{1, "10.0.0.21", 6432, 0, "proxy-1", "10.0.0.21:6432"}, res.Rows[0][:6])
+	require.Equal(t, []any{"appdb,reports", true, "", true}, res.Rows[0][8:])
+	require.Equal(t, []any{2, "fd00::2", 6432}, res.Rows[1][:3])
+	require.Equal(t, []any{"appdb", false, "databases,auth", false}, res.Rows[1][8:])
+	empty, err := View("PEERS", &Snapshot{})
+	require.NoError(t, err)
+	require.Empty(t, empty.Rows, "no cluster: no peers")
 }
 
 func TestEveryViewEncodes(t *testing.T) {

@@ -17,7 +17,10 @@ type Snapshot struct {
 	Stats     []Stats    `json:"stats"`
 	Hosts     []Host     `json:"topology"`
 	Pins      []Pin      `json:"pins"`
-	Config    []Setting  `json:"config"`
+	// Peers are the live instances of the fleet (cluster:), this one
+	// included; empty (never nil) without a cluster section.
+	Peers  []Peer    `json:"peers"`
+	Config []Setting `json:"config"`
 	// LoginClients are client sockets that have not logged in yet.
 	LoginClients int `json:"login_clients"`
 }
@@ -170,4 +173,30 @@ type Readiness struct {
 	// Reason says why the database is not ready, or "read-only fallback"
 	// when it is served by standbys only.
 	Reason string `json:"reason,omitempty"`
+}
+
+// Peer is one live instance of the fleet as this instance sees it in
+// etcd (internal/cluster).
+type Peer struct {
+	PeerID     int       `json:"peer_id"`
+	InstanceID string    `json:"instance_id"`
+	Address    string    `json:"address"` // host:port peers reach its listener at
+	Version    string    `json:"version"`
+	Started    time.Time `json:"started"`
+	Databases  []string  `json:"databases"`
+	// ConfigMatches is whether its databases, users and auth equal this
+	// instance's; ConfigDiffers names the parts that do not.
+	ConfigMatches bool     `json:"config_matches"`
+	ConfigDiffers []string `json:"config_differs"`
+	Self          bool     `json:"self"`
+}
+
+// FleetHealth is this instance's standing in the fleet, for /readyz.
+type FleetHealth struct {
+	InstanceID string `json:"instance_id"`
+	PeerID     int    `json:"peer_id"` // 0 while it holds none
+	// EtcdUp is whether it is registered and etcd answers; Reason says
+	// why not, or what it holds.
+	EtcdUp bool   `json:"etcd_up"`
+	Reason string `json:"reason"`
 }

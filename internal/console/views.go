@@ -2,14 +2,16 @@ package console
 
 import (
 	"fmt"
+	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Views lists the SHOW views, for SHOW HELP and the docs.
 var Views = []string{"POOLS", "CLIENTS", "SERVERS", "STATS", "STATS_TOTALS", "STATS_AVERAGES", "DATABASES", "USERS",
-	"CONFIG", "LISTS", "VERSION", "STATE", "TOPOLOGY", "PINS", "HELP"}
+	"CONFIG", "LISTS", "VERSION", "STATE", "TOPOLOGY", "PINS", "PEERS", "HELP"}
 
 // View renders SHOW name (upper case) from snap. state holds the
 // process-wide SHOW STATE rows that are not per database (active).
@@ -43,6 +45,8 @@ func View(name string, snap *Snapshot) (*Result, error) {
 		return topology(snap), nil
 	case "PINS":
 		return pins(snap), nil
+	case "PEERS":
+		return peers(snap), nil
 	case "HELP":
 		return &Result{Notice: Help, Tag: "SHOW"}, nil
 	}
@@ -251,6 +255,23 @@ func pins(snap *Snapshot) *Result {
 	for _, p := range snap.Pins {
 		r.Rows = append(r.Rows, []any{p.ClientID, p.User, p.Database, p.Addr, strings.Join(p.Reasons, ","), p.Since,
 			snap.Taken.Sub(p.Since).Milliseconds()})
+	}
+	return r
+}
+
+// peers lists the fleet: PgBouncer's columns (host and port are the
+// advertised address's; pool_size, PgBouncer's pool of connections to a
+// peer, is 0), then sluice's.
+func peers(snap *Snapshot) *Result {
+	r := &Result{Columns: PeerColumns}
+	for _, p := range snap.Peers {
+		host, port := p.Address, 0
+		if h, ps, err := net.SplitHostPort(p.Address); err == nil {
+			host = h
+			port, _ = strconv.Atoi(ps)
+		}
+		r.Rows = append(r.Rows, []any{p.PeerID, host, port, 0, p.InstanceID, p.Address, p.Version, p.Started,
+			strings.Join(p.Databases, ","), p.ConfigMatches, strings.Join(p.ConfigDiffers, ","), p.Self})
 	}
 	return r
 }

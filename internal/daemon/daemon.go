@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/admin"
+	"github.com/sluice-proxy/sluice/internal/cluster"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/dashboard"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/version"
@@ -28,6 +30,12 @@ type Daemon struct {
 	Proxy *proxy.Server
 	Admin *admin.Server // nil when admin.address is ""
 	Log   *slog.Logger
+	// Cluster is the instance's membership in the fleet; nil without a
+	// cluster section. The daemon starts it after the listener and
+	// closes it (revoking its lease) after the clients are gone.
+	Cluster *cluster.Member
+
+	leaveTimeout time.Duration // bounds the revoke at shutdown (the etcd dial_timeout in force at start)
 
 	path     string
 	level    *slog.LevelVar
@@ -72,15 +80,29 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, stopReq: make(chan bool, 1)}
+	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, stopReq: make(chan bool, 1),
+		leaveTimeout: cfg.Cluster.Etcd.DialTimeout.D() + time.Second}
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
-	srv.SetOperator(proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop})
+	member, err := startCluster(cfg, srv, log)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
+	d.Cluster = member
+	op := proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop}
+	var fleet func() *console.FleetHealth
+	if member != nil {
+		op.Peers = func() []console.Peer { return peersView(member) }
+		fleet = func() *console.FleetHealth { return fleetHealth(member) }
+	}
+	srv.SetOperator(op)
 	if cfg.Admin.Address != "" {
 		reg := srv.Metrics().Registry
 		a, err := admin.StartWith(admin.Options{Address: cfg.Admin.Address, Registry: reg, Dashboard: dashboard.New(reg.Gather),
-			Healthy: func() bool { return !d.stopping.Load() }, Proxy: srv,
+			Healthy: func() bool { return !d.stopping.Load() }, Proxy: srv, Fleet: fleet,
 			TLSCertFile: cfg.Admin.TLSCertFile, TLSKeyFile: cfg.Admin.TLSKeyFile, Log: log})
 		if err != nil {
+			d.leaveFleet()
 			srv.Shutdown(context.Background())
 			return nil, err
 		}
@@ -109,6 +131,9 @@ func (d *Daemon) Reload() error {
 	}
 	d.level.Set(parseLevel(cfg.Log.Level))
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
+	if d.Cluster != nil {
+		d.Cluster.UpdateConfig(cluster.DatabaseNames(cfg), cluster.FingerprintOf(cfg))
+	}
 	d.Log.Info("configuration reloaded", "file", d.path)
 	return nil
 }
@@ -142,6 +167,7 @@ func (d *Daemon) shutdownWithin(wait time.Duration) {
 	}
 	defer cancel()
 	d.Proxy.Shutdown(ctx)
+	d.leaveFleet()
 	if d.Admin != nil {
 		d.Admin.Close()
 	}

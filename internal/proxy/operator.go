@@ -23,6 +23,9 @@ type Operator struct {
 	// after shutdown_timeout. It must return at once (it is called from
 	// a console session, which the shutdown ends).
 	Shutdown func(waitForClients bool)
+	// Peers lists the live instances of the fleet (SHOW PEERS, GET
+	// /api/peers); nil without a cluster section.
+	Peers func() []console.Peer
 }
 
 // SetOperator installs op (the daemon calls it after Start).
@@ -119,7 +122,7 @@ func setParam(cmd console.Command) (*console.Result, error) {
 
 // configView lists the process-wide settings for SHOW CONFIG, with their
 // defaults, then PgBouncer's names of the two limits pgbouncer_exporter
-// reads. Secrets (admin.api_token) are never listed; users and databases
+// reads. Secrets (admin.api_token, cluster.etcd.password) are never listed; users and databases
 // have views of their own.
 func configView(cfg *config.Config) []console.Setting {
 	def := config.Defaults()
@@ -146,7 +149,7 @@ func configView(cfg *config.Config) []console.Setting {
 				continue
 			}
 			val, dv := fmt.Sprint(fv.Interface()), fmt.Sprint(fd.Interface())
-			if key == "admin.api_token" {
+			if key == "admin.api_token" || key == "cluster.etcd.password" {
 				if val != "" {
 					val = "(set)"
 				}
@@ -162,7 +165,9 @@ func configView(cfg *config.Config) []console.Setting {
 	return out
 }
 
-// reloadable reports whether RELOAD applies a key (listeners need a restart).
+// reloadable reports whether RELOAD applies a key (listeners and the
+// fleet's settings need a restart).
 func reloadable(key string) bool {
-	return !strings.HasPrefix(key, "listen.") && key != "admin.address" && !strings.HasPrefix(key, "admin.tls_")
+	return !strings.HasPrefix(key, "listen.") && key != "admin.address" && !strings.HasPrefix(key, "admin.tls_") &&
+		!strings.HasPrefix(key, "cluster.")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -347,6 +348,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	if cfg.Listen != old.cfg.Listen {
 		s.log.Warn("listen settings changed; they take effect after a restart")
+	}
+	if !reflect.DeepEqual(cfg.Cluster, old.cfg.Cluster) {
+		s.log.Warn("cluster settings changed; they take effect after a restart")
 	}
 	s.state.Store(st)
 	s.limiter.Configure(cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst)

@@ -21,7 +21,11 @@ func (s *Server) Snapshot() *console.Snapshot {
 	now := time.Now()
 	st := s.state.Load()
 	cfg := st.cfg
-	snap := &console.Snapshot{Taken: now, Started: s.started, Version: s.operator().Version}
+	op := s.operator()
+	snap := &console.Snapshot{Taken: now, Started: s.started, Version: op.Version, Peers: []console.Peer{}}
+	if op.Peers != nil {
+		snap.Peers = op.Peers()
+	}
 
 	s.mu.Lock()
 	entries := make([]*poolEntry, 0, len(s.pools))

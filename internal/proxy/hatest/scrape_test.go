@@ -22,7 +22,10 @@ import (
 // eventOnly are documented families that appear only after an event the
 // test does not cause: a failover (the time without a primary is added
 // when one is back).
-var eventOnly = []string{"sluice_no_primary_seconds_total"}
+var eventOnly = []string{"sluice_no_primary_seconds_total",
+	// Exported only with a cluster section (internal/cluster); the
+	// fleet test in internal/daemon scrapes, lints and checks them.
+	"sluice_cluster_etcd_up", "sluice_cluster_peer_id", "sluice_cluster_peers", "sluice_cluster_config_mismatched_peers"}
 
 // A scrape of a sluice that served traffic in front of a primary and a
 // standby, in session and transaction mode, through both listeners, with
