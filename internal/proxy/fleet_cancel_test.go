@@ -158,9 +158,11 @@ func TestFleetForgedForwardsCancelNothing(t *testing.T) {
 	var err error
 	running := func(sql string) chan struct{} {
 		done := make(chan struct{})
+		qctx, stop := context.WithCancel(ctx)
+		t.Cleanup(func() { stop(); <-done }) // before c closes, should the test fail early
 		go func() {
 			defer close(done)
-			_, err = c.Exec(ctx, sql).ReadAll()
+			_, err = c.Exec(qctx, sql).ReadAll()
 		}()
 		require.NoError(t, mon.waitRunning(ctx, sql, done))
 		return done
@@ -248,7 +250,12 @@ func TestFleetForwardsAreBounded(t *testing.T) {
 	}
 	var held []net.Conn
 	for range proxy.MaxForwardsInFlight {
-		held = append(held, <-accepted)
+		select {
+		case c := <-accepted:
+			held = append(held, c)
+		case <-time.After(time.Minute): // a guard against a hang, not a measured limit
+			t.Fatalf("%d forwards reached the peer, want %d", len(held), proxy.MaxForwardsInFlight)
+		}
 	}
 	const extra = 20
 	for range extra {
