@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,7 @@ type fleetCancel struct {
 	peers    CancelPeers
 	replays  peercancel.Replays
 	inFlight chan struct{} // one token per forward being sent
+	lastWarn atomic.Int64  // when a failed forward was last logged as a warning, Unix ns
 }
 
 // SetCancelPeers makes this instance a member of a fleet (nil: a single
@@ -117,14 +119,6 @@ func (s *Server) forwardToPeer(pid uint32, secret []byte) bool {
 		s.log.Debug("cancel request for an instance that is not live ignored", "pid", pid, "peer", peer)
 		return true
 	}
-	f := peercancel.Forward{Sender: self, PID: pid, Secret: [4]byte(secret), UnixMilli: time.Now().UnixMilli()}
-	rand.Read(f.Nonce[:])
-	pkt, err := peercancel.Seal(nil, fl.peers.Secret(), f)
-	if err != nil {
-		sent.WithLabelValues("no_secret").Inc()
-		s.log.Error("cannot forward a cancel request", "peer", peer, "error", err)
-		return true
-	}
 	select {
 	case fl.inFlight <- struct{}{}:
 	default:
@@ -133,12 +127,32 @@ func (s *Server) forwardToPeer(pid uint32, secret []byte) bool {
 		return true
 	}
 	defer func() { <-fl.inFlight }()
-	result, err := s.sendForward(addr, pkt)
+	f := peercancel.Forward{Sender: self, PID: pid, Secret: [4]byte(secret), UnixMilli: time.Now().UnixMilli()}
+	rand.Read(f.Nonce[:])
+	pkt, err := peercancel.Seal(nil, fl.peers.Secret(), f)
+	result := "no_secret"
+	if err == nil {
+		result, err = s.sendForward(addr, pkt)
+	}
 	sent.WithLabelValues(result).Inc()
 	if err != nil {
-		s.log.Warn("forwarding a cancel request to its instance failed", "peer", peer, "address", addr, "error", err)
+		level := slog.LevelDebug
+		if fl.warnNow() {
+			level = slog.LevelWarn
+		}
+		s.log.Log(context.Background(), level, "forwarding a cancel request to its instance failed (further failures within 10 s are logged at debug level)",
+			"peer", peer, "address", addr, "result", result, "error", err)
 	}
 	return true
+}
+
+// warnNow reports whether a failed forward may be logged as a warning:
+// once per 10 s, since a client can make forwards fail as often as it
+// likes (cancels for a peer that is down); the metric counts them all.
+func (fl *fleetCancel) warnNow() bool {
+	now := time.Now().UnixNano()
+	last := fl.lastWarn.Load()
+	return now-last >= int64(10*time.Second) && fl.lastWarn.CompareAndSwap(last, now)
 }
 
 // sendForward delivers one sealed forward to addr and waits for the peer
