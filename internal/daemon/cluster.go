@@ -36,6 +36,9 @@ func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*clu
 		return nil, err
 	}
 	srv.Metrics().Registry.MustRegister(m.Collectors()...)
+	// Cancel keys name this instance from now on, and cancels for other
+	// instances' keys are forwarded to them (proxy/peer_cancel.go).
+	srv.SetCancelPeers(m)
 	return m, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/internal/peercancel"
 )
 
 // Request codes and protocol versions of the startup packet.
@@ -29,6 +31,9 @@ const (
 	KindSSL
 	KindGSSEnc
 	KindCancel
+	// KindPeerCancel is a cancel another sluice of the fleet forwarded
+	// (peercancel.Code); its Peer is checked by the proxy.
+	KindPeerCancel
 )
 
 // Startup is one parsed startup packet.
@@ -42,6 +47,9 @@ type Startup struct {
 	// longer than 4 bytes (protocol 3.2) is kept whole.
 	PID    uint32
 	Secret []byte
+	// Peer is a forwarded cancel's whole body, from its code on
+	// (KindPeerCancel), for peercancel.Open.
+	Peer []byte
 }
 
 // Param is one startup parameter.
@@ -65,6 +73,13 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string { return e.Msg }
+
+// UnsupportedProtocol is the error for a startup packet asking for
+// protocol version code (also a forwarded cancel sent to a sluice that is
+// not in a fleet, which knows no such request).
+func UnsupportedProtocol(code uint32) error {
+	return &ProtocolError{Code: "0A000", Msg: fmt.Sprintf("unsupported frontend protocol %d.%d: sluice supports 3.0 to 3.2", code>>16, code&0xffff)}
+}
 
 func protoErr(format string, args ...any) error {
 	return &ProtocolError{Code: "08P01", Msg: fmt.Sprintf(format, args...)}
@@ -108,9 +123,11 @@ func ParseStartup(body []byte) (*Startup, error) {
 			return nil, protoErr("invalid length of cancel request")
 		}
 		return &Startup{Kind: KindCancel, PID: binary.BigEndian.Uint32(rest), Secret: append([]byte(nil), rest[4:]...)}, nil
+	case peercancel.Code:
+		return &Startup{Kind: KindPeerCancel, Peer: append([]byte(nil), body...)}, nil
 	}
 	if code>>16 != protocolMajor3 {
-		return nil, &ProtocolError{Code: "0A000", Msg: fmt.Sprintf("unsupported frontend protocol %d.%d: sluice supports 3.0 to 3.2", code>>16, code&0xffff)}
+		return nil, UnsupportedProtocol(code)
 	}
 	params, err := parseParams(rest)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/sluice-proxy/sluice/internal/peercancel"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,6 +34,15 @@ func TestReadStartupKinds(t *testing.T) {
 	require.Equal(t, KindCancel, st.Kind)
 	require.Equal(t, uint32(42), st.PID)
 	require.Equal(t, []byte{1, 2, 3, 4}, st.Secret)
+
+	// A forwarded cancel is kept whole, from its code on, for the proxy
+	// to open with the fleet's secret.
+	fwd, err := peercancel.Seal(nil, bytes.Repeat([]byte{1}, 32), peercancel.Forward{Sender: 2, PID: peercancel.PID(1, 5)})
+	require.NoError(t, err)
+	st, err = ReadStartup(bytes.NewReader(fwd), 10000)
+	require.NoError(t, err)
+	require.Equal(t, KindPeerCancel, st.Kind)
+	require.Equal(t, fwd[4:], st.Peer)
 
 	st, err = ReadStartup(bytes.NewReader(encode(t, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
 		Parameters: map[string]string{"user": "app", "database": "appdb"}})), 10000)

@@ -66,6 +66,9 @@ type Metrics struct {
 	ConnectAttempts    prometheus.Counter
 	ConnectFailures    prometheus.Counter
 	CancelRequests     prometheus.Counter
+	// PeerCancelsSent and PeerCancelsReceived count forwarded cancels by
+	// result (PeerCancelSentResults, PeerCancelReceivedResults).
+	PeerCancelsSent, PeerCancelsReceived *prometheus.CounterVec
 	// Transaction pooling: clients pinned to their server connection.
 	Pins          *prometheus.CounterVec
 	PinnedClients *prometheus.GaugeVec
@@ -136,6 +139,7 @@ func New(pools func() []PoolStat) *Metrics {
 	}
 	m.pool = newPoolVecs(reg)
 	m.process = newProcessMetrics(reg)
+	m.PeerCancelsSent, m.PeerCancelsReceived = newPeerCancels(reg)
 	reg.MustRegister(m.NoPrimaryTotal, &m.topo)
 	reg.MustRegister(m.ClientConnections, m.ClientSessions, m.ClientLoginFailure, bytes,
 		m.ConnectAttempts, m.ConnectFailures, m.CancelRequests, m.Pins, m.PinnedClients, &poolCollector{pools: pools},

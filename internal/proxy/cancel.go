@@ -51,12 +51,17 @@ func (c *cancelRegistry) lookup(pid uint32, secret []byte) *session {
 }
 
 // cancel forwards a client's CancelRequest to the server its session is
-// using right now. Unknown keys are ignored silently, as PostgreSQL does.
+// using right now; in a fleet, a key another instance issued goes to that
+// instance (forwardToPeer). Keys issued here are looked up first, so that
+// those issued before joining a fleet keep working. Unknown keys are
+// ignored silently, as PostgreSQL does.
 func (s *Server) cancel(pid uint32, secret []byte) {
 	s.metrics.CancelRequests.Inc()
 	sess := s.cancels.lookup(pid, secret)
 	if sess == nil {
-		s.log.Debug("cancel request for unknown session ignored", "pid", pid)
+		if !s.forwardToPeer(pid, secret) {
+			s.log.Debug("cancel request for unknown session ignored", "pid", pid)
+		}
 		return
 	}
 	sess.sendCancel("cancel request")

@@ -39,6 +39,8 @@ type Server struct {
 	metrics *metrics.Metrics
 	state   atomic.Pointer[state]
 	cancels cancelRegistry
+	// fleet is set when this instance is one of several (SetCancelPeers).
+	fleet atomic.Pointer[fleetCancel]
 	// limiter counts failed logins per client address; it lives across
 	// reloads, which only change its rates.
 	limiter *access.Limiter

@@ -370,7 +370,7 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 		(&txpool.Lease{Home: e, Conn: conn}).End(s.log, txpool.LeaseIdle, 'I', false) // never attached: no cancel reached it
 		return
 	}
-	pid := conn.PID
+	pid := s.sessionPID(conn)
 	secret := s.cancels.add(pid, ss)
 	greet := greetingFor(conn, pid, secret)
 	ss.client.SetDeadline(time.Time{})
@@ -431,8 +431,8 @@ func addCounter(c interface{ Add(float64) }) func(int) {
 
 // greetingFor is what PostgreSQL sends after a successful login: the
 // client sees the server's parameters and, in session mode, the server's
-// real PID (in transaction mode one sluice issues), always with sluice's
-// own secret.
+// real PID (in transaction mode, and in a fleet, one sluice issues),
+// always with sluice's own secret.
 func greetingFor(conn *backend.Conn, pid, secret uint32) []byte {
 	names := make([]string, 0, len(conn.Params))
 	for k := range conn.Params {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/frontend"
+	"github.com/sluice-proxy/sluice/internal/peercancel"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
@@ -55,6 +56,13 @@ func (ss *session) readStartup(maxLen int, tc config.TLS) (*frontend.Startup, er
 		case frontend.KindCancel:
 			ss.srv.cancel(st.PID, st.Secret)
 			return nil, nil
+		case frontend.KindPeerCancel:
+			if ss.srv.receiveForwarded(st.Peer, ss.remote()) {
+				return nil, nil
+			}
+			err := frontend.UnsupportedProtocol(peercancel.Code) // as before there were fleets
+			ss.startupFailed(err)
+			return nil, err
 		}
 		// Unix sockets are exempt: libpq never uses TLS over them.
 		if tc.Mode == config.TLSRequire && !secured && ss.remote() != "unix" {

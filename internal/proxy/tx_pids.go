@@ -9,8 +9,13 @@ import (
 // Its server process changes from transaction to transaction, so the ID
 // is sluice's: cancel requests carrying it reach whichever server
 // connection the client holds at that moment. IDs start at a random
-// point so that two sluice instances rarely issue the same ones.
+// point so that two sluice instances rarely issue the same ones; in a
+// fleet they carry the instance's peer number (peercancel.PID), so that
+// any instance knows where to forward a cancel.
 func (s *Server) nextPID() uint32 {
+	if pid, ok := s.fleetPID(); ok {
+		return pid
+	}
 	for {
 		if s.pids.Load() == 0 {
 			var b [4]byte
