@@ -24,6 +24,9 @@ type Env struct {
 	// ReaderStarted, if set, runs in a client's goroutine when it hands
 	// its attachment to a reader goroutine (tests count the hand-overs).
 	ReaderStarted func(Probe)
+	// InlineRead, if set, runs in a client's goroutine when it begins to
+	// read an answer itself (tests count the inline reads).
+	InlineRead func(Probe)
 
 	sweeps sweeps // sweep.go
 }

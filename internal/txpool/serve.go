@@ -268,6 +268,9 @@ func (a *attachment) startReader() {
 // attachment ended fatally (the client was told why).
 func (a *attachment) readInline() (fatal bool) {
 	c := a.client
+	if h := c.env.InlineRead; h != nil {
+		h(Probe{a})
+	}
 	w := &c.env.sweeps
 	w.beginInline(a)
 	poll := a.Conn.Poller()
