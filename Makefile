@@ -2,19 +2,25 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/sluice-proxy/sluice/internal/version.Version=$(VERSION)
+# The version is the latest tag as git describes it: v0.2.0 on the tag of
+# this release, v0.2.0-3-gabc1234(-dirty) after it. Before any tag exists
+# describe prints only a hash; sluice then calls itself v0.2.0-dev
+# (internal/version.Release) with that hash as the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS := -X github.com/sluice-proxy/sluice/internal/version.Version=$(VERSION) -X github.com/sluice-proxy/sluice/internal/version.Commit=$(COMMIT)
+BIN_DIR ?= bin
 
 .PHONY: build demo demo-failover test test-short vet fuzz bench clean
 
 build: ## build bin/sluice (no cgo)
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/sluice ./cmd/sluice
 
 demo: build ## run sluice in front of a throwaway PostgreSQL
-	./bin/sluice demo
+	$(BIN_DIR)/sluice demo
 
 demo-failover: build ## primary + synchronous standby behind sluice; kill -9 the primary under a write counter
-	./bin/sluice demo --failover
+	$(BIN_DIR)/sluice demo --failover
 
 vet:
 	$(GO) vet ./...

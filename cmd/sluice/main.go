@@ -34,7 +34,10 @@ itself, pools server connections, and relays sessions.
 Start with 'sluice demo' to see it run in front of a throwaway PostgreSQL,
 then write a config file (see docs/configuration.md) and use 'sluice run'.`,
 		SilenceUsage: true,
+		// --version prints what 'sluice version' prints.
+		Version: version.Version,
 	}
+	root.SetVersionTemplate(version.String() + "\n")
 	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd())
 	return root
 }
@@ -98,10 +101,10 @@ func checkCmd() *cobra.Command {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print sluice's version",
+		Short: "Print sluice's version, the commit it was built from and the Go version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version.Version)
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
 		},
 	}
 }
