@@ -38,7 +38,7 @@ then write a config file (see docs/configuration.md) and use 'sluice run'.`,
 		Version: version.Version,
 	}
 	root.SetVersionTemplate(version.String() + "\n")
-	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd(), healthcheckCmd())
+	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd(), healthcheckCmd(), manCmd())
 	return root
 }
 
