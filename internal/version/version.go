@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Release is the tag this tree is released as; the release manager
@@ -59,8 +60,11 @@ func resolve(v, c string, info *debug.BuildInfo) (string, string) {
 	case semverTag.MatchString(v):
 		return v, c
 	case v != "":
-		if c == "" {
+		switch {
+		case c == "":
 			c = v
+		case strings.HasSuffix(v, "-dirty") && !strings.HasSuffix(c, "-dirty"):
+			c += "-dirty" // describe saw uncommitted changes; rev-parse cannot say
 		}
 		return DevVersion, c
 	case info != nil && semverTag.MatchString(info.Main.Version):

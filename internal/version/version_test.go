@@ -32,6 +32,7 @@ func TestResolve(t *testing.T) {
 		{"release build after the tag, dirty", "v0.2.0-3-g5be5bd7-dirty", "5be5bd7c1a2b", nil, "v0.2.0-3-g5be5bd7-dirty", "5be5bd7c1a2b"},
 		{"make build before any tag: describe prints a hash", "5be5bd7-dirty", "", nil, DevVersion, "5be5bd7-dirty"},
 		{"a hash and a commit", "5be5bd7", "5be5bd7c1a2b", nil, DevVersion, "5be5bd7c1a2b"},
+		{"a dirty hash and a commit", "5be5bd7-dirty", "5be5bd7c1a2b", nil, DevVersion, "5be5bd7c1a2b-dirty"},
 		{"plain go build in a checkout", "", "", buildInfo("(devel)", "vcs", "git", "vcs.revision", rev, "vcs.modified", "false"), DevVersion, "5be5bd7c1a2b"},
 		{"plain go build with changes", "", "", buildInfo("(devel)", "vcs.revision", rev, "vcs.modified", "true"), DevVersion, "5be5bd7c1a2b-dirty"},
 		{"plain go build, -buildvcs=false", "", "", buildInfo("(devel)"), DevVersion, ""},
