@@ -27,7 +27,7 @@ func main() {
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sluice",
-		Short: "sluice is a PostgreSQL proxy and connection pooler",
+		Short: "PostgreSQL proxy and connection pooler",
 		Long: `sluice sits between applications and PostgreSQL. It authenticates clients
 itself, pools server connections, and relays sessions.
 

@@ -31,6 +31,8 @@ per command. Read one with 'man -l DIR/sluice.1'; install them under
 			}
 			root := cmd.Root()
 			root.DisableAutoGenTag = true
+			root.InitDefaultVersionFlag() // cobra adds --version only when it executes the root
+			root.InitDefaultHelpFlag()
 			header := &doc.GenManHeader{Section: "1", Source: "sluice " + version.Version, Manual: "sluice manual"}
 			if err := doc.GenManTree(root, header, dir); err != nil {
 				return err
