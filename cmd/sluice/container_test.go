@@ -48,6 +48,54 @@ func TestContainerfileFollowsTheRules(t *testing.T) {
 	text, err := os.ReadFile(containerfile)
 	require.NoError(t, err)
 	require.Empty(t, rulesFromRepo(t).check(string(text)))
+
+	// What the final stage copies from the build context exists and is
+	// not left out of it by .dockerignore.
+	ignore, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	require.NoError(t, err)
+	stages := parseContainerfile(string(text))
+	for _, in := range stages[len(stages)-1].body {
+		if in.cmd != "COPY" || strings.Contains(in.args, "--from=") {
+			continue
+		}
+		f := strings.Fields(in.args)
+		for _, src := range f[:len(f)-1] {
+			_, err := os.Stat(filepath.Join(repoRoot, src))
+			require.NoError(t, err, "line %d copies %s", in.line, src)
+			require.NotContains(t, strings.Fields(string(ignore)), src, ".dockerignore leaves out %s", src)
+		}
+	}
+}
+
+// The build stage's RUN commands, run outside a container (with /out/
+// moved to a temp dir and the stage's ENV), build a sluice that reports
+// the version and commit given as build arguments: the ldflags in the
+// Containerfile name real variables and are quoted right.
+func TestContainerBuildCommandsBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	text, err := os.ReadFile(containerfile)
+	require.NoError(t, err)
+	out := t.TempDir() + "/"
+	env := append(os.Environ(), "VERSION=v0.2.0", "COMMIT=0123456789ab")
+	var ran bool
+	for _, in := range parseContainerfile(string(text))[0].body {
+		switch in.cmd {
+		case "ENV":
+			env = append(env, strings.Fields(in.args)...)
+		case "RUN":
+			cmd := exec.Command("sh", "-c", strings.ReplaceAll(in.args, "/out/", out))
+			cmd.Dir, cmd.Env = repoRoot, env
+			got, err := cmd.CombinedOutput()
+			require.NoError(t, err, "line %d: %s", in.line, got)
+			if strings.Contains(in.args, "go build") {
+				require.Contains(t, string(got), "sluice v0.2.0 (commit 0123456789ab, ")
+				ran = true
+			}
+		}
+	}
+	require.True(t, ran, "the build stage runs go build")
 }
 
 // Each rule catches what it is there for: the Containerfile with one
