@@ -27,15 +27,18 @@ func main() {
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sluice",
-		Short: "sluice is a PostgreSQL proxy and connection pooler",
+		Short: "PostgreSQL proxy and connection pooler",
 		Long: `sluice sits between applications and PostgreSQL. It authenticates clients
 itself, pools server connections, and relays sessions.
 
 Start with 'sluice demo' to see it run in front of a throwaway PostgreSQL,
 then write a config file (see docs/configuration.md) and use 'sluice run'.`,
 		SilenceUsage: true,
+		// --version prints what 'sluice version' prints.
+		Version: version.Version,
 	}
-	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd())
+	root.SetVersionTemplate(version.String() + "\n")
+	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd(), healthcheckCmd(), manCmd())
 	return root
 }
 
@@ -98,10 +101,10 @@ func checkCmd() *cobra.Command {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print sluice's version",
+		Short: "Print sluice's version, the commit it was built from and the Go version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version.Version)
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
 		},
 	}
 }

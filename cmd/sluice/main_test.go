@@ -7,10 +7,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// One PostgreSQL for the package (the healthcheck test probes a real
+// sluice in front of it); goleak runs after the tests.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func runCLI(t *testing.T, args ...string) (string, error) {
 	cmd := newRoot()

@@ -35,8 +35,8 @@ func TestReloadAndBuildMetrics(t *testing.T) {
 		return v
 	}
 
-	v, ok := metricstest.Value(t, reg, "sluice_build_info", "version", version.Version, "goversion", runtime.Version())
-	require.True(t, ok, "sluice_build_info{version,goversion}")
+	v, ok := metricstest.Value(t, reg, "sluice_build_info", "version", version.Version, "revision", version.Commit, "goversion", runtime.Version())
+	require.True(t, ok, "sluice_build_info{version,revision,goversion}")
 	require.Equal(t, 1.0, v)
 
 	require.Equal(t, 1.0, value("sluice_config_last_reload_successful"), "after start-up")

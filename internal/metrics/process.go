@@ -21,9 +21,9 @@ type processMetrics struct {
 func newProcessMetrics(reg *prometheus.Registry) processMetrics {
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_build_info",
-		Help: "Always 1; its labels say which sluice build runs (version as `sluice version` prints it) and with which Go.",
-	}, []string{"version", "goversion"})
-	build.WithLabelValues(version.Version, runtime.Version()).Set(1)
+		Help: "Always 1; its labels say which sluice build runs (version and revision as `sluice version` prints them) and with which Go.",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(version.Version, version.Commit, runtime.Version()).Set(1)
 	p := processMetrics{
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_config_last_reload_successful",
