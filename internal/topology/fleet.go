@@ -97,7 +97,9 @@ type fleetView struct {
 }
 
 // decideFleet is the promoter's core: a value in, a value out. Only the
-// leader acts, and never while etcd is unreachable (safety over
+// leader acts, and never while etcd is unreachable (every instance then
+// reports what the leader would do as blocked, since an instance cut
+// off from etcd soon leads no more) (safety over
 // liveness: a leader cut off from etcd may have been replaced already).
 // An unfinished intent is finished on the server it names (promotion is
 // idempotent); another standby is chosen only once that server has been
@@ -105,9 +107,6 @@ type fleetView struct {
 // never promote two different servers while the first could still be
 // promoted.
 func decideFleet(v fleetView) fleetAction {
-	if !v.leading {
-		return fleetAction{why: "another instance leads failover for this database"}
-	}
 	act := leaderAction(v)
 	if !v.available {
 		// What the leader would do is only reported: it may have been
@@ -117,6 +116,9 @@ func decideFleet(v fleetView) fleetAction {
 			return fleetAction{why: why + "; otherwise: " + act.name() + " " + act.target + " (" + act.why + ")", blocked: true}
 		}
 		return fleetAction{why: why}
+	}
+	if !v.leading {
+		return fleetAction{why: "another instance leads failover for this database"}
 	}
 	return act
 }
