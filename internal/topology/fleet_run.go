@@ -69,6 +69,18 @@ func (m *Monitor) routeByDecisionLocked(claims []*hostRunner) (primary string, o
 	if m.fleet == nil || !decided {
 		return "", false
 	}
+	if m.hostLocked(d.Primary) == nil {
+		// The fleet names a server this instance does not have (its
+		// hosts differ from the others': SHOW PEERS says so). Routing
+		// to nothing would stop its writes; it routes as a single
+		// sluice and says why.
+		if desc := "unknown " + d.Primary; desc != m.fleetConflict {
+			m.fleetConflict = desc
+			m.log.Error("the fleet's decision in etcd names a server this instance does not have in its hosts; routing on its own probes",
+				"primary", d.Primary, "epoch", d.Epoch)
+		}
+		return "", false
+	}
 	var fenced []string
 	for _, h := range claims {
 		if h.host.Name == d.Primary {
@@ -192,14 +204,34 @@ func (m *Monitor) runFleetAction(ctx context.Context, f Fleet, act fleetAction) 
 	return true, f.Write(ctx, Decision{Epoch: act.epoch, Primary: act.target, Timeline: obs.Timeline, Done: true})
 }
 
+// FleetRefusal says why this instance may not promote a server of the
+// database now (nil: it may): in a fleet only the leader may, and only
+// while etcd answers.
+func (m *Monitor) FleetRefusal() error {
+	m.mu.Lock()
+	f := m.fleet
+	m.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return fleetRefusal(f)
+}
+
+func fleetRefusal(f Fleet) error {
+	if ok, why := f.Available(); !ok {
+		return errors.New("failover is disabled while etcd is unreachable: " + why)
+	}
+	if !f.Leading() {
+		return errors.New("another instance of the fleet leads failover for this database; promote there")
+	}
+	return nil
+}
+
 // promoteThroughFleet is Promote (a switchover) under a Fleet: only the
 // leader may, and the decision goes to etcd first.
 func (m *Monitor) promoteThroughFleet(ctx context.Context, f Fleet, host string) error {
-	if !f.Leading() {
-		return errors.New("topology: another instance of the fleet leads failover for this database; promote there")
-	}
-	if ok, why := f.Available(); !ok {
-		return errors.New("topology: failover is disabled while etcd is unreachable: " + why)
+	if err := fleetRefusal(f); err != nil {
+		return fmt.Errorf("topology: %w", err)
 	}
 	d, _ := f.Decision()
 	_, err := m.runFleetAction(ctx, f, fleetAction{kind: fleetPromote, target: host, epoch: d.Epoch + 1, manual: true})

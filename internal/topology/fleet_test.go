@@ -238,11 +238,103 @@ func TestFleetFencesServerNotNamed(t *testing.T) {
 		e.d, e.have = Decision{Epoch: 4, Primary: "q", Timeline: 1, Done: true}, true
 		hs := fleetOf(t, f, e, []string{"p", "q"}, "a")
 		defer stopAll(hs)
-		s := hs[0].wait("q primary", func(s Snapshot) bool { return s.Primary == "q" })
-		require.Equal(t, RoleFenced, role(s, "p"))
+		hs[0].wait("q primary, p fenced", func(s Snapshot) bool { return s.Primary == "q" && role(s, "p") == RoleFenced })
 		require.True(t, strings.Contains(hs[0].logs.String(), "fleet's decision in etcd names another"), hs[0].logs.String())
 		e.edit(func(e *fakeEtcd) { e.d = Decision{Epoch: 5, Primary: "p", Timeline: 1, Done: true} })
-		s = hs[0].wait("p primary", func(s Snapshot) bool { return s.Primary == "p" })
-		require.Equal(t, RoleFenced, role(s, "q"))
+		hs[0].wait("p primary, q fenced", func(s Snapshot) bool { return s.Primary == "p" && role(s, "q") == RoleFenced })
+	})
+}
+
+// TestDecideFleet: the core's rules, one view at a time.
+func TestDecideFleet(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	up := func(name string, o Observation, r Role) HostState {
+		return HostState{Host: Host{Name: name}, Reachable: true, Role: r, Observation: o, LastProbe: now}
+	}
+	down := func(name string, since time.Duration) HostState {
+		return HostState{Host: Host{Name: name}, LastProbe: now, DownSince: now.Add(-since)}
+	}
+	promoteS := decision{target: "s", why: "p silent"}
+	cases := []struct {
+		name string
+		v    fleetView
+		want fleetActionKind
+		tgt  string
+		ep   uint64
+		why  string
+	}{
+		{name: "not leading", v: fleetView{available: true, policy: promoteS}, want: fleetWait, why: "another instance leads"},
+		{name: "etcd down", v: fleetView{leading: true, unavailable: "timeout", policy: promoteS, decided: true, decision: Decision{Epoch: 1, Primary: "p", Done: true}},
+			want: fleetWait, why: "disabled while etcd is unreachable: timeout; otherwise: promote s"},
+		{name: "bootstrap", v: fleetView{leading: true, available: true, primary: "p", hosts: []HostState{up("p", primaryObs(3, 1), RolePrimary)}},
+			want: fleetBootstrap, tgt: "p", ep: 1},
+		{name: "promote", v: fleetView{leading: true, available: true, policy: promoteS, decided: true, decision: Decision{Epoch: 4, Primary: "p", Done: true}},
+			want: fleetPromote, tgt: "s", ep: 5},
+		{name: "primary fine", v: fleetView{leading: true, available: true, primary: "p", decided: true, decision: Decision{Epoch: 4, Primary: "p", Done: true}},
+			want: fleetWait, why: "writable (epoch 4)"},
+		{name: "intent done already", v: fleetView{leading: true, available: true, decided: true, decision: Decision{Epoch: 4, Primary: "s"},
+			hosts: []HostState{up("s", primaryObs(2, 1), RoleUnknown)}}, want: fleetComplete, tgt: "s", ep: 4},
+		{name: "intent to finish, though another has more WAL", v: fleetView{leading: true, available: true, decided: true, decision: Decision{Epoch: 4, Primary: "s"},
+			policy: decision{target: "s2"}, hosts: []HostState{up("s", standbyObs(1, 1), RoleStandby), up("s2", standbyObs(1, 9), RoleStandby)}},
+			want: fleetFinish, tgt: "s", ep: 4},
+		{name: "intent's server silent, not long enough", v: fleetView{leading: true, available: true, decided: true, decision: Decision{Epoch: 4, Primary: "s"},
+			policy: decision{target: "s2"}, after: 10 * time.Second, now: now, hosts: []HostState{down("s", 5*time.Second), up("s2", standbyObs(1, 9), RoleStandby)}},
+			want: fleetWait, why: "waiting for s"},
+		{name: "intent's server gone", v: fleetView{leading: true, available: true, decided: true, decision: Decision{Epoch: 4, Primary: "s"},
+			policy: decision{target: "s2"}, after: 10 * time.Second, now: now, hosts: []HostState{down("s", 11*time.Second), up("s2", standbyObs(1, 9), RoleStandby)}},
+			want: fleetPromote, tgt: "s2", ep: 5},
+		{name: "adopt", v: fleetView{leading: true, available: true, decided: true, decision: Decision{Epoch: 4, Primary: "p", Done: true}, maxTimeline: 2,
+			after: time.Second, now: now, hosts: []HostState{down("p", time.Minute), up("q", primaryObs(2, 1), RoleFenced)}},
+			want: fleetAdopt, tgt: "q", ep: 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := decideFleet(c.v)
+			require.Equal(t, c.want, a.kind, a.why)
+			require.Equal(t, c.tgt, a.target)
+			require.Equal(t, c.ep, a.epoch)
+			require.Contains(t, a.why, c.why)
+		})
+	}
+}
+
+// TestFleetRefusesPromoteOffLeader: SWITCHOVER's promotion on an
+// instance that does not lead is refused, and nothing is promoted.
+func TestFleetRefusesPromoteOffLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.set("p", fakeServer{obs: primaryObs(1, 500)})
+		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		e := newFakeEtcd("b")
+		hs := fleetOf(t, f, e, []string{"p", "s"}, "a", "b")
+		defer stopAll(hs)
+		hs[0].wait("p", func(s Snapshot) bool { return s.Primary == "p" })
+		synctest.Wait()
+		require.ErrorContains(t, hs[0].m.FleetRefusal(), "another instance of the fleet leads")
+		require.ErrorContains(t, hs[0].m.Promote(context.Background(), "s"), "another instance of the fleet leads")
+		require.NoError(t, hs[1].m.FleetRefusal())
+		require.NoError(t, hs[1].m.Promote(context.Background(), "s"))
+		for _, h := range hs {
+			h.wait("s primary", func(s Snapshot) bool { return s.Primary == "s" && role(s, "p") == RoleFenced })
+		}
+		require.Len(t, f.promoted(), 1)
+		d, _ := e.decision()
+		require.Equal(t, Decision{Epoch: 2, Primary: "s", Timeline: 2, Done: true, Leader: "b"}, d)
+	})
+}
+
+// TestFleetDecisionNamingUnknownServer: a decision naming a server this
+// instance does not have leaves it routing on its own probes.
+func TestFleetDecisionNamingUnknownServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.set("p", fakeServer{obs: primaryObs(1, 500)})
+		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		e := newFakeEtcd("")
+		e.d, e.have = Decision{Epoch: 2, Primary: "elsewhere:5432", Done: true}, true
+		hs := fleetOf(t, f, e, []string{"p", "s"}, "a")
+		defer stopAll(hs)
+		hs[0].wait("p", func(s Snapshot) bool { return s.Primary == "p" })
+		require.Contains(t, hs[0].logs.String(), "names a server this instance does not have")
 	})
 }
