@@ -45,14 +45,17 @@ type Server struct {
 	// reloads, which only change its rates.
 	limiter *access.Limiter
 
-	mu    sync.Mutex
-	pools map[poolKey]*poolEntry
-	topos map[string]*dbTopology // by database, for those with several hosts
-	// failoverFleet, in a fleet, gives each database's failover election.
+	mu        sync.Mutex
+	pools     map[poolKey]*poolEntry
+	topos     map[string]*dbTopology // by database, for those with several hosts
+	bufs      map[int]*wire.Buffers
+	sessions  map[*session]struct{}
+	listeners []net.Listener
+
+	// failoverFleet, in a fleet, gives each database's failover
+	// election (fleet_failover.go); under mu.
 	failoverFleet FailoverFleet
-	bufs          map[int]*wire.Buffers
-	sessions      map[*session]struct{}
-	listeners     []net.Listener
+
 	// roListener is listen.read_only_address (nil when unset): its
 	// sessions are read-only, served by standbys (readonly.go).
 	roListener net.Listener
