@@ -85,17 +85,19 @@ type Monitor struct {
 	promoting      bool      // an automatic promotion is running
 	promotedAt     time.Time // when the last automatic attempt ended
 	waitingWhy     string    // the auto-promote policy's last reason, logged on change
+	runCtx         context.Context
+	running        bool
+	wg             sync.WaitGroup
+
 	// fleet, when set, has the authority over failover (fleet_run.go);
-	// fleetEpoch is the decision's epoch last seen, fleetConflict the
-	// fencing situation last logged.
+	// decision and decided are its decision as of the last updateLocked,
+	// fleetEpoch the epoch the watch last saw, fleetConflict the fencing
+	// situation last logged.
 	fleet         Fleet
-	decision      Decision // the fleet's, as of the last updateLocked
+	decision      Decision
 	decided       bool
 	fleetEpoch    uint64
 	fleetConflict string
-	runCtx        context.Context
-	running       bool
-	wg            sync.WaitGroup
 
 	emitMu sync.Mutex // hook calls happen in order
 }
