@@ -200,6 +200,12 @@ func (e *Election) Write(ctx context.Context, next Decision) error {
 // run campaigns, one etcd session after the other, until ctx ends.
 func (e *Election) run(ctx context.Context) {
 	wait := minRetry
+	defer func() { // stopping is no outage: nothing to log
+		e.mu.Lock()
+		e.available, e.why = false, "this instance stopped taking part in failover"
+		e.notifyLocked()
+		e.mu.Unlock()
+	}()
 	for ctx.Err() == nil {
 		err := e.term(ctx)
 		e.setLeader("", 0)
