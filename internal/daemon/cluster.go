@@ -55,8 +55,16 @@ func peersView(m *cluster.Member) []console.Peer {
 }
 
 // fleetHealth is the member's standing for /readyz.
-func fleetHealth(m *cluster.Member) *console.FleetHealth {
+func fleetHealth(m *cluster.Member, p *cluster.Promoter) *console.FleetHealth {
 	up, reason := m.Healthy()
+	if blocked := failoverBlocked(p); blocked != "" {
+		if up {
+			reason = blocked
+		} else {
+			reason += "; " + blocked
+		}
+		up = false
+	}
 	return &console.FleetHealth{InstanceID: m.InstanceID(), PeerID: int(m.PeerID()), EtcdUp: up, Reason: reason}
 }
 
@@ -66,6 +74,9 @@ func fleetHealth(m *cluster.Member) *console.FleetHealth {
 func (d *Daemon) leaveFleet() {
 	if d.Cluster == nil {
 		return
+	}
+	if d.Promoter != nil {
+		d.Promoter.Close() // resigns at once: another instance leads from now on
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.leaveTimeout)
 	defer cancel()

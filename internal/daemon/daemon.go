@@ -34,6 +34,9 @@ type Daemon struct {
 	// cluster section. The daemon starts it after the listener and
 	// closes it (revoking its lease) after the clients are gone.
 	Cluster *cluster.Member
+	// Promoter holds the fleet's failover elections (nil without a
+	// cluster section); closed before the member.
+	Promoter *cluster.Promoter
 
 	leaveTimeout time.Duration // bounds the revoke at shutdown (the etcd dial_timeout in force at start)
 
@@ -89,11 +92,14 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 		return nil, err
 	}
 	d.Cluster = member
+	if member != nil {
+		d.Promoter = startPromoter(member, srv)
+	}
 	op := proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop}
 	var fleet func() *console.FleetHealth
 	if member != nil {
 		op.Peers = func() []console.Peer { return peersView(member) }
-		fleet = func() *console.FleetHealth { return fleetHealth(member) }
+		fleet = func() *console.FleetHealth { return fleetHealth(member, d.Promoter) }
 	}
 	srv.SetOperator(op)
 	if cfg.Admin.Address != "" {

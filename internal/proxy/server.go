@@ -51,6 +51,11 @@ type Server struct {
 	bufs      map[int]*wire.Buffers
 	sessions  map[*session]struct{}
 	listeners []net.Listener
+
+	// failoverFleet, in a fleet, gives each database's failover
+	// election (fleet_failover.go); under mu.
+	failoverFleet FailoverFleet
+
 	// roListener is listen.read_only_address (nil when unset): its
 	// sessions are read-only, served by standbys (readonly.go).
 	roListener net.Listener

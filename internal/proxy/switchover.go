@@ -57,6 +57,9 @@ func (s *Server) Switchover(ctx context.Context, db, host string) error {
 	if err != nil {
 		return fmt.Errorf("database %s: %w", db, err)
 	}
+	if err := t.mon.FleetRefusal(); err != nil {
+		return fmt.Errorf("database %s: %w", db, err) // before pausing anything
+	}
 	dial := func(h topology.Host) (*backend.Conn, error) {
 		o := s.dialOptionsFor(dbc, u, config.Host{Network: h.Network, Address: h.Address, Display: h.Name})
 		o.Retries, o.Wait = 0, nil

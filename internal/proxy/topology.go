@@ -20,6 +20,8 @@ type dbTopology struct {
 	mon  *topology.Monitor
 	// reads routes read-only sessions to standbys (readonly.go).
 	reads readHosts
+	// fleetManaged: the fleet decides failover (fleet_failover.go).
+	fleetManaged bool
 }
 
 // topologyFor returns the monitor of db, starting it on first use; nil
@@ -65,7 +67,11 @@ func (s *Server) topologyFor(db *config.Database) *dbTopology {
 		s.log.Error("cannot monitor the database's servers", "database", db.Name, "error", err)
 		return nil
 	}
-	t := &dbTopology{name: db.Name, mon: mon}
+	fleet := s.fleetForLocked(cfg, db)
+	if fleet != nil {
+		mon.SetFleet(fleet)
+	}
+	t := &dbTopology{name: db.Name, mon: mon, fleetManaged: fleet != nil}
 	if s.topos == nil {
 		s.topos = map[string]*dbTopology{}
 	}

@@ -67,6 +67,17 @@
 // pg_promote(). A server that answers at all, even with an error such as
 // "the database system is starting up", blocks promotion.
 //
+// # In a fleet
+//
+// With a Fleet (SetFleet: several sluices, cluster: and auto_promote),
+// the decision is the fleet's, not this Monitor's: only the instance
+// holding the database's election acts, never while etcd is unreachable,
+// and writes go only to the server the fleet's decision names (any other
+// claimant is fenced). decideFleet (fleet.go) is the pure core; it runs
+// the same AutoPromote policy, then writes an intent, promotes and writes
+// the decision done (fleet_run.go), and finishes an intent a previous
+// leader left. Without a decision yet, the rules above apply.
+//
 // # Notifications and metrics
 //
 // Snapshot().Version and Changed() tell a pool when reachability, a role,

@@ -89,6 +89,16 @@ type Monitor struct {
 	running        bool
 	wg             sync.WaitGroup
 
+	// fleet, when set, has the authority over failover (fleet_run.go);
+	// decision and decided are its decision as of the last updateLocked,
+	// fleetEpoch the epoch the watch last saw, fleetConflict the fencing
+	// situation last logged.
+	fleet         Fleet
+	decision      Decision
+	decided       bool
+	fleetEpoch    uint64
+	fleetConflict string
+
 	emitMu sync.Mutex // hook calls happen in order
 }
 
@@ -144,6 +154,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.runCtx, m.running = ctx, true
 	for _, h := range m.hosts {
 		m.startLocked(h)
+	}
+	if m.fleet != nil {
+		m.startFleetWatchLocked(m.fleet)
 	}
 	m.mu.Unlock()
 	<-ctx.Done()
@@ -291,6 +304,9 @@ func (m *Monitor) emit(events []func()) {
 type state struct {
 	hosts   []hostSig
 	primary string
+	// the fleet's decision, if any
+	epoch uint64
+	done  bool
 }
 
 type hostSig struct {
@@ -302,14 +318,16 @@ type hostSig struct {
 	lagging   bool
 }
 
-func (a state) equal(b state) bool { return a.primary == b.primary && slices.Equal(a.hosts, b.hosts) }
+func (a state) equal(b state) bool {
+	return a.primary == b.primary && a.epoch == b.epoch && a.done == b.done && slices.Equal(a.hosts, b.hosts)
+}
 
 func (m *Monitor) stateLocked() state {
 	sig := make([]hostSig, len(m.hosts))
 	for i, h := range m.hosts {
 		sig[i] = hostSig{h.host.Name, h.st.Reachable, h.st.Role, h.st.Timeline, h.st.ReplayPaused, h.st.Lagging}
 	}
-	return state{sig, m.primary}
+	return state{hosts: sig, primary: m.primary, epoch: m.decision.Epoch, done: m.decision.Done}
 }
 
 // updateLocked re-derives roles, the primary, lag and the auto-promote
@@ -318,6 +336,9 @@ func (m *Monitor) stateLocked() state {
 // returns the hooks to call.
 func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 	var events []func()
+	if m.fleet != nil {
+		m.decision, m.decided = m.fleet.Decision()
+	}
 
 	// The newest timeline seen anywhere: a standby receiving timeline N
 	// proves a primary on N exists, so any primary on an older one is stale.
@@ -340,31 +361,10 @@ func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 			claims = append(claims, h)
 		}
 	}
-	primary, incumbent := "", false
-	for _, h := range claims { // a tie: keep the one already in use, if any
-		if h.host.Name == m.primary {
-			primary, incumbent = m.primary, true
-		}
+	primary, decided := m.routeByDecisionLocked(claims)
+	if !decided {
+		primary = m.chooseLocked(claims, stale)
 	}
-	if len(claims) == 1 {
-		primary = claims[0].host.Name
-	}
-	if !incumbent && !m.allProbedLocked() {
-		// Choosing before every host has answered (or failed) once could
-		// pick an old primary whose successor is merely slower to answer.
-		for _, h := range claims {
-			h.st.Role = RoleUnknown
-		}
-		primary, claims = "", nil
-	}
-	for _, h := range claims {
-		if h.host.Name == primary {
-			h.st.Role = RolePrimary
-		} else {
-			h.st.Role = RoleFenced
-		}
-	}
-	m.logConflictLocked(primary, claims, stale)
 
 	if primary != m.primary {
 		from := m.primary
@@ -431,6 +431,37 @@ func (m *Monitor) updateLocked(now time.Time, before state) []func() {
 	return events
 }
 
+// chooseLocked chooses the writable primary among claims as a single
+// sluice does, without a fleet's decision, and sets their roles.
+func (m *Monitor) chooseLocked(claims, stale []*hostRunner) string {
+	primary, incumbent := "", false
+	for _, h := range claims { // a tie: keep the one already in use, if any
+		if h.host.Name == m.primary {
+			primary, incumbent = m.primary, true
+		}
+	}
+	if len(claims) == 1 {
+		primary = claims[0].host.Name
+	}
+	if !incumbent && !m.allProbedLocked() {
+		// Choosing before every host has answered (or failed) once could
+		// pick an old primary whose successor is merely slower to answer.
+		for _, h := range claims {
+			h.st.Role = RoleUnknown
+		}
+		primary, claims = "", nil
+	}
+	for _, h := range claims {
+		if h.host.Name == primary {
+			h.st.Role = RolePrimary
+		} else {
+			h.st.Role = RoleFenced
+		}
+	}
+	m.logConflictLocked(primary, claims, stale)
+	return primary
+}
+
 // logConflictLocked logs, once per situation, every server that claims to
 // be primary besides the one chosen.
 func (m *Monitor) logConflictLocked(primary string, claims, stale []*hostRunner) {
@@ -486,6 +517,9 @@ func (m *Monitor) hostLocked(name string) *hostRunner {
 // autoPromoteLocked applies the policy and starts a promotion if it says
 // so. One attempt at a time; after one ends, the next waits After again.
 func (m *Monitor) autoPromoteLocked(now time.Time) []func() {
+	if m.fleet != nil {
+		return m.fleetLocked(now)
+	}
 	a := m.cfg.AutoPromote
 	if a == nil || !m.running || m.promoting {
 		return nil
@@ -558,7 +592,11 @@ func (m *Monitor) Promote(ctx context.Context, host string) error {
 	if m.primary != "" {
 		m.log.Warn("promoting a standby while the primary answers; the old primary will be fenced", "server", host, "primary", m.primary)
 	}
+	f := m.fleet
 	m.mu.Unlock()
+	if f != nil {
+		return m.promoteThroughFleet(ctx, f, host)
+	}
 	err := m.cfg.Prober.Promote(ctx, h.host)
 	m.promoted(h, false, err)
 	return err

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/internal/cluster"
+	"github.com/sluice-proxy/sluice/internal/proxy"
+	"github.com/sluice-proxy/sluice/internal/topology"
+)
+
+// startPromoter puts the failover of databases with auto_promote under
+// the fleet's elections (one promoter per database, decisions in etcd).
+// Its metrics go on the proxy's registry.
+func startPromoter(m *cluster.Member, srv *proxy.Server) *cluster.Promoter {
+	p := cluster.NewPromoter(m)
+	srv.Metrics().Registry.MustRegister(p.Collectors()...)
+	srv.SetFailoverFleet(func(db string) topology.Fleet { return electionFleet{p.Database(db)} })
+	return p
+}
+
+// electionFleet adapts a cluster.Election to topology.Fleet (the two
+// packages do not know each other).
+type electionFleet struct{ e *cluster.Election }
+
+func (f electionFleet) Decision() (topology.Decision, bool) {
+	d, ok := f.e.Decision()
+	return topology.Decision{Epoch: d.Epoch, Primary: d.Primary, Timeline: d.Timeline, Done: d.Done, Leader: d.Leader, At: d.At}, ok
+}
+
+func (f electionFleet) Changed() <-chan struct{}  { return f.e.Changed() }
+func (f electionFleet) Leading() bool             { return f.e.Leading() }
+func (f electionFleet) Available() (bool, string) { return f.e.Available() }
+
+func (f electionFleet) Write(ctx context.Context, d topology.Decision) error {
+	return f.e.Write(ctx, cluster.Decision{Epoch: d.Epoch, Primary: d.Primary, Timeline: d.Timeline, Done: d.Done})
+}
+
+// failoverBlocked says, for /readyz, which databases cannot fail over
+// now because etcd is unreachable ("" when none).
+func failoverBlocked(p *cluster.Promoter) string {
+	if p == nil {
+		return ""
+	}
+	b := p.Blocked()
+	if len(b) == 0 {
+		return ""
+	}
+	dbs := make([]string, 0, len(b))
+	for db := range b {
+		dbs = append(dbs, db)
+	}
+	slices.Sort(dbs)
+	return "failover is disabled while etcd is unreachable (no standby is promoted; writes keep going to the known primary) for " +
+		strings.Join(dbs, ", ") + ": " + b[dbs[0]]
+}
