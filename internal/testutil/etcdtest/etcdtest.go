@@ -17,11 +17,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,7 +100,8 @@ func StartTLS(t testing.TB, tlsFiles *TLS) *Server {
 		return nil
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, bin: bin, dir: dir, client: freeAddr(t), peer: freeAddr(t), logPath: filepath.Join(dir, "etcd.log"),
+	addrs := freeAddrs(t, 2)
+	s := &Server{t: t, bin: bin, dir: dir, client: addrs[0], peer: addrs[1], logPath: filepath.Join(dir, "etcd.log"),
 		tls: tlsFiles, health: &http.Client{Timeout: 5 * time.Second}}
 	if tlsFiles != nil {
 		s.health.Transport = &http.Transport{TLSClientConfig: healthTLS(t, tlsFiles)}
@@ -266,12 +269,31 @@ func (s *Server) logTail() string {
 
 // freeAddr returns a loopback address with a port that was free a
 // moment ago.
-func freeAddr(t testing.TB) string {
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+	// Below the kernel's ephemeral range (ip_local_port_range, 32768 and
+	// up by default): a port there is never handed out by a bind to :0 or
+	// to an outgoing connection, so no other test takes etcd's ports
+	// while it is stopped (Stop, then Start on the same ports). All n
+	// are held open together, so they are distinct.
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var out []string
+	for try := 0; len(out) < n; try++ {
+		if try > 1000 {
+			t.Fatalf("etcdtest: no free port below 32768 after %d tries", try)
+		}
+		port := 10000 + rand.IntN(22000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return out
 }

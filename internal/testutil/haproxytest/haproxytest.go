@@ -69,7 +69,8 @@ func Start(t testing.TB, backends ...string) *Proxy {
 		t.Fatal("haproxytest: no backends")
 	}
 	dir := t.TempDir()
-	addr, health := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	addr, health := addrs[0], addrs[1]
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `global
     maxconn 4096
@@ -154,12 +155,19 @@ backend be
 	}
 }
 
-func freeAddr(t testing.TB) string {
+// freeAddrs returns n distinct free addresses: all n listeners are held
+// open together (two binds to :0 closed one after the other may be
+// given the same port).
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("haproxytest: %v", err)
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("haproxytest: %v", err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return out
 }
