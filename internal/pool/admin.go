@@ -22,7 +22,7 @@ func (p *Pool[C]) refill(ctx context.Context, n int) error {
 			p.mu.Unlock()
 			return ErrClosed
 		}
-		if open := p.openLocked(); open >= p.cfg.MaxSize || (i >= n && open >= p.cfg.MinSize) {
+		if open := p.openLocked(); open >= p.cfg.MaxSize || (i >= n && open >= p.cfg.MinSize) || !p.takeLocked(false) {
 			p.mu.Unlock()
 			return nil
 		}
@@ -124,8 +124,13 @@ func (p *Pool[C]) Close() {
 	p.hold.wake()
 	p.retire.wake()
 	p.checkDone.Broadcast()
+	p.nClosing.Add(int64(len(idle))) // counted until closed: the gate's tokens with them
+	g := p.gate
 	p.mu.Unlock()
 	for _, e := range idle {
-		_ = e.conn.Close()
+		p.closeCounted(e.conn)
+	}
+	if g != nil {
+		g.leave(p)
 	}
 }
