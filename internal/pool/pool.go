@@ -52,6 +52,11 @@ import (
 // Conn is a server connection the pool can close.
 type Conn interface{ Close() error }
 
+// Terminator is the optional interface of a connection that can be
+// closed gracefully at a clean point: it tells the server and waits
+// (bounded) until the server has ended (*backend.Conn implements it).
+type Terminator interface{ Terminate() error }
+
 // Pool is a bounded pool of connections of type C. The zero value is not
 // usable; create pools with New.
 type Pool[C Conn] struct {
@@ -326,8 +331,16 @@ func unpackSlots(v uint64) (idle, busy int) {
 
 // closeCounted closes c, whose slot is counted in nClosing, then frees the
 // slot (letting a waiter dial).
+//
+// c is at a clean point (idle, or released healthy): a connection that
+// can say goodbye (Terminator) does, and waits for the server to end, so
+// that the slot is freed only once the server no longer counts it.
 func (p *Pool[C]) closeCounted(c C) {
-	_ = c.Close()
+	if t, ok := any(c).(Terminator); ok {
+		_ = t.Terminate()
+	} else {
+		_ = c.Close()
+	}
 	p.mu.Lock()
 	p.nClosing.Add(-1)
 	p.retiredLocked(c)
