@@ -86,4 +86,3 @@ func (s *Server) gateLimits() map[string]int {
 	}
 	return out
 }
-
