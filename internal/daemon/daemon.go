@@ -34,6 +34,10 @@ type Daemon struct {
 	// cluster section. The daemon starts it after the listener and
 	// closes it (revoking its lease) after the clients are gone.
 	Cluster *cluster.Member
+	// Budget is this instance's share of the databases'
+	// max_db_connections in the fleet; nil outside a fleet or without
+	// one (budget.go).
+	Budget *cluster.Budget
 
 	leaveTimeout time.Duration // bounds the revoke at shutdown (the etcd dial_timeout in force at start)
 
@@ -89,6 +93,13 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 		return nil, err
 	}
 	d.Cluster = member
+	if member != nil {
+		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), log); err != nil {
+			d.leaveFleet()
+			srv.Shutdown(context.Background())
+			return nil, err
+		}
+	}
 	op := proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop}
 	var fleet func() *console.FleetHealth
 	if member != nil {
@@ -102,6 +113,7 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 			Healthy: func() bool { return !d.stopping.Load() }, Proxy: srv, Fleet: fleet,
 			TLSCertFile: cfg.Admin.TLSCertFile, TLSKeyFile: cfg.Admin.TLSKeyFile, Log: log})
 		if err != nil {
+			d.leaveBudget()
 			d.leaveFleet()
 			srv.Shutdown(context.Background())
 			return nil, err
@@ -167,6 +179,7 @@ func (d *Daemon) shutdownWithin(wait time.Duration) {
 	}
 	defer cancel()
 	d.Proxy.Shutdown(ctx)
+	d.leaveBudget()
 	d.leaveFleet()
 	if d.Admin != nil {
 		d.Admin.Close()
