@@ -24,10 +24,16 @@ import (
 // budgetConfig is a fleet instance's configuration with AppDB in
 // transaction mode under a fleet-wide max_db_connections.
 func budgetConfig(t *testing.T, etcd, id string, budget int) string {
+	return budgetConfigOn(t, etcd, id, budget, "127.0.0.1:0", `""`)
+}
+
+// budgetConfigOn is budgetConfig listening on listen, with the admin
+// endpoint on admin.
+func budgetConfigOn(t *testing.T, etcd, id string, budget int, listen, admin string) string {
 	return fmt.Sprintf(`listen:
-  address: 127.0.0.1:0
+  address: %s
 admin:
-  address: ""
+  address: %s
 log:
   format: json
   level: warn
@@ -48,7 +54,7 @@ cluster:
   instance_id: %s
   prefix: /budget-test/
   lease_ttl: 2s
-`, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, pgtest.Cluster(t).Port, budget, etcd, id)
+`, listen, admin, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, pgtest.Cluster(t).Port, budget, etcd, id)
 }
 
 func startBudgetInstance(t *testing.T, etcd, id string, budget int) *fleetInstance {
