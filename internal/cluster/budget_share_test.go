@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/config"
 )
 
 func TestTargetShare(t *testing.T) {
@@ -140,4 +142,26 @@ func FuzzBudgetStep(f *testing.F) {
 			require.Less(t, s.Write, cur)
 		}
 	})
+}
+
+// Every instance divides its own max_db_connections: a fleet whose
+// instances disagree on it could exceed the smaller one, so it is part
+// of the databases' fingerprint (and, unset, leaves the fingerprint of
+// an instance from before the budget unchanged).
+func TestFingerprintIncludesTheBudget(t *testing.T) {
+	parse := func(doc string) *config.Config {
+		cfg, err := config.Parse([]byte(doc), nil)
+		require.NoError(t, err)
+		return cfg
+	}
+	base := "users: [{name: app, password: p}]\ndatabases:\n  appdb:\n    hosts: [\"127.0.0.1:5432\"]\n"
+	unset := FingerprintOf(parse(base))
+	require.Equal(t, unset, FingerprintOf(parse(base+"    pool: {max_db_connections: 0}\n")))
+	require.Equal(t, unset.Databases, digest([]struct {
+		Name, DBName, PoolMode string
+		Hosts                  []string
+	}{{"appdb", "appdb", "session", []string{"127.0.0.1:5432"}}}), "the same digest as before the budget existed")
+	thirty := FingerprintOf(parse(base + "    pool: {max_db_connections: 30}\n"))
+	require.Equal(t, []string{"databases"}, unset.Differs(thirty))
+	require.Equal(t, []string{"databases"}, thirty.Differs(FingerprintOf(parse(base+"    pool: {max_db_connections: 20}\n"))))
 }
