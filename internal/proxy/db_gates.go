@@ -23,9 +23,32 @@ type dbGates struct {
 	gates map[string]*pool.Gate
 }
 
-// gateFor is db's gate, created on first use; nil when the database has
-// no max_db_connections.
+// initGates creates, in a fleet, the gates of the databases with a
+// budget at start (limit 0 until the fleet's budget gives a share), so
+// that every pool, those fillPools creates before the daemon starts the
+// budget included, joins them. The set is fixed until a restart.
+func (s *Server) initGates(cfg *config.Config) {
+	if !cfg.Cluster.Enabled() {
+		return
+	}
+	s.startBudgets = map[string]int{}
+	for name, db := range cfg.Databases {
+		if db.Pool.MaxDBConnections > 0 {
+			s.DatabaseGate(name, db.Pool.MaxDBConnections)
+			s.startBudgets[name] = db.Pool.MaxDBConnections
+		}
+	}
+}
+
+// gateFor is db's gate: alone, created on first use when the database
+// has max_db_connections; in a fleet, the one initGates created at
+// start (nil for a database without a budget then).
 func (s *Server) gateFor(db *config.Database) *pool.Gate {
+	if s.state.Load().cfg.Cluster.Enabled() {
+		s.gates.mu.Lock()
+		defer s.gates.mu.Unlock()
+		return s.gates.gates[db.Name]
+	}
 	if db.Pool.MaxDBConnections <= 0 {
 		return nil
 	}
@@ -58,7 +81,13 @@ func (s *Server) DatabaseGate(name string, maxDBConnections int) *pool.Gate {
 // no practical limit until a restart (its pools cannot leave it).
 func (s *Server) reloadGates(cfg *config.Config) {
 	if cfg.Cluster.Enabled() {
-		return // the fleet's budget sets the limits
+		// The fleet's budget sets the limits, from the values at start.
+		for name, db := range cfg.Databases {
+			if old := s.gateFor(db); (old != nil) != (db.Pool.MaxDBConnections > 0) || (old != nil && s.startBudgets[name] != db.Pool.MaxDBConnections) {
+				s.log.Warn("databases.<db>.pool.max_db_connections changed; in a fleet it takes effect after a restart", "database", name)
+			}
+		}
+		return
 	}
 	s.gates.mu.Lock()
 	gates := make(map[string]*pool.Gate, len(s.gates.gates))
