@@ -59,13 +59,15 @@ func startSluiceProcess(t *testing.T, bin, etcd, id string, budget int) *sluiceP
 }
 
 // TestLosingAnInstanceLosesOnlyItsTransactions: three sluice processes
-// behind HAProxy (round robin, no health checks), a pgx workload of 24
-// workers each running one-statement write transactions in a loop
+// behind HAProxy (round robin, no health checks), a pgx workload of 45
+// workers (more than the 30 connections of the budget) each running one-statement write transactions in a loop
 // (reconnecting through HAProxy after an error); kill -9 of one
 // instance: only transactions on connections to that instance fail (at
 // most one per worker that was on it), the workload continues through
 // the two others, every acknowledged write is in the table once, and
-// no failed one was acknowledged.
+// no failed one was acknowledged. The killed instance's share of
+// max_db_connections (30: 10 each) goes to the two others when its
+// lease expires (15 each); the server never sees more than 30.
 func TestLosingAnInstanceLosesOnlyItsTransactions(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	haproxytest.Find(t)
@@ -100,7 +102,15 @@ func TestLosingAnInstanceLosesOnlyItsTransactions(t *testing.T) {
 	dsn := fmt.Sprintf("host=127.0.0.1 port=%s user=%s password=%s dbname=%s sslmode=disable connect_timeout=10",
 		portOf(lb.Addr()), pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB)
 
-	const workers = 24
+	for _, p := range procs[:2] {
+		f := &fleetInstance{admin: "http://" + p.admin}
+		eventually(t, p.id+"'s share to be 10", func() bool {
+			return metricSum(t, f, `sluice_cluster_budget_share{database="`+pgtest.AppDB+`"}`) == 10
+		})
+	}
+	s := startSampler(t)
+
+	const workers = 45
 	var (
 		ok, failed, failedElsewhere, connectFailures atomic.Int64
 		ackd                                         [workers]atomic.Int64 // acknowledged writes per worker (seq 1..n)
@@ -179,8 +189,17 @@ func TestLosingAnInstanceLosesOnlyItsTransactions(t *testing.T) {
 		}
 		return true
 	})
+	for _, p := range procs[:2] {
+		f := &fleetInstance{admin: "http://" + p.admin}
+		eventually(t, p.id+" to take its part of the killed instance's share when its lease expires", func() bool {
+			return metricSum(t, f, `sluice_cluster_budget_share{database="`+pgtest.AppDB+`"}`) == 15
+		})
+	}
 	close(stop)
 	wg.Wait()
+	peak, samples := s.end()
+	t.Logf("peak %d server connections over %d samples (max_db_connections 30)", peak, samples)
+	require.LessOrEqual(t, peak, int64(30))
 
 	rows, err := cl.QueryDB(ctx, pgtest.AppDB, "SELECT count(*) FROM losing")
 	require.NoError(t, err)
