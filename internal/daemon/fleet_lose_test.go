@@ -60,8 +60,9 @@ func startSluiceProcess(t *testing.T, bin, etcd, id string, budget int) *sluiceP
 
 // TestLosingAnInstanceLosesOnlyItsTransactions: three sluice processes
 // behind HAProxy (round robin, no health checks), a pgx workload of 45
-// workers (more than the 30 connections of the budget) each running one-statement write transactions in a loop
-// (reconnecting through HAProxy after an error); kill -9 of one
+// workers (more than the budget's 30 connections), each running
+// one-statement write transactions in a loop (reconnecting through
+// HAProxy after an error); kill -9 of one
 // instance: only transactions on connections to that instance fail (at
 // most one per worker that was on it), the workload continues through
 // the two others, every acknowledged write is in the table once, and
