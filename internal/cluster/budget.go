@@ -199,8 +199,9 @@ func (b *Budget) register(ctx context.Context, client *clientv3.Client) error {
 // for the pools to close their connections, before the lease is revoked.
 func (b *Budget) release() {
 	deadline := time.Now().Add(b.opts.Config.Etcd.DialTimeout.D())
-	for _, l := range b.opts.Limiters {
+	for db, l := range b.opts.Limiters {
 		l.SetLimit(0)
+		b.setAcked(db, 0)
 	}
 	for _, l := range b.opts.Limiters {
 		for l.Held() > 0 && time.Now().Before(deadline) {
