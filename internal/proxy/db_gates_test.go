@@ -11,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+	"github.com/sluice-proxy/sluice/internal/testutil/sluicetest"
 )
 
 // dbServerConns counts the server connections of the test users to AppDB
@@ -86,4 +88,32 @@ func TestMaxDBConnectionsBoundsAllUsersPools(t *testing.T) {
 
 	snap := h.srv.Snapshot()
 	require.Equal(t, 4, snap.Databases[0].MaxConns, "SHOW DATABASES' max_connections")
+}
+
+// max_db_connections applies at reload, alone: set on a database whose
+// pool is open already, its connections count at once (idle ones beyond
+// the limit are closed), and the server never sees more afterwards; a
+// later reload moves the limit.
+func TestMaxDBConnectionsAppliesAtReload(t *testing.T) {
+	h := start(t, "max_size: 10\n    pool_mode: transaction")
+	pgbench(t, h, "-S", "-c", "8", "-j", "2", "-t", "100")
+	require.Greater(t, dbServerConns(t), 2, "the pool opened more than the coming limit")
+
+	reload := func(limit int) {
+		text := configText(t, h.sock, fmt.Sprintf("max_size: 10\n      max_db_connections: %d\n    pool_mode: transaction", limit), "")
+		cfg, err := config.Parse([]byte(text), sluicetest.NoEnv)
+		require.NoError(t, err)
+		require.NoError(t, h.srv.Reload(cfg))
+	}
+	reload(2)
+	require.Equal(t, 2, dbServerConns(t), "idle connections beyond the new limit are closed at the reload")
+	stop := make(chan struct{})
+	peak, _, sampled := sampleConns(t, stop)
+	pgbench(t, h, "-S", "-c", "8", "-j", "2", "-t", "100")
+	close(stop)
+	<-sampled
+	require.LessOrEqual(t, peak.Load(), int64(2))
+
+	reload(3)
+	require.Equal(t, 3, h.srv.Snapshot().Databases[0].MaxConns)
 }
