@@ -128,7 +128,14 @@ func (p *Pool[C]) Close() {
 	g := p.gate
 	p.mu.Unlock()
 	for _, e := range idle {
-		p.closeCounted(e.conn)
+		// A plain close, not Terminate's wait: shutting down must not
+		// wait a second per connection for a server that stopped
+		// answering.
+		_ = e.conn.Close()
+		p.mu.Lock()
+		p.nClosing.Add(-1)
+		p.settleLocked()
+		p.mu.Unlock()
 	}
 	if g != nil {
 		g.leave(p)
