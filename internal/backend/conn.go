@@ -160,3 +160,26 @@ func (c *Conn) Cancel(ctx context.Context) error {
 // CreatedAt is when the connection was opened (the pool's max_lifetime
 // counts from it).
 func (c *Conn) CreatedAt() time.Time { return c.Created }
+
+// closeWait bounds how long Terminate waits for the server to end.
+const closeWait = time.Second
+
+// Terminate closes a connection at a clean point (idle in its pool, or
+// released healthy) the way a client leaving does: Terminate, then wait
+// (at most closeWait) for the server to close its end. When it returns
+// the server process has left pg_stat_activity, so that a pool that
+// closes one connection to open another (max_db_connections, see
+// pool.Gate) never shows the server one more than its limit. Only the
+// connection's owner may call it (it reads the socket).
+func (c *Conn) Terminate() error {
+	c.Conn.SetDeadline(time.Now().Add(closeWait))
+	if _, err := c.Conn.Write([]byte{'X', 0, 0, 0, 4}); err == nil {
+		var buf [512]byte
+		for {
+			if _, err := c.Conn.Read(buf[:]); err != nil {
+				break // EOF: the server is gone (or the wait ran out)
+			}
+		}
+	}
+	return c.Conn.Close()
+}

@@ -13,7 +13,7 @@ import (
 
 // Fingerprint digests what must be the same on every instance of a
 // fleet, in three parts so that a mismatch can say which: the databases
-// (names, server database names, hosts, pool modes), the users (names
+// (names, server database names, hosts, pool modes, max_db_connections), the users (names
 // and auth methods) and the auth settings (method, auth_user,
 // auth_query, allow_plaintext_password). Passwords are not part of it:
 // even a hash of them in etcd could be guessed at offline by anyone who
@@ -32,10 +32,13 @@ func FingerprintOf(cfg *config.Config) Fingerprint {
 	type db struct {
 		Name, DBName, PoolMode string
 		Hosts                  []string
+		// The fleet's budget must be one number everywhere (omitted
+		// when unset, so fingerprints from before it still match).
+		MaxDBConnections int `json:",omitempty"`
 	}
 	dbs := make([]db, 0, len(cfg.Databases))
 	for name, d := range cfg.Databases {
-		dbs = append(dbs, db{Name: name, DBName: d.DBName, PoolMode: d.PoolMode.String(), Hosts: d.Hosts})
+		dbs = append(dbs, db{Name: name, DBName: d.DBName, PoolMode: d.PoolMode.String(), Hosts: d.Hosts, MaxDBConnections: d.Pool.MaxDBConnections})
 	}
 	sort.Slice(dbs, func(i, j int) bool { return dbs[i].Name < dbs[j].Name })
 

@@ -227,9 +227,14 @@ type Failover struct {
 
 // Pool sizes the per-(database, user) pool of server connections.
 type Pool struct {
-	MinSize       int      `yaml:"min_size"`       // default 0; opened at start-up for every configured user
-	MaxSize       int      `yaml:"max_size"`       // default 20; >= 1 and >= min_size
-	BorrowTimeout Duration `yaml:"borrow_timeout"` // default 120s; 0 = reject at once (53300)
+	MinSize int `yaml:"min_size"` // default 0; opened at start-up for every configured user
+	MaxSize int `yaml:"max_size"` // default 20; >= 1 and >= min_size
+	// MaxDBConnections is PgBouncer's max_db_connections: the most server
+	// connections to this database, all users' pools together; with
+	// cluster: set, the whole fleet's, divided among the live instances
+	// through etcd (internal/cluster budget). 0 = no such limit.
+	MaxDBConnections int      `yaml:"max_db_connections"` // default 0
+	BorrowTimeout    Duration `yaml:"borrow_timeout"`     // default 120s; 0 = reject at once (53300)
 	// Health maintenance (0 disables each).
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 10m; idle connections unused longer are recycled
 	MaxLifetime       Duration `yaml:"max_lifetime"`        // default 1h, jittered ±10%; connections are retired after it

@@ -103,6 +103,8 @@ func TestProblems(t *testing.T) {
 		{"max below min", user + db + "    pool: {min_size: 5, max_size: 2}\n", nil,
 			[]string{"databases.appdb.pool.max_size: must be >= min_size (5) (line 7)"}},
 		{"max zero", user + db + "    pool: {max_size: 0}\n", nil, []string{"databases.appdb.pool.max_size: must be >= 1, got 0"}},
+		{"negative max_db_connections", user + db + "    pool: {max_db_connections: -1}\n", nil,
+			[]string{"databases.appdb.pool.max_db_connections: must be >= 0 (0: no limit), got -1 (line 7)"}},
 		{"min negative", user + db + "    pool: {min_size: -1}\n", nil, []string{"databases.appdb.pool.min_size: must be >= 0, got -1"}},
 		{"negative borrow timeout", user + db + "    pool: {borrow_timeout: -1s}\n", nil,
 			[]string{"databases.appdb.pool.borrow_timeout: must not be negative, got -1s"}},

@@ -251,6 +251,9 @@ func validateDatabase(db *Database, p string, c *collector) {
 	} else if db.Pool.MaxSize < db.Pool.MinSize && !c.bad[p+".pool.min_size"] {
 		c.invalid(p+".pool.max_size", "must be >= min_size (%d)", db.Pool.MinSize)
 	}
+	if db.Pool.MaxDBConnections < 0 {
+		c.invalid(p+".pool.max_db_connections", "must be >= 0 (0: no limit), got %d", db.Pool.MaxDBConnections)
+	}
 	nonNegative(c, p+".pool.borrow_timeout", db.Pool.BorrowTimeout)
 	nonNegative(c, p+".pool.idle_timeout", db.Pool.IdleTimeout)
 	nonNegative(c, p+".pool.max_lifetime", db.Pool.MaxLifetime)

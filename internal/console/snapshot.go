@@ -91,13 +91,16 @@ type Server struct {
 
 // Database is one configured database.
 type Database struct {
-	Name         string   `json:"name"`
-	Host         string   `json:"host"` // the current primary, or the only host
-	Port         int      `json:"port"`
-	DBName       string   `json:"database"`
-	PoolSize     int      `json:"pool_size"`
-	MinPoolSize  int      `json:"min_pool_size"`
-	PoolMode     string   `json:"pool_mode"`
+	Name        string `json:"name"`
+	Host        string `json:"host"` // the current primary, or the only host
+	Port        int    `json:"port"`
+	DBName      string `json:"database"`
+	PoolSize    int    `json:"pool_size"`
+	MinPoolSize int    `json:"min_pool_size"`
+	PoolMode    string `json:"pool_mode"`
+	// MaxConns is the database's limit in force: max_db_connections, or
+	// in a fleet this instance's share of it; 0 = none.
+	MaxConns     int      `json:"max_connections"`
 	CurrentConns int      `json:"current_connections"` // server connections, all users
 	Paused       bool     `json:"paused"`
 	Pausing      bool     `json:"pausing"`

@@ -155,7 +155,7 @@ func databases(snap *Snapshot) *Result {
 			port = d.Port
 		}
 		r.Rows = append(r.Rows, []any{d.Name, nullIfEmpty(d.Host), port, d.DBName, nil, d.PoolSize, d.MinPoolSize,
-			0, d.PoolMode, 0, d.CurrentConns, d.Paused, d.Disabled, d.Pausing, strings.Join(d.Hosts, ","), d.Clients})
+			0, d.PoolMode, d.MaxConns, d.CurrentConns, d.Paused, d.Disabled, d.Pausing, strings.Join(d.Hosts, ","), d.Clients})
 	}
 	return r
 }

@@ -37,6 +37,10 @@ type Daemon struct {
 	// Promoter holds the fleet's failover elections (nil without a
 	// cluster section); closed before the member.
 	Promoter *cluster.Promoter
+	// Budget is this instance's share of the databases'
+	// max_db_connections in the fleet; nil outside a fleet or without
+	// one (budget.go).
+	Budget *cluster.Budget
 
 	leaveTimeout time.Duration // bounds the revoke at shutdown (the etcd dial_timeout in force at start)
 
@@ -94,6 +98,11 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	d.Cluster = member
 	if member != nil {
 		d.Promoter = startPromoter(member, srv)
+		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), log); err != nil {
+			d.leaveFleet()
+			srv.Shutdown(context.Background())
+			return nil, err
+		}
 	}
 	op := proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop}
 	var fleet func() *console.FleetHealth
@@ -108,6 +117,7 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 			Healthy: func() bool { return !d.stopping.Load() }, Proxy: srv, Fleet: fleet,
 			TLSCertFile: cfg.Admin.TLSCertFile, TLSKeyFile: cfg.Admin.TLSKeyFile, Log: log})
 		if err != nil {
+			d.leaveBudget()
 			d.leaveFleet()
 			srv.Shutdown(context.Background())
 			return nil, err
@@ -173,6 +183,7 @@ func (d *Daemon) shutdownWithin(wait time.Duration) {
 	}
 	defer cancel()
 	d.Proxy.Shutdown(ctx)
+	d.leaveBudget()
 	d.leaveFleet()
 	if d.Admin != nil {
 		d.Admin.Close()

@@ -22,7 +22,7 @@ func (p *Pool[C]) refill(ctx context.Context, n int) error {
 			p.mu.Unlock()
 			return ErrClosed
 		}
-		if open := p.openLocked(); open >= p.cfg.MaxSize || (i >= n && open >= p.cfg.MinSize) {
+		if open := p.openLocked(); open >= p.cfg.MaxSize || (i >= n && open >= p.cfg.MinSize) || !p.takeLocked(false) {
 			p.mu.Unlock()
 			return nil
 		}
@@ -124,8 +124,20 @@ func (p *Pool[C]) Close() {
 	p.hold.wake()
 	p.retire.wake()
 	p.checkDone.Broadcast()
+	p.nClosing.Add(int64(len(idle))) // counted until closed: the gate's tokens with them
+	g := p.gate
 	p.mu.Unlock()
 	for _, e := range idle {
+		// A plain close, not Terminate's wait: shutting down must not
+		// wait a second per connection for a server that stopped
+		// answering.
 		_ = e.conn.Close()
+		p.mu.Lock()
+		p.nClosing.Add(-1)
+		p.settleLocked()
+		p.mu.Unlock()
+	}
+	if g != nil {
+		g.leave(p)
 	}
 }

@@ -52,6 +52,27 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		}
 	})
 
+	// A pool under a database's gate (max_db_connections) that has
+	// room: the idle path reads two of the gate's atomics on Release and
+	// takes no lock of the gate.
+	b.Run("gated", func(b *testing.B) {
+		d := &fakeDialer{}
+		p := newTestPool(Config{MinSize: 8, MaxSize: 8, BorrowTimeout: time.Minute}, d)
+		p.JoinGate(NewGate(100))
+		if err := p.EnsureMin(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(p.Close)
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := p.Acquire(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Release(c)
+		}
+	})
+
 	// With idle_timeout and max_lifetime set, Release also reads the clock
 	// and the connection's CreatedAt; still no allocation.
 	b.Run("single-timed", func(b *testing.B) {

@@ -52,6 +52,11 @@ import (
 // Conn is a server connection the pool can close.
 type Conn interface{ Close() error }
 
+// Terminator is the optional interface of a connection that can be
+// closed gracefully at a clean point: it tells the server and waits
+// (bounded) until the server has ended (*backend.Conn implements it).
+type Terminator interface{ Terminate() error }
+
 // Pool is a bounded pool of connections of type C. The zero value is not
 // usable; create pools with New.
 type Pool[C Conn] struct {
@@ -93,6 +98,13 @@ type Pool[C Conn] struct {
 	hold        holdState   // Pause: borrows queue, connections go idle
 	retire      retireState // Reconnect: connections opened before a mark are closed
 	borrowDials int         // dials for a borrow in flight (a subset of nDialing)
+
+	// gate, if the pool joined one (JoinGate: max_db_connections), bounds
+	// its open connections together with other pools'; tokens is how
+	// many of the gate's tokens it holds, never fewer than it has open
+	// (gate.go). Both guarded by mu.
+	gate   *Gate
+	tokens int
 
 	// testHookWoke, if set, runs in a waiter right after it stopped waiting
 	// and before it takes the lock; tests use it to force hand-off races.
@@ -195,7 +207,7 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 			// than dial (milliseconds) or report exhaustion.
 			p.checkDone.Wait()
 			continue
-		case first && p.openLocked() < p.cfg.MaxSize:
+		case first && p.openLocked() < p.cfg.MaxSize && p.takeLocked(true):
 			p.nDialing.Add(1)
 			p.borrowDials++
 			deadline := p.fixDeadlineLocked(d)
@@ -245,6 +257,7 @@ func (p *Pool[C]) acquire(ctx context.Context, d *Deadline, aff Affinity, keyed 
 		p.addSlots(0, -1)
 		p.retiredLocked(c)
 		p.drainedLocked()
+		p.settleLocked()
 		entitled = true
 	}
 }
@@ -318,8 +331,16 @@ func unpackSlots(v uint64) (idle, busy int) {
 
 // closeCounted closes c, whose slot is counted in nClosing, then frees the
 // slot (letting a waiter dial).
+//
+// c is at a clean point (idle, or released healthy): a connection that
+// can say goodbye (Terminator) does, and waits for the server to end, so
+// that the slot is freed only once the server no longer counts it.
 func (p *Pool[C]) closeCounted(c C) {
-	_ = c.Close()
+	if t, ok := any(c).(Terminator); ok {
+		_ = t.Terminate()
+	} else {
+		_ = c.Close()
+	}
 	p.mu.Lock()
 	p.nClosing.Add(-1)
 	p.retiredLocked(c)
@@ -333,7 +354,7 @@ func (p *Pool[C]) closeCounted(c C) {
 // unlocking.
 func (p *Pool[C]) putLocked(c C, now, created time.Time) (closeIt bool) {
 	expired := p.expiredLocked(created, now)
-	if p.closed || expired || p.openLocked() > p.cfg.MaxSize || p.staleLocked(c) {
+	if p.closed || expired || p.openLocked() > p.cfg.MaxSize || p.staleLocked(c) || p.overGateLocked() {
 		if expired && !p.closed {
 			p.recycled.Add(1)
 		}
@@ -350,6 +371,14 @@ func (p *Pool[C]) putLocked(c C, now, created time.Time) (closeIt bool) {
 			return false
 		}
 	}
+	if p.gate != nil && p.gate.starving() {
+		// Another pool of the database waits for the gate: this
+		// connection makes room for it rather than go idle.
+		p.addSlots(0, -1)
+		p.nClosing.Add(1)
+		p.drainedLocked()
+		return true
+	}
 	p.idle = append(p.idle, idleConn[C]{conn: c, created: created, released: now, key: keyOf(c)})
 	p.addSlots(1, -1)
 	p.drainedLocked()
@@ -357,9 +386,11 @@ func (p *Pool[C]) putLocked(c C, now, created time.Time) (closeIt bool) {
 }
 
 // grantLocked gives each free slot to the oldest waiter, which then dials
-// for itself. Called whenever a slot is freed or MaxSize grows.
+// for itself. Called whenever a slot is freed or MaxSize grows; it gives
+// the gate's tokens of freed slots back first (settleLocked).
 func (p *Pool[C]) grantLocked() {
-	for !p.closed && !p.hold.paused && p.wl.len > 0 && p.openLocked() < p.cfg.MaxSize {
+	p.settleLocked()
+	for !p.closed && !p.hold.paused && p.wl.len > 0 && p.openLocked() < p.cfg.MaxSize && p.takeLocked(true) {
 		w := p.wl.popFront()
 		p.nWaiting.Add(-1)
 		p.nDialing.Add(1)
@@ -419,8 +450,9 @@ func (p *Pool[C]) dialSlot(ctx context.Context, deadline time.Time) (C, error) {
 	}
 	p.dials.Add(1)
 	if p.closed {
+		p.nClosing.Add(1) // counted until closed: the gate's token with it
 		p.mu.Unlock()
-		_ = c.Close()
+		p.closeCounted(c)
 		return zero, ErrClosed
 	}
 	p.addSlots(0, 1)

@@ -258,6 +258,9 @@ func (s *Server) poolFor(db *config.Database, u *config.User) *poolEntry {
 	e.opts.Store(&opts)
 	e.db.Store(db)
 	e.pool = pool.New(poolConfig(db), e.dial, (*backend.Conn).Alive)
+	if g := s.gateFor(db); g != nil {
+		e.pool.JoinGate(g) // before any use: max_db_connections counts all users' pools
+	}
 	s.holdNewPoolLocked(e) // PAUSE db holds a new user's pool too
 	s.pools[key] = e
 	if s.closing {
@@ -371,9 +374,13 @@ func (s *Server) Reload(cfg *config.Config) error {
 		e.opts.Store(&opts)
 		e.db.Store(db)
 		e.pool.Resize(poolConfig(db))
+		if g := s.gateFor(db); g != nil {
+			e.pool.JoinGate(g) // max_db_connections set at this reload (a pool joins once)
+		}
 	}
 	s.mu.Unlock()
 	s.resizeReadPools(cfg)
+	s.reloadGates(cfg)
 	s.fillPools()
 	return nil
 }

@@ -62,6 +62,10 @@ type Server struct {
 	closing    bool
 	// ctl is the operator's state of the databases (control.go).
 	ctl controlState
+	// gates are the databases' max_db_connections (db_gates.go);
+	// startBudgets, in a fleet, the values at start (set by New).
+	gates        dbGates
+	startBudgets map[string]int
 
 	// slots counts open client sockets against max_client_connections,
 	// from accept on; refusals summarises the log lines of refused clients.
@@ -116,6 +120,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.state.Store(st)
+	s.initGates(cfg)
 	s.limiter = access.NewLimiter(cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst, 0)
 	return s, nil
 }

@@ -139,11 +139,12 @@ func (s *Server) Snapshot() *console.Snapshot {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	limits := s.gateLimits()
 	for _, n := range names {
 		db := cfg.Databases[n]
 		ds := s.State(n)
 		d := console.Database{Name: n, DBName: db.DBName, PoolSize: db.Pool.MaxSize, MinPoolSize: db.Pool.MinSize,
-			PoolMode: db.PoolMode.String(), CurrentConns: conns[n], Paused: ds.Paused, Pausing: ds.Pausing, Disabled: ds.Disabled,
+			PoolMode: db.PoolMode.String(), MaxConns: limits[n], CurrentConns: conns[n], Paused: ds.Paused, Pausing: ds.Pausing, Disabled: ds.Disabled,
 			Hosts: db.Hosts, Clients: dbClients[n]}
 		host := db.PrimaryHost().Display
 		if len(db.Hosts) > 1 {

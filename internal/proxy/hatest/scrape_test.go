@@ -26,7 +26,10 @@ var eventOnly = []string{"sluice_no_primary_seconds_total",
 	// Exported only with a cluster section (internal/cluster); the
 	// fleet test in internal/daemon scrapes, lints and checks them.
 	"sluice_cluster_etcd_up", "sluice_cluster_peer_id", "sluice_cluster_peers", "sluice_cluster_config_mismatched_peers",
-	"sluice_cluster_failover_decisions_total", "sluice_cluster_failover_leader", "sluice_cluster_fencing_epoch", "sluice_cluster_failover_blocked"}
+	"sluice_cluster_failover_decisions_total", "sluice_cluster_failover_leader", "sluice_cluster_fencing_epoch", "sluice_cluster_failover_blocked",
+	// With a cluster section and a max_db_connections only; the daemon's
+	// TestLosingAnInstanceLosesOnlyItsTransactions reads it.
+	"sluice_cluster_budget_share"}
 
 // A scrape of a sluice that served traffic in front of a primary and a
 // standby, in session and transaction mode, through both listeners, with
