@@ -54,9 +54,10 @@ func TestTxIdleMemory(t *testing.T) {
 		runtime.GC()
 	}
 	runtime.ReadMemStats(&ms1)
+	parked := h.srv.ParkedClients()
 	require.NoError(t, cmd.Wait(), stdout.String())
 	kb := func(a, b uint64) float64 { return (float64(a) - float64(b)) / n / 1024 }
 	t.Logf("per idle client (%d parked): stack %.2f kB, heap in use %.2f kB (%.2f kB before a GC), heap objects %.1f; Sys %.2f kB; idleclients: %s",
-		h.srv.ParkedClients(), kb(ms1.StackInuse, ms0.StackInuse), kb(ms1.HeapInuse, ms0.HeapInuse), kb(pre.HeapInuse, ms0.HeapInuse),
+		parked, kb(ms1.StackInuse, ms0.StackInuse), kb(ms1.HeapInuse, ms0.HeapInuse), kb(pre.HeapInuse, ms0.HeapInuse),
 		(float64(ms1.HeapObjects)-float64(ms0.HeapObjects))/n, kb(ms1.Sys, ms0.Sys), stdout.String())
 }
