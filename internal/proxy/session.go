@@ -126,12 +126,20 @@ func (ss *session) detachServer() {
 	ss.mu.Unlock()
 }
 
-// drain asks a transaction-pooled client to leave as soon as it is idle.
+// drain asks a transaction-pooled client to leave as soon as it is idle:
+// a past read deadline ends its goroutine's wait, and a parked client
+// (txpool's park.go), which has no goroutine, is started again to see it.
 func (ss *session) drain() {
 	if ss.draining.Swap(true) {
 		return
 	}
 	ss.client.SetReadDeadline(time.Unix(1, 0))
+	ss.mu.Lock()
+	h := ss.tx
+	ss.mu.Unlock()
+	if h != nil {
+		h.Wake()
+	}
 }
 
 // sendCancel asks the server to cancel the query this session is running
@@ -167,6 +175,12 @@ func (ss *session) terminate() {
 		ss.relay.shutdown.Store(true)
 		ss.server.Conn.Close()
 		return // includes cancel requests, served whatever the client count
+	}
+	if ss.tx != nil {
+		// Withdraws the socket from the parking epoll set while its
+		// descriptor is still its own, and starts a parked client's loop,
+		// which then finds the socket closed and ends the session.
+		ss.tx.BeforeClose()
 	}
 	ss.client.Close()
 }

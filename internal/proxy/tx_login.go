@@ -77,18 +77,27 @@ func (ss *session) runTx(db *config.Database, u *config.User, set *backend.Start
 }
 
 // serveThenEnd is the goroutine that serves a logged-in client (see
-// session.then). Its frame and Serve's are small, so that an idle
-// client's stack stays at the minimum (2 kB): the logging at the end is
-// in a call of its own. It reports true when Serve moved the client to a
-// fresh goroutine, which then owns the session's end.
+// session.then). Its frame and Serve's are small, so that a client's
+// stack stays at the minimum (2 kB): the logging at the end is in a call
+// of its own. It reports true when the client went on elsewhere: moved
+// to a fresh goroutine, or parked (txpool's park.go: Resume starts one
+// when the client needs it again); that goroutine then owns the
+// session's end.
 func (h *txHost) serveThenEnd() (moved bool) {
-	if h.Serve() {
+	switch h.Serve() {
+	case txpool.Moved:
 		go h.ss.srv.serveThen(h.ss)
 		return true
+	case txpool.Parked:
+		return true // h belongs to the parking table now: touch nothing
 	}
 	h.ended()
 	return false
 }
+
+// Resume is txpool.Session's: a parked client's loop runs again on a
+// fresh goroutine (the path a moved client takes).
+func (h *txHost) Resume() { go h.ss.srv.serveThen(h.ss) }
 
 //go:noinline
 func (h *txHost) ended() {
@@ -123,3 +132,13 @@ func (h *txHost) CancelSent() bool                { return h.ss.cancelSent() }
 func (h *txHost) TerminatedBySluice() bool        { return h.ss.isTerminated() }
 func (h *txHost) Remote() string                  { return h.ss.remote() }
 func (h *txHost) NotePins(pins []string)          { h.ss.notePins(pins) }
+
+// ParkedClients reports how many transaction-pooled clients are parked:
+// idle, with no goroutine (txpool's park.go). Tests and measurements
+// wait on it.
+func (s *Server) ParkedClients() int { return s.txEnv.ParkedClients() }
+
+// SetParkAfter sets how long a transaction-pooled client idles before it
+// is parked (default 1 s), which is also how late at most a parked
+// client's client_idle_timeout ends it. Tests shorten it.
+func (s *Server) SetParkAfter(d time.Duration) { s.txEnv.SetParkAfter(d) }

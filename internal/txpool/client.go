@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -42,11 +43,15 @@ type Client struct {
 	// hop sweep's request races nothing but a reader may arm meanwhile).
 	idleAt atomic.Int64
 	// The hop sweep's (sweep.go): lastActive is its generation at the
-	// last round after the stack grew, hopWanted its request to move;
-	// grownNoted and hopped are the client goroutine's (registered with
-	// the sweep; the goroutine was moved while waiting).
+	// client's last round; grownNoted and hopped are the client
+	// goroutine's (enrolled with the sweep; the client was moved or
+	// parked while waiting).
 	lastActive atomic.Int64
-	hopWanted  atomic.Bool
+	// flags holds bits of different owners in one word, all read and
+	// written atomically: flagHopWanted (the sweep's request to park or
+	// move), flagParkable (the client goroutine's), flagEpollAdded and
+	// flagNoPark (guarded by the Env's parking.mu, park.go).
+	flags      atomic.Uint32
 	grownNoted bool
 	hopped     bool
 	// staleDeadline: the last wait ended on a deadline that no longer
@@ -61,10 +66,30 @@ type Client struct {
 
 func (c *Client) lastActiveGen() int64 { return c.lastActive.Load() }
 
+const (
+	flagHopWanted  uint32 = 1 << iota // the hop sweep asked the client to park or move
+	flagParkable                      // the client may be parked when idle (park.go)
+	flagEpollAdded                    // its socket is in the epoll set, perhaps disabled by ONESHOT
+	flagNoPark                        // the session is closing: never register again
+)
+
+func (c *Client) has(f uint32) bool { return c.flags.Load()&f != 0 }
+
+// take clears f and reports whether it was set.
+func (c *Client) take(f uint32) bool { return c.flags.And(^f)&f != 0 }
+
+func (c *Client) set(f uint32, on bool) {
+	if on {
+		c.flags.Or(f)
+	} else {
+		c.flags.And(^f)
+	}
+}
+
 // askHop is the hop sweep's request (hopMu held): a past read deadline
-// ends the client goroutine's wait, and it moves (Serve).
+// ends the client goroutine's wait, and it parks or moves (Serve).
 func (c *Client) askHop() {
-	c.hopWanted.Store(true)
+	c.flags.Or(flagHopWanted)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
@@ -106,11 +131,18 @@ var errFatal = errors.New("session ended")
 // Ready makes what serving needs on the calling goroutine (the login's),
 // not on the serving one: an allocation there can take the slow path
 // and grow the goroutine's stack for good.
-func (c *Client) Ready() { c.poll.Init(c.conn) }
+func (c *Client) Ready() {
+	c.poll.Init(c.conn)
+	_, hasFD := c.conn.(syscall.Conn) // a *tls.Conn has none: it keeps the hop
+	c.set(flagParkable, parkSupported && hasFD)
+}
 
-// End forgets what the client held: its context, its pins (metrics).
+// End forgets what the client held: its context, its pins (metrics), its
+// registration in the parking epoll set (which must go before the
+// session closes the socket). The client's goroutine calls it.
 func (c *Client) End() {
 	c.env.sweeps.forget(c)
+	c.endParking() // before the session closes the socket
 	c.cancel()
 	c.setPins(nil)
 }

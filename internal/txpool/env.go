@@ -39,12 +39,21 @@ func NewEnv(log *slog.Logger, m *metrics.Metrics) *Env {
 }
 
 // RunSweeps runs the inline watch and the hop sweep (sweep.go) until ctx
-// ends; the server runs it on a goroutine of its own from Start, so that
-// Shutdown (which ends ctx) stops it.
-func (e *Env) RunSweeps(ctx context.Context) { e.sweeps.run(ctx) }
+// ends, and the waiter of parked clients (park.go) with them; the server
+// runs it on a goroutine of its own from Start, so that Shutdown (which
+// ends ctx once every session ended) stops both. Until it opened the
+// epoll set, and after it closed it, no client parks.
+func (e *Env) RunSweeps(ctx context.Context) {
+	if err := e.sweeps.park.open(); err != nil && parkSupported {
+		e.Log.Warn("idle transaction-pooled clients cannot be parked; each keeps a goroutine", "error", err)
+	}
+	defer e.sweeps.park.close()
+	e.sweeps.run(ctx)
+}
 
-// HopsPending reports how many clients wait for the hop sweep to move
-// them to a fresh goroutine (a measurement waits for none).
+// HopsPending reports how many clients wait for the hop sweep to ask
+// them to park or move to a fresh goroutine (a measurement waits for
+// none).
 func (e *Env) HopsPending() int {
 	e.sweeps.hopMu.Lock()
 	defer e.sweeps.hopMu.Unlock()
@@ -78,6 +87,10 @@ type Session interface {
 	// NotePins is told the client's pins whenever they are set (the
 	// console's SHOW PINS).
 	NotePins(pins []string)
+	// Resume runs the client's loop (Serve) again on a fresh goroutine,
+	// which then owns the client and the session's end, after it was
+	// parked (park.go); Serve returned Parked on the old one.
+	Resume()
 }
 
 // Probe lets a test hook look at an attachment's state.

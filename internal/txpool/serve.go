@@ -17,22 +17,44 @@ import (
 
 var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
-// Serve is the clientToServer loop. It returns true, asking to go on on a
-// fresh goroutine, when the hop sweep (sweep.go) asked it to: a round of
-// forwarding that grew the goroutine's stack (acquiring a connection,
-// waiting for one, syncing settings, reading an answer inline run deep)
-// registers the client once, and a client then idle for a full sweep
-// period is asked to move. A stack that grew once never shrinks back
-// below 4 kB while the goroutine idles (the GC halves only stacks using
-// under a quarter, counting 800 bytes of guard), and for 10,000 idle
-// clients that is 20 MB; moving after every such round instead cost a
-// goroutine start, an exit and a stack copy per transaction. The client
-// read deadline armed before the move is kept across it. On false the
-// client is gone and End must be called.
-func (c *Client) Serve() (moved bool) {
+// ServeEnd is how Serve returned.
+type ServeEnd uint8
+
+const (
+	// Ended: the client is gone; End must be called.
+	Ended ServeEnd = iota
+	// Moved: the caller goes on serving the client on a fresh goroutine
+	// (a hop).
+	Moved
+	// Parked: the client is parked (park.go) and owned by the Env's
+	// table, which hands it to Session.Resume; the caller must return
+	// without touching it.
+	Parked
+)
+
+// Serve is the clientToServer loop. It returns when the client is gone,
+// or when the hop sweep (sweep.go) found it idle for a full period: it
+// is then parked (no goroutine until its socket is readable, park.go) or,
+// when it cannot be parked (TLS, not Linux) and its goroutine's stack
+// grew, it asks to go on on a fresh goroutine. A round of forwarding can
+// grow the stack (acquiring a connection, waiting for one, syncing
+// settings, reading an answer inline run deep), and a stack that grew
+// once never shrinks back below 4 kB while the goroutine idles (the GC
+// halves only stacks using under a quarter, counting 800 bytes of
+// guard): for 10,000 idle clients that is 20 MB; moving after every such
+// round instead cost a goroutine start, an exit and a stack copy per
+// transaction. A client that cannot be parked now (attached, mid-message)
+// is asked again the next period. The client read deadline armed before
+// a park or a move is kept across it.
+func (c *Client) Serve() ServeEnd {
 	var mark byte
 	at := uintptr(unsafe.Pointer(&mark)) // changes when the runtime moves the stack
 	w := &c.env.sweeps
+	if c.has(flagParkable) {
+		c.lastActive.Store(w.hopGen.Load()) // asked after a full period
+		c.grownNoted = true
+		w.enroll(c)
+	}
 	for {
 		if c.hopped {
 			c.hopped = false
@@ -49,23 +71,39 @@ func (c *Client) Serve() (moved bool) {
 		}
 		switch {
 		case err == nil:
-			if uintptr(unsafe.Pointer(&mark)) != at {
-				c.lastActive.Store(w.hopGen.Load())
-				if c.hopWanted.Swap(false) {
-					// The new goroutine arms the deadline afresh, over
-					// the sweep's past one.
-					c.grownNoted, c.staleDeadline = false, true
-					return true
-				}
-				if !c.grownNoted {
-					c.grownNoted = true
-					w.noteGrown(c)
+			if g := w.hopGen.Load(); c.lastActive.Load() != g {
+				c.lastActive.Store(g) // at most once per period: a load otherwise
+			}
+			grown := uintptr(unsafe.Pointer(&mark)) != at
+			if c.has(flagHopWanted) && c.take(flagHopWanted) {
+				// Asked while this round ran: the next wait arms its
+				// deadline afresh, over the sweep's past one.
+				c.grownNoted, c.staleDeadline = false, true
+				if grown && !c.has(flagParkable) {
+					return Moved
 				}
 			}
+			if !c.grownNoted && (grown || c.has(flagParkable)) {
+				c.grownNoted = true
+				w.enroll(c)
+			}
 			continue
-		case isTimeout(err) && c.hopWanted.Swap(false):
-			c.grownNoted, c.hopped = false, true
-			return true
+		case isTimeout(err) && c.take(flagHopWanted):
+			c.grownNoted, c.hopped = false, true // restoreIdle re-arms the deadline
+			switch c.park() {
+			case parkedNow:
+				return Parked
+			case parkNever:
+				c.set(flagParkable, false)
+			}
+			if uintptr(unsafe.Pointer(&mark)) != at {
+				return Moved
+			}
+			if c.has(flagParkable) { // not now: asked again next period
+				c.grownNoted = true
+				w.enroll(c)
+			}
+			continue
 		case isTimeout(err):
 			if c.onTimeout() {
 				// A deadline for a state that passed, or the hop sweep's
@@ -79,7 +117,7 @@ func (c *Client) Serve() (moved bool) {
 		default:
 			c.leave(messageRefusal(err)) // nil: Terminate, end of file, or a broken client connection
 		}
-		return
+		return Ended
 	}
 }
 

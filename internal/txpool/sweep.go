@@ -17,13 +17,17 @@ import (
 //     a past read deadline on the server socket, the inline read returns,
 //     and the client goroutine starts run and goes back to its client
 //     (where it sees a client that leaves during a long query).
-//   - The hop sweep (every hopAfter) asks a client goroutine whose stack
-//     grew, and that was idle for a full period, to move to a fresh
-//     goroutine (2 kB stack) by a past read deadline on its client socket;
-//     a busy client never moves.
+//   - The hop sweep (every hopAfter) asks a client goroutine that was
+//     idle for a full period, by a past read deadline on its client
+//     socket, to park (park.go: no goroutine at all while idle) or, when
+//     it cannot be parked and its stack grew, to move to a fresh
+//     goroutine (2 kB stack); a busy client is never asked. A parkable
+//     client is enrolled by each goroutine that serves it, any other once
+//     its stack grew. The sweep also ends the parked clients' idle
+//     timeouts (parking.expire).
 //
 // Per transaction a client pays a registration under watchMu while it
-// reads inline and, after a round that grew its stack, one atomic store.
+// reads inline and at most one atomic store per sweep period.
 // Both sweeps run in one goroutine (run), owned by the proxy's server
 // (started by Start, ended with its background context); each stops
 // ticking once nothing has been registered with it for a while, so an
@@ -57,8 +61,19 @@ type sweeps struct {
 
 	hopGen   atomic.Int64
 	hopMu    sync.Mutex
-	grown    map[hopper]struct{}
+	grown    map[hopper]struct{} // clients the hop sweep watches for idleness
 	hopSleep atomic.Bool
+	period   atomic.Int64 // the hop sweep's, in ns (0: hopAfter); Env.SetParkAfter
+
+	park parking // park.go
+}
+
+// hopPeriod is the hop sweep's period.
+func (w *sweeps) hopPeriod() time.Duration {
+	if d := time.Duration(w.period.Load()); d > 0 {
+		return d
+	}
+	return hopAfter
 }
 
 func (w *sweeps) init() {
@@ -80,7 +95,8 @@ func (w *sweeps) wake() {
 func (w *sweeps) run(ctx context.Context) {
 	watch := time.NewTicker(inlineWait)
 	watch.Stop()
-	hop := time.NewTicker(hopAfter)
+	period := w.hopPeriod()
+	hop := time.NewTicker(period)
 	hop.Stop()
 	defer watch.Stop()
 	defer hop.Stop()
@@ -90,6 +106,12 @@ func (w *sweeps) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.kick:
+			if p := w.hopPeriod(); p != period {
+				period = p
+				if hopOn {
+					hop.Reset(period)
+				}
+			}
 		case <-watch.C:
 			if w.watchInline() {
 				empty = 0
@@ -114,7 +136,7 @@ func (w *sweeps) run(ctx context.Context) {
 		}
 		if !hopOn && w.hopSleep.Load() && w.hopPending() {
 			w.hopSleep.Store(false)
-			hop.Reset(hopAfter)
+			hop.Reset(period)
 			hopOn = true
 		}
 	}
@@ -128,8 +150,9 @@ func (w *sweeps) watchPending() bool {
 
 func (w *sweeps) hopPending() bool {
 	w.hopMu.Lock()
-	defer w.hopMu.Unlock()
-	return len(w.grown) > 0
+	n := len(w.grown)
+	w.hopMu.Unlock()
+	return n > 0 || w.park.timedParked()
 }
 
 // watchInline fires the watch of every inline read registered before the
@@ -179,24 +202,29 @@ func (a *attachment) fireWatch() {
 	a.Conn.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
-// sweepHops asks every registered client idle since the previous sweep
-// to move; it reports whether any is still registered.
+// sweepHops asks every enrolled client idle since the previous sweep to
+// park or move, and starts again the parked clients whose idle deadline
+// passed; it reports whether it must tick again (a client is enrolled,
+// or a parked one has a deadline).
 func (w *sweeps) sweepHops() bool {
 	g := w.hopGen.Add(1)
 	w.hopMu.Lock()
-	defer w.hopMu.Unlock()
 	for c := range w.grown {
 		if c.lastActiveGen() < g-1 {
 			delete(w.grown, c)
 			c.askHop()
 		}
 	}
-	return len(w.grown) > 0
+	more := len(w.grown) > 0
+	w.hopMu.Unlock()
+	return w.park.expire(time.Now()) || more
 }
 
-// noteGrown registers a client whose goroutine's stack grew (client
-// goroutine; once per grown stack).
-func (w *sweeps) noteGrown(c hopper) {
+// enroll registers a client for the hop sweep (its goroutine's): a
+// parkable one when a goroutine starts serving it, or again after it
+// could not be parked; another once its goroutine's stack grew. The
+// sweep forgets it when it asks.
+func (w *sweeps) enroll(c hopper) {
 	w.hopMu.Lock()
 	w.grown[c] = struct{}{}
 	w.hopMu.Unlock()

@@ -88,8 +88,8 @@ func TestHopSweepMovesOnlyIdleClients(t *testing.T) {
 		w, stop := newSweeps(t)
 		defer stop()
 		busy, idle := &fakeHopper{}, &fakeHopper{}
-		w.noteGrown(busy)
-		w.noteGrown(idle)
+		w.enroll(busy)
+		w.enroll(idle)
 		for range 5 {
 			busy.active.Store(w.hopGen.Load())
 			time.Sleep(hopAfter)

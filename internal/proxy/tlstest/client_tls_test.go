@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 type harness struct {
+	srv       *proxy.Server
 	port      int
 	sock      string
 	dir       string
@@ -74,7 +75,7 @@ databases:
 	srv, err := proxy.New(cfg, slog.New(slog.NewTextHandler(h.logs, nil)))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())
-	h.port = srv.Addr().(*net.TCPAddr).Port
+	h.srv, h.port = srv, srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
