@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -151,18 +149,9 @@ func (b *Budget) request(ctx context.Context) (context.Context, context.CancelFu
 // lease is lost or ctx ends; on the way out it revokes the lease, after
 // its pools let go of their connections when leaving.
 func (b *Budget) register(ctx context.Context, client *clientv3.Client) error {
-	ttl := int64(b.opts.Config.LeaseTTL.D() / time.Second)
-	rctx, cancel := b.request(ctx)
-	grant, err := client.Grant(rctx, ttl)
-	cancel()
+	sess, err := grantLeased(ctx, client, b.opts.Config, "a lease")
 	if err != nil {
-		return fmt.Errorf("granting a lease: %w", err)
-	}
-	sessCtx, stopSession := context.WithCancel(context.Background())
-	defer stopSession()
-	sess, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(ttl)), concurrency.WithContext(sessCtx))
-	if err != nil {
-		return fmt.Errorf("keeping the lease alive: %w", err)
+		return err
 	}
 	// A new lease: nothing of this instance is in etcd under it yet.
 	b.mu.Lock()
@@ -173,15 +162,13 @@ func (b *Budget) register(ctx context.Context, client *clientv3.Client) error {
 		if ctx.Err() != nil {
 			b.release()
 		}
-		rctx, cancel := b.request(context.Background())
-		client.Revoke(rctx, grant.ID)
-		cancel()
+		sess.revoke()
 	}()
 	tick := time.NewTicker(budgetPoll)
 	defer tick.Stop()
 	for {
 		for _, db := range slices.Sorted(maps.Keys(b.opts.Budgets)) {
-			if err := b.step(ctx, client, grant.ID, db); err != nil && ctx.Err() == nil {
+			if err := b.step(ctx, client, sess.id, db); err != nil && ctx.Err() == nil {
 				b.log.Debug("fleet budget: step failed; keeping the share acknowledged", "database", db, "error", err)
 			}
 		}

@@ -231,26 +231,12 @@ func (e *Election) term(ctx context.Context) error {
 		return err
 	}
 	m := e.p.member
-	ttl := int64(m.opts.Config.LeaseTTL.D() / time.Second)
+	sess, err := grantLeased(ctx, client, m.opts.Config, "the election's lease")
+	if err != nil {
+		return err
+	}
+	defer sess.revoke()
 	rctx, cancel := m.request(ctx)
-	grant, err := client.Grant(rctx, ttl)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("granting the election's lease: %w", err)
-	}
-	sessCtx, stopSession := context.WithCancel(context.Background())
-	defer stopSession()
-	sess, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(ttl)), concurrency.WithContext(sessCtx))
-	if err != nil {
-		return fmt.Errorf("keeping the election's lease alive: %w", err)
-	}
-	defer func() {
-		sess.Orphan()
-		rctx, cancel := m.request(context.Background())
-		client.Revoke(rctx, grant.ID)
-		cancel()
-	}()
-	rctx, cancel = m.request(ctx)
 	resp, err := client.Get(rctx, e.decision)
 	cancel()
 	if err != nil {
@@ -266,7 +252,7 @@ func (e *Election) term(ctx context.Context) error {
 	defer stopWatch()
 	events := client.Watch(wctx, e.decision, clientv3.WithRev(resp.Header.Revision+1))
 
-	el := concurrency.NewElection(sess, e.electionKey)
+	el := concurrency.NewElection(sess.Session, e.electionKey)
 	won := make(chan error, 1)
 	cctx, stopCampaign := context.WithCancel(ctx)
 	var campaign sync.WaitGroup

@@ -103,44 +103,26 @@ func (m *Member) register(ctx context.Context, client *clientv3.Client) error {
 	if err != nil {
 		return err
 	}
-	ttl := int64(m.opts.Config.LeaseTTL.D() / time.Second)
-	rctx, cancel := m.request(ctx)
-	grant, err := client.Grant(rctx, ttl)
-	cancel()
+	sess, err := grantLeased(ctx, client, m.opts.Config, "a lease")
 	if err != nil {
-		return fmt.Errorf("granting a lease: %w", err)
+		return err
 	}
-	// The session keeps the lease alive until its context ends or the
-	// lease expires; its context is not ctx, so that a revoke can still
-	// be sent once ctx has ended.
-	sessCtx, stopSession := context.WithCancel(context.Background())
-	defer stopSession()
-	sess, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(ttl)), concurrency.WithContext(sessCtx))
-	if err != nil {
-		return fmt.Errorf("keeping the lease alive: %w", err)
-	}
-	defer func() {
-		// Revoke whatever the reason: when leaving, so that the others
-		// see it at once; otherwise so that no key of this registration
-		// lingers until its TTL (the next one claims them again). A lease
-		// etcd already dropped makes this fail, harmlessly.
-		sess.Orphan()
-		rctx, cancel := m.request(context.Background())
-		client.Revoke(rctx, grant.ID)
-		cancel()
-	}()
+	// Revoke whatever the reason: when leaving, so that the others see
+	// it at once; otherwise so that no key of this registration lingers
+	// until its TTL (the next one claims them again).
+	defer sess.revoke()
 	if err := m.loadSecret(ctx, client); err != nil {
 		return err
 	}
-	id, err := m.claimPeerID(ctx, client, grant.ID)
+	id, err := m.claimPeerID(ctx, client, sess.id)
 	if err != nil {
 		return err
 	}
-	if err := m.putRecord(ctx, client, grant.ID, id, rev); err != nil {
+	if err := m.putRecord(ctx, client, sess.id, id, rev); err != nil {
 		return err
 	}
 	m.peerID.Store(uint32(id))
-	return m.watch(ctx, client, sess, id)
+	return m.watch(ctx, client, sess.Session, id)
 }
 
 func (m *Member) recordValue(id uint16) string {
