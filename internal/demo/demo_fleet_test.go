@@ -83,6 +83,7 @@ func TestDemoFleetPromotesOnceAndLeavesNoProcess(t *testing.T) {
 	require.Regexp(t, `(?m)^  fencing epoch +2 \(`, s)
 	require.Regexp(t, `(?m)^  promotions +1 \(`, s)
 	require.Regexp(t, `(?m)^  sluice killed +sluice-\d: \d+ connection attempts refused after it, [1-9]\d* writes acknowledged`, s)
+	require.Regexp(t, `(?m)^  HAProxy's view of it +DOWN`, s)
 	require.Contains(t, s, "No acknowledged write was lost or duplicated")
 
 	// Every process the demo started has exited and been reaped.

@@ -40,6 +40,7 @@ type fleet struct {
 	addrs    []string // the sluices' listen addresses
 	haproxy  *child
 	lbAddr   string
+	lbStats  string   // URL of HAProxy's statistics in CSV
 	all      []*child // every child started, for stop and the summary
 }
 

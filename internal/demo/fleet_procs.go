@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -183,10 +185,10 @@ func startEtcd(ctx context.Context, dir, bin string) (*child, string, error) {
 // refused by a backend is retried on another one (redispatch; nothing
 // was sent to the refusing one). It returns the address clients connect
 // to.
-func startHAProxy(ctx context.Context, dir, bin string, backends []string) (*child, string, error) {
+func startHAProxy(ctx context.Context, dir, bin string, backends []string) (*child, string, string, error) {
 	ports, err := freePorts(2)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	addr, monitor := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	var cfg strings.Builder
@@ -205,6 +207,8 @@ frontend monitor
     mode http
     bind %s
     monitor-uri /
+    stats enable
+    stats uri /stats
 
 frontend sluice
     bind %s
@@ -219,21 +223,21 @@ backend sluices
 	}
 	cfgPath := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	// -db: foreground, no master process.
 	c, err := startChild(dir, "haproxy", bin, "-db", "-f", cfgPath)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
 	defer hc.CloseIdleConnections()
 	err = c.waitUntil(ctx, "listening", time.Minute, func() bool { return httpOK(hc, "http://"+monitor+"/", "") })
 	if err != nil {
 		c.stop()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return c, addr, nil
+	return c, addr, "http://" + monitor + "/stats;csv", nil
 }
 
 // httpOK reports whether GET url answers 200 with a body containing want.
@@ -255,4 +259,42 @@ func portOpen(addr string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// backendStats is HAProxy's view of one backend server.
+type backendStats struct {
+	status       string // UP, DOWN, ...
+	redispatches int    // wredis: connections it refused that went to another server
+}
+
+// haproxyStats reads the statistics of server in HAProxy's CSV page.
+func haproxyStats(url, server string) (backendStats, error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(url)
+	if err != nil {
+		return backendStats{}, err
+	}
+	defer resp.Body.Close()
+	rows, err := csv.NewReader(io.LimitReader(resp.Body, 1<<20)).ReadAll()
+	if err != nil || len(rows) == 0 {
+		return backendStats{}, fmt.Errorf("demo: HAProxy's statistics: %v", err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[strings.TrimPrefix(name, "# ")] = i
+	}
+	get := func(r []string, name string) string {
+		if i, ok := col[name]; ok && i < len(r) {
+			return r[i]
+		}
+		return ""
+	}
+	num := func(r []string, name string) int { n, _ := strconv.Atoi(get(r, name)); return n }
+	for _, r := range rows[1:] {
+		if get(r, "svname") == server {
+			return backendStats{status: get(r, "status"), redispatches: num(r, "wredis")}, nil
+		}
+	}
+	return backendStats{}, fmt.Errorf("demo: no server %s in HAProxy's statistics", server)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +85,7 @@ func runFleet(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(out, "starting HAProxy (TCP, round robin, health check every 500ms) ...")
-	f.haproxy, f.lbAddr, err = startHAProxy(ctx, dir, haproxyBin, f.addrs)
+	f.haproxy, f.lbAddr, f.lbStats, err = startHAProxy(ctx, dir, haproxyBin, f.addrs)
 	if err != nil {
 		return err
 	}
@@ -157,14 +158,24 @@ every %s. After %s the primary is killed with SIGKILL; then one sluice.
 	if err := tick(ctx, fo.ReportEvery, time.Now().Add(fo.ContinueFor), report, nil); err != nil {
 		return interrupted(ctx, out, err)
 	}
-	// At least minAfterKill writes through the two survivors, however
-	// loaded the machine is.
-	carriedOn := func() bool { return w.snapshot().acked >= ackedAtSluiceKill+minAfterKill }
+	// At least minAfterKill writes through the two survivors, and HAProxy
+	// has taken the dead one out, however loaded the machine is.
+	carriedOn := func() bool {
+		if w.snapshot().acked < ackedAtSluiceKill+minAfterKill {
+			return false
+		}
+		st, err := haproxyStats(f.lbStats, victim.name)
+		return err == nil && strings.HasPrefix(st.status, "DOWN")
+	}
 	if err := tick(ctx, fo.ReportEvery, time.Now().Add(fo.ResumeTimeout), report, carriedOn); err != nil {
 		return interrupted(ctx, out, err)
 	}
 	halt()
 	report()
+	lbView, err := haproxyStats(f.lbStats, victim.name)
+	if err != nil {
+		return err
+	}
 
 	final := w.snapshot()
 	lost, twice, failedPresent, err := checkWrites(ctx, standby, final)
@@ -181,6 +192,7 @@ every %s. After %s the primary is killed with SIGKILL; then one sluice.
 		decidedIn: decidedIn, outage: firstAfter.at.Sub(lastBefore.at), final: final,
 		lost: lost, twice: twice, failedPresent: failedPresent,
 		victim: victim.name, refused: final.connectFailsSince(sluiceKilledAt), afterKill: final.acked - ackedAtSluiceKill,
+		lb: lbView,
 	})
 }
 
@@ -199,6 +211,7 @@ type fleetResult struct {
 	lost, twice, failedPresent int
 	victim                     string
 	refused, afterKill         int
+	lb                         backendStats // HAProxy's view of the killed sluice
 }
 
 func fleetSummary(out io.Writer, r fleetResult) error {
@@ -212,11 +225,12 @@ func fleetSummary(out io.Writer, r fleetResult) error {
   promotions            %d (pg_promote calls in the fleet, by %v)
   time without primary  %s (last acknowledged write before the kill to the first after it; the decision took %s)
   sluice killed         %s: %d connection attempts refused after it, %d writes acknowledged by the other two
+  HAProxy's view of it  %s; %d connections it refused were sent to another sluice
 `, r.final.acked, r.final.on(r.primaryPort), r.final.acked-r.final.on(r.primaryPort),
 		len(r.final.failed), r.failedPresent, r.lost, r.twice,
 		r.newPrimary.Epoch, r.newPrimary.Primary, r.newPrimary.Leader,
 		r.promotions, r.promotedBy, fmtDur(r.outage), fmtDur(r.decidedIn),
-		r.victim, r.refused, r.afterKill)
+		r.victim, r.refused, r.afterKill, r.lb.status, r.lb.redispatches)
 	if r.lost > 0 || r.twice > 0 || r.promotions != 1 || r.newPrimary.Epoch != 2 || r.afterKill < minAfterKill {
 		fmt.Fprintln(out, "\nFAILED: see the numbers above")
 		return errFleetFailed
