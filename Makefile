@@ -18,7 +18,7 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
 IMAGE ?= sluice:$(VERSION)
 
-.PHONY: build demo demo-failover test test-short vet fuzz bench man release container clean
+.PHONY: build demo demo-failover demo-fleet test test-short vet fuzz bench man release container clean
 
 build: ## build bin/sluice (no cgo)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/sluice ./cmd/sluice
@@ -28,6 +28,9 @@ demo: build ## run sluice in front of a throwaway PostgreSQL
 
 demo-failover: build ## primary + synchronous standby behind sluice; kill -9 the primary under a write counter
 	$(BIN_DIR)/sluice demo --failover
+
+demo-fleet: build ## etcd + primary + standby + 3 sluices + HAProxy; kill -9 the primary, then a sluice
+	$(BIN_DIR)/sluice demo --fleet
 
 vet:
 	$(GO) vet ./...

@@ -111,7 +111,7 @@ func versionCmd() *cobra.Command {
 
 func demoCmd() *cobra.Command {
 	var o demo.Options
-	var failover, hold bool
+	var failover, hold, fleet bool
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run sluice in front of a throwaway local PostgreSQL and print how to connect",
@@ -125,13 +125,23 @@ front (transaction mode, failover.auto_promote), a writer printing how many
 inserts were acknowledged; after 5 s the primary is killed with SIGKILL,
 sluice promotes the standby and the counter continues. After a summary
 (outage, every acknowledged write present on the new primary) it exits, 0
-when none was lost.`,
+when none was lost.
+
+With --fleet: etcd, a primary plus a synchronous standby, three sluice
+processes (this binary, 'run') deciding failover through etcd and HAProxy
+round robin in front, on free ports; a writer through HAProxy; the primary
+killed with SIGKILL, then the sluice that promoted. The summary checks
+that no acknowledged write was lost or duplicated and that the fleet
+promoted once (fencing epoch 2). Needs etcd and haproxy installed
+(Debian: etcd-server, haproxy); everything it starts is stopped on exit.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			o.Out, o.LogOut = cmd.OutOrStdout(), os.Stderr
-			if failover || hold {
+			if fleet {
+				o.Fleet = &demo.FleetOptions{}
+			} else if failover || hold {
 				o.Failover = &demo.FailoverOptions{Hold: hold}
 			}
 			return demo.Run(ctx, o)
@@ -140,6 +150,7 @@ when none was lost.`,
 	c.Flags().IntVar(&o.Port, "port", 0, "sluice's TCP port (default 6432 when free)")
 	c.Flags().IntVar(&o.AdminPort, "admin-port", 0, "admin HTTP port (default 9930 when free)")
 	c.Flags().BoolVar(&failover, "failover", false, "kill the primary of a primary/standby pair under a write load and watch sluice fail over")
+	c.Flags().BoolVar(&fleet, "fleet", false, "etcd, a primary/standby pair, three sluices and HAProxy: kill the primary, then a sluice")
 	c.Flags().BoolVar(&hold, "failover-hold", false, "with --failover: keep running after the summary until Ctrl-C (implies --failover)")
 	return c
 }

@@ -2,7 +2,9 @@
 // binaries, a demo role and database in it, and sluice in front, until
 // the user presses Ctrl-C. `sluice demo --failover` instead runs a primary
 // and a standby, kills the primary under a write load and shows sluice
-// carrying on. Everything it creates is removed on exit.
+// carrying on; `sluice demo --fleet` does it with three sluices deciding
+// failover through etcd behind HAProxy, and kills one sluice too.
+// Everything it creates is removed on exit.
 package demo
 
 import (
@@ -29,6 +31,10 @@ type Options struct {
 	// a primary and a synchronous standby, a write counter, the primary
 	// killed, the counter continuing; it exits after a summary.
 	Failover *FailoverOptions
+	// Fleet, when set, runs the fleet demo instead (fleet_run.go): etcd,
+	// a primary and a synchronous standby, three sluice processes and
+	// HAProxy; the primary killed, then one sluice; a summary.
+	Fleet *FleetOptions
 }
 
 const (
@@ -40,6 +46,9 @@ const (
 // Run starts everything, prints how to connect, and blocks until ctx ends
 // or SIGINT/SIGTERM arrives.
 func Run(ctx context.Context, o Options) error {
+	if o.Fleet != nil {
+		return runFleet(ctx, o)
+	}
 	if o.Failover != nil {
 		return runFailover(ctx, o)
 	}

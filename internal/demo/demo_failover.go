@@ -7,11 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/daemon"
@@ -75,33 +72,11 @@ func runFailover(ctx context.Context, o Options) (err error) {
 	if _, err := pgserver.FindBinDir(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "starting a throwaway PostgreSQL primary ...")
-	primary, err := pgserver.Start(ctx, pgserver.Options{})
+	primary, standby, stopPair, err := startSyncPair(ctx, out)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		err = errors.Join(err, primary.Stop())
-		fmt.Fprintln(out, "demo PostgreSQL primary stopped and removed")
-	}()
-	if err := failoverFixtures(ctx, primary); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "starting a streaming standby of it (pg_basebackup -R) ...")
-	standby, err := primary.StartStandby(ctx, pgserver.StandbyOptions{})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		err = errors.Join(err, standby.Stop())
-		fmt.Fprintln(out, "demo PostgreSQL standby stopped and removed")
-	}()
-	if err := standby.WaitReplayed(ctx, primary); err != nil {
-		return err
-	}
-	if err := makeSynchronous(ctx, primary); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, stopPair()) }()
 
 	sockDir, err := os.MkdirTemp("", "sluice-demo-sock-")
 	if err != nil {
@@ -232,29 +207,9 @@ continue.
 	if err != nil {
 		return err
 	}
-	rows, err := standby.QueryDB(ctx, demoDB, "SELECT n FROM writes ORDER BY n")
+	lost, twice, failedPresent, err := checkWrites(ctx, standby, final)
 	if err != nil {
 		return err
-	}
-	have := map[int]int{}
-	for _, r := range rows {
-		n, _ := strconv.Atoi(r[0])
-		have[n]++
-	}
-	lost, twice, failedPresent := 0, 0, 0
-	for _, a := range final.acks {
-		switch have[a.n] {
-		case 0:
-			lost++
-		case 1:
-		default:
-			twice++
-		}
-	}
-	for _, n := range final.failed {
-		if have[n] > 0 {
-			failedPresent++
-		}
 	}
 	role := "primary"
 	if inRecovery {
@@ -328,214 +283,4 @@ func tick(ctx context.Context, period time.Duration, deadline time.Time, report 
 			}
 		}
 	}
-}
-
-func failoverFixtures(ctx context.Context, c *pgserver.Cluster) error {
-	if err := c.CreateRole(ctx, demoUser, demoPassword, "scram-sha-256"); err != nil {
-		return err
-	}
-	if err := c.CreateRole(ctx, monitorUser, monitorPassword, "scram-sha-256"); err != nil {
-		return err
-	}
-	if err := c.CreateDatabase(ctx, demoDB, demoUser); err != nil {
-		return err
-	}
-	mon := pgserver.QuoteIdent(monitorUser)
-	// What failover.user needs: pg_monitor and EXECUTE on pg_promote (a
-	// function privilege lives in each database's catalog).
-	if err := c.Exec(ctx, "GRANT pg_monitor TO "+mon); err != nil {
-		return err
-	}
-	for _, db := range []string{pgserver.DefaultDB, demoDB} {
-		if err := c.ExecDB(ctx, db, "GRANT EXECUTE ON FUNCTION pg_catalog.pg_promote(boolean, integer) TO "+mon); err != nil {
-			return err
-		}
-	}
-	return c.ExecDB(ctx, demoDB, "CREATE TABLE writes (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());"+
-		"ALTER TABLE writes OWNER TO "+pgserver.QuoteIdent(demoUser))
-}
-
-// makeSynchronous turns on synchronous replication on c and waits until
-// its standby is the synchronous one.
-func makeSynchronous(ctx context.Context, c *pgserver.Cluster) error {
-	// One statement per round trip: ALTER SYSTEM refuses a multi-statement query.
-	for _, q := range []string{"ALTER SYSTEM SET synchronous_standby_names = '*'",
-		"ALTER SYSTEM SET synchronous_commit = 'on'", "SELECT pg_catalog.pg_reload_conf()"} {
-		if err := c.Exec(ctx, q); err != nil {
-			return err
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rows, err := c.Query(ctx, "SELECT count(*) FROM pg_catalog.pg_stat_replication WHERE sync_state = 'sync'")
-		if err != nil {
-			return err
-		}
-		if rows[0][0] == "1" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New("demo: the standby never became synchronous")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// writer inserts numbered rows through sluice on one connection. A number
-// counts as acknowledged only when its INSERT returned success; a failed
-// INSERT is never retried (it may have committed) and the next number is
-// used.
-type writer struct {
-	mu       sync.Mutex
-	acks     []ack
-	failed   []int
-	connects int // connections opened to sluice
-}
-
-type ack struct {
-	n    int
-	at   time.Time
-	port int // inet_server_port() of the server that committed it
-}
-
-func (w *writer) run(ctx context.Context, dsn string, every time.Duration) {
-	var c *pgconn.PgConn
-	defer func() {
-		if c != nil {
-			c.Close(context.Background())
-		}
-	}()
-	for n := 1; ctx.Err() == nil; n++ {
-		if c == nil || c.IsClosed() {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			var err error
-			c, err = pgconn.Connect(cctx, dsn)
-			cancel()
-			if err != nil {
-				c = nil
-				n--
-				sleep(ctx, every)
-				continue
-			}
-			w.mu.Lock()
-			w.connects++
-			w.mu.Unlock()
-		}
-		res, err := c.Exec(ctx, "INSERT INTO writes (n) VALUES ("+strconv.Itoa(n)+") RETURNING inet_server_port()").ReadAll()
-		if err != nil {
-			if ctx.Err() == nil {
-				w.mu.Lock()
-				w.failed = append(w.failed, n)
-				w.mu.Unlock()
-			}
-			continue
-		}
-		port := 0
-		if len(res) > 0 && len(res[0].Rows) > 0 {
-			port, _ = strconv.Atoi(string(res[0].Rows[0][0]))
-		}
-		w.mu.Lock()
-		w.acks = append(w.acks, ack{n: n, at: time.Now(), port: port})
-		w.mu.Unlock()
-		sleep(ctx, every)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
-// progress is a copy of the writer's state.
-type progress struct {
-	acked    int
-	lastAt   time.Time
-	lastPort int
-	acks     []ack
-	failed   []int
-	connects int
-}
-
-// around returns the last write acknowledged by the server on port old
-// and the first one acknowledged by another after it.
-func (p progress) around(old int) (last, first ack) {
-	for i, a := range p.acks {
-		if a.port == old {
-			last = a
-		} else if last.n != 0 && first.n == 0 {
-			first = p.acks[i]
-		}
-	}
-	return last, first
-}
-
-// on counts the writes acknowledged by the server on port.
-func (p progress) on(port int) int {
-	n := 0
-	for _, a := range p.acks {
-		if a.port == port {
-			n++
-		}
-	}
-	return n
-}
-
-func (w *writer) snapshot() progress {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	p := progress{acked: len(w.acks), acks: append([]ack(nil), w.acks...), failed: append([]int(nil), w.failed...), connects: w.connects}
-	if len(w.acks) > 0 {
-		last := w.acks[len(w.acks)-1]
-		p.lastAt, p.lastPort = last.at, last.port
-	}
-	return p
-}
-
-// waitAcks waits until n writes are acknowledged and returns when the
-// first one was.
-func (w *writer) waitAcks(ctx context.Context, n int, timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		p := w.snapshot()
-		if p.acked >= n {
-			return p.acks[0].at, nil
-		}
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("%d writes failed in %s", len(p.failed), timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// line is the counter line.
-func (w *writer) line(now time.Time) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.acks) == 0 {
-		return "writes acknowledged: 0"
-	}
-	last := w.acks[len(w.acks)-1]
-	s := fmt.Sprintf("writes acknowledged: %4d (last %s ago)  primary: 127.0.0.1:%d", len(w.acks), fmtDur(now.Sub(last.at)), last.port)
-	if len(w.failed) > 0 {
-		s += fmt.Sprintf("  failed: %d", len(w.failed))
-	}
-	return s
-}
-
-// fmtDur prints milliseconds below a second, else seconds with 0.01 s.
-func fmtDur(d time.Duration) string {
-	if d < time.Second {
-		return fmt.Sprintf("%d ms", d.Milliseconds())
-	}
-	return fmt.Sprintf("%.2f s", d.Seconds())
 }

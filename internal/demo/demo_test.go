@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"net"
+	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -15,7 +16,15 @@ import (
 	"github.com/sluice-proxy/sluice/internal/demo"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The fleet demo starts its sluices as `<binary> run --config FILE`;
+	// in this test that binary is the test binary, which then runs a
+	// sluice instead of the tests (see TestDemoFleet).
+	if os.Getenv(fleetChildEnv) == "1" {
+		os.Exit(runSluiceChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
