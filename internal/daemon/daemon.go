@@ -104,7 +104,7 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	op := proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop}
+	op := proxy.Operator{Version: version.String(), Reload: d.Reload, Shutdown: d.requestStop}
 	var fleet func() *console.FleetHealth
 	if member != nil {
 		op.Peers = func() []console.Peer { return peersView(member) }

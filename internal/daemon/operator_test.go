@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
+	"github.com/sluice-proxy/sluice/internal/version"
 )
 
 const apiToken = "0123456789abcdef-daemon"
@@ -64,7 +64,7 @@ func TestConsoleAndAPIReloadAndShutdown(t *testing.T) {
 	require.NoError(t, err)
 	rs, err := adm.Exec(ctx, "SHOW VERSION").ReadAll()
 	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(rs[0].Rows[0][0]), "sluice "), "%s", rs[0].Rows[0][0])
+	require.Equal(t, version.String(), string(rs[0].Rows[0][0]), "SHOW VERSION names the version, the commit and the Go release")
 
 	writeOperatorConfig(t, path, adminPort, "debug")
 	_, err = adm.Exec(ctx, "RELOAD").ReadAll()
