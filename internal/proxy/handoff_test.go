@@ -133,12 +133,28 @@ func TestHandOffIdleTxClientsTenTimes(t *testing.T) {
 		began := time.Now()
 		handOff(t, old, sendTo(t, next))
 		t.Logf("%d clients handed over in %v", clients, time.Since(began).Round(time.Millisecond))
+		require.Empty(t, old.Snapshot().Clients)
+		requireClientsAt(t, next, moved)
 		shutdownNow(old) // nothing of the clients is left on it
 		for _, m := range moved {
 			m.check(t)
 		}
 		old = next
 	}
+}
+
+// requireClientsAt checks that srv serves exactly the clients of moved,
+// on their own TCP connections (SHOW CLIENTS' port is the client's).
+func requireClientsAt(t *testing.T, srv *proxy.Server, moved []*movedClient) {
+	t.Helper()
+	want, got := map[string]bool{}, map[string]bool{}
+	for _, m := range moved {
+		want[m.port] = true
+	}
+	for _, c := range srv.Snapshot().Clients {
+		got[net.JoinHostPort(c.Addr, strconv.Itoa(c.Port))] = true
+	}
+	require.Equal(t, want, got)
 }
 
 // A cancel request with the key a client was given before its move
@@ -220,4 +236,84 @@ func TestHandOffOtherVersionKeepsClient(t *testing.T) {
 	})
 	require.ErrorIs(t, adoptErr, clientstate.ErrVersion)
 	require.Equal(t, []string{"old_format"}, query(t, c, "SHOW application_name"))
+}
+
+// Clients in a loop of transactions (BEGIN, a statement, COMMIT, each a
+// round trip: idle in a transaction between them) are handed over
+// between two transactions while they run: no transaction fails, no
+// client reconnects, and each runs transactions on the new sluice after
+// the old one is shut down.
+func TestHandOffUnderLoad(t *testing.T) {
+	const clients = 50
+	text := handOffConfig(t, "transaction")
+	old, next := startSluice(t, text), startSluice(t, text)
+	ctx := context.Background()
+	var moved []*movedClient
+	for range clients {
+		c := connectTo(t, old, "")
+		moved = append(moved, &movedClient{c: c, port: c.Conn().LocalAddr().String()})
+	}
+	var (
+		wg      sync.WaitGroup
+		stop    = make(chan struct{})
+		mu      sync.Mutex
+		failed  []error
+		after   = make([]int, clients) // transactions since the old sluice was shut down
+		oldGone = make(chan struct{})
+	)
+	for i, m := range moved {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				for _, sql := range []string{"BEGIN", "SELECT " + strconv.Itoa(n), "COMMIT"} {
+					if err = m.c.ExecParams(ctx, sql, nil, nil, nil, nil).Read().Err; err != nil {
+						break
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+					return
+				}
+				select {
+				case <-oldGone:
+					mu.Lock()
+					after[i]++
+					mu.Unlock()
+				default:
+				}
+			}
+		}()
+	}
+	waitFor(t, "transactions on the old sluice", func() bool {
+		return metricValue(t, old.Metrics().ClientSessions) == clients
+	})
+	handOff(t, old, sendTo(t, next))
+	shutdownNow(old)
+	close(oldGone)
+	waitFor(t, "every client to run transactions on the new sluice", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failed) > 0 {
+			return true
+		}
+		for _, n := range after {
+			if n < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	close(stop)
+	wg.Wait()
+	require.Empty(t, failed)
+	requireClientsAt(t, next, moved)
 }
