@@ -73,6 +73,9 @@ type Server struct {
 	Secret                 []byte
 	Params                 []Param // its ParameterStatus values
 	CreatedUnixNano        int64
+	// Opened are the startup parameters it was opened with (pool
+	// affinity: usually the client's own).
+	Opened []Param
 	// Applied are the settings sluice set on it with set_config for this
 	// client (a connection opened with other startup parameters).
 	Applied []Param

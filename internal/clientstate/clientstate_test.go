@@ -29,7 +29,7 @@ func sessionState() *State {
 		Mode: ModeSession, User: "app", Database: "appdb", CancelPID: 4242, CancelSecret: 1,
 		Server: &Server{Addr: "127.0.0.1:5432", Network: "tcp", Address: "127.0.0.1:5432", PID: 4242,
 			Secret: []byte{1, 2, 3, 4}, Params: []Param{{"server_version", "15.4"}, {"TimeZone", "UTC"}},
-			CreatedUnixNano: 99, Applied: []Param{{"work_mem", "8MB"}}},
+			CreatedUnixNano: 99, Opened: []Param{{"application_name", "x"}}, Applied: []Param{{"work_mem", "8MB"}}},
 	}
 }
 

@@ -48,6 +48,7 @@ func Append(buf []byte, st *State) ([]byte, error) {
 		e.bytes(sv.Secret)
 		e.params(sv.Params)
 		e.b = binary.BigEndian.AppendUint64(e.b, uint64(sv.CreatedUnixNano))
+		e.params(sv.Opened)
 		e.params(sv.Applied)
 	}
 	return e.b, nil
@@ -95,6 +96,7 @@ func Decode(b []byte) (*State, error) {
 		sv.Secret = d.bytes(MaxSecret)
 		sv.Params = d.params()
 		sv.CreatedUnixNano = int64(d.u64())
+		sv.Opened = d.params()
 		sv.Applied = d.params()
 		st.Server = sv
 	}
@@ -141,6 +143,9 @@ func (st *State) check() error {
 			return corrupt("server connection over the limits")
 		}
 		if err := checkParams(sv.Params); err != nil {
+			return err
+		}
+		if err := checkParams(sv.Opened); err != nil {
 			return err
 		}
 		if err := checkParams(sv.Applied); err != nil {
