@@ -48,10 +48,13 @@ func (s *Server) AdoptClient(state []byte, files []*os.File) error {
 		return fmt.Errorf("user %q is not configured here", st.User)
 	case modeByte(db.PoolMode) != st.Mode:
 		return fmt.Errorf("database %q is in pool mode %s here, the client was in %q", db.Name, db.PoolMode, st.Mode)
-	case st.Mode == clientstate.ModeSession:
-		return errors.New("session-mode clients are not adopted by this build")
-	case len(files) != 1:
+	case st.Mode == clientstate.ModeSession && len(files) != 2:
+		return fmt.Errorf("a session-mode client comes with 2 descriptors, not %d", len(files))
+	case st.Mode != clientstate.ModeSession && len(files) != 1:
 		return fmt.Errorf("a transaction-pooled client comes with 1 descriptor, not %d", len(files))
+	}
+	if st.Mode == clientstate.ModeSession {
+		return s.adoptSession(st, db, u, files[0], files[1])
 	}
 	saved := make([]txcore.SavedStatement, len(st.Statements))
 	for i, p := range st.Statements {

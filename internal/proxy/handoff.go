@@ -37,24 +37,36 @@ const handOffRecheck = 50 * time.Millisecond
 // move stay here and are served until they leave or the caller's
 // Shutdown ends them: TLS clients, admin console clients, pinned clients
 // that stay pinned, clients of a read-only route or of an auth_query
-// user, and any whose send failed. After a successful send the client is
+// user, session-mode clients whose server connection uses TLS, and any
+// whose send failed. A session-mode client moves between transactions
+// together with its server connection (session_handoff.go). After a successful send the client is
 // forgotten here: its cancel key withdrawn and this process's descriptor
 // closed, nothing said to the client (its connection lives on in the new
 // process).
 func (s *Server) HandOffClients(ctx context.Context, send SendClient) error {
 	ready := s.txEnv.StartHandOff()
 	defer s.txEnv.EndHandOff()
+	sessionReady := s.startSessionHandOff()
+	defer s.endSessionHandOff()
 	tick := time.NewTicker(handOffRecheck)
 	defer tick.Stop()
 	var moved, kept int
 	defer func() { s.log.Info("client hand-off ended", "handed_over", moved, "kept", kept) }()
+	count := func(ok bool) {
+		if ok {
+			moved++
+		} else {
+			kept++
+		}
+	}
 	for {
 		for _, c := range s.txEnv.TakeOffered() {
-			if s.handOffTx(c.Session().(*txHost), send) {
-				moved++
-			} else {
-				kept++
-			}
+			count(s.handOffTx(c.Session().(*txHost), send))
+		}
+		for _, o := range s.takeSessionOffers() {
+			err := send(o.state, o.files)
+			o.verdict <- err // the session goroutine closes its files and ends, or resumes
+			count(err == nil)
 		}
 		if !s.anyMovable() {
 			return nil
@@ -63,6 +75,7 @@ func (s *Server) HandOffClients(ctx context.Context, send SendClient) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ready:
+		case <-sessionReady:
 		case <-tick.C:
 		}
 	}
@@ -97,7 +110,7 @@ func (ss *session) mayMove() bool {
 	case h != nil:
 		return h.MayMove()
 	}
-	return false // session mode: not handed over
+	return !ss.handOffStay.Load() // session mode
 }
 
 // handOffTx hands over one offered transaction-pooled client, which the
