@@ -79,8 +79,8 @@ type relay struct {
 	// next idle point; handOffStop: it was kicked (relay_handoff.go).
 	handOffWanted atomic.Bool
 	handOffStop   atomic.Bool
-	upErr       error
-	downErr     error
+	upErr         error
+	downErr       error
 
 	// watchMu orders the arming and clearing of the receive deadline and
 	// timer between the two loops; only taken when one is configured.
