@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -33,7 +35,11 @@ import (
 // mode "session") on its own listener.
 func handOffConfig(t *testing.T, mode string) string {
 	sock := t.TempDir()
-	return configText(t, sock, "max_size: 8\n    pool_mode: "+mode, "") + "log:\n  level: info\n"
+	size := 8
+	if mode == "session" {
+		size = 60 // one per client
+	}
+	return configText(t, sock, fmt.Sprintf("max_size: %d\n    pool_mode: %s", size, mode), "") + "log:\n  level: info\n"
 }
 
 // startSluice starts one more sluice from text; it is shut down at the
@@ -240,12 +246,18 @@ func TestHandOffOtherVersionKeepsClient(t *testing.T) {
 
 // Clients in a loop of transactions (BEGIN, a statement, COMMIT, each a
 // round trip: idle in a transaction between them) are handed over
-// between two transactions while they run: no transaction fails, no
-// client reconnects, and each runs transactions on the new sluice after
-// the old one is shut down.
+// between two transactions while they run, in transaction and in
+// session mode: no transaction fails, no client reconnects, and each
+// runs transactions on the new sluice after the old one is shut down.
 func TestHandOffUnderLoad(t *testing.T) {
+	for _, mode := range []string{"transaction", "session"} {
+		t.Run(mode, func(t *testing.T) { testHandOffUnderLoad(t, mode) })
+	}
+}
+
+func testHandOffUnderLoad(t *testing.T, mode string) {
 	const clients = 50
-	text := handOffConfig(t, "transaction")
+	text := handOffConfig(t, mode)
 	old, next := startSluice(t, text), startSluice(t, text)
 	ctx := context.Background()
 	var moved []*movedClient
@@ -296,9 +308,12 @@ func TestHandOffUnderLoad(t *testing.T) {
 	waitFor(t, "transactions on the old sluice", func() bool {
 		return metricValue(t, old.Metrics().ClientSessions) == clients
 	})
+	began := time.Now()
 	handOff(t, old, sendTo(t, next))
+	t.Logf("%d busy clients handed over in %v", clients, time.Since(began).Round(time.Millisecond))
 	shutdownNow(old)
 	close(oldGone)
+	began = time.Now()
 	waitFor(t, "every client to run transactions on the new sluice", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -312,6 +327,7 @@ func TestHandOffUnderLoad(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("every client ran 3 transactions on the new sluice within %v", time.Since(began).Round(time.Millisecond))
 	close(stop)
 	wg.Wait()
 	require.Empty(t, failed)
@@ -381,4 +397,34 @@ func TestHandOffSessionClientsWithTheirServerConnections(t *testing.T) {
 	var pe *pgconn.PgError
 	require.True(t, errors.As(<-res, &pe))
 	require.Equal(t, "57014", pe.Code)
+}
+
+// pgbench (the default TPC-B-like script, prepared statements) against
+// the old sluice, which hands its clients over in the middle of the run
+// and is shut down: pgbench ends with no failed transaction and no
+// client aborted (it never reconnects: a lost connection aborts its
+// client), in transaction and in session mode.
+func TestHandOffPgbench(t *testing.T) {
+	for _, mode := range []string{"transaction", "session"} {
+		t.Run(mode, func(t *testing.T) {
+			text := handOffConfig(t, mode)
+			old, next := startSluice(t, text), startSluice(t, text)
+			cmd := exec.Command("pgbench", "-h", "127.0.0.1", "-p", strconv.Itoa(old.Addr().(*net.TCPAddr).Port), "-U", pgtest.AppUser,
+				"-n", "-M", "prepared", "-c", "50", "-j", "2", "-T", "6", pgtest.AppDB)
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+pgtest.AppPassword)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			require.NoError(t, cmd.Start())
+			waitFor(t, "pgbench's clients on the old sluice", func() bool { return len(old.Snapshot().Clients) == 50 })
+			began := time.Now()
+			handOff(t, old, sendTo(t, next))
+			t.Logf("50 pgbench clients handed over in %v", time.Since(began).Round(time.Millisecond))
+			shutdownNow(old)
+			err := cmd.Wait()
+			t.Logf("pgbench:\n%s", out.String())
+			require.NoError(t, err)
+			require.Contains(t, out.String(), "number of failed transactions: 0 ")
+			require.Len(t, next.Snapshot().Clients, 0, "pgbench's clients left the new sluice at its end")
+		})
+	}
 }

@@ -21,9 +21,11 @@ import (
 //
 // What offers a client: the hand-off's start (every parked client), the
 // hop sweep's request to an idle client (its period is shortened to
-// offerPeriod meanwhile), and the end of a client's round (one atomic
-// load per round, only then: a pgbench client is never idle for a full
-// period, and is offered between two transactions). Bytes the client
+// offerPeriod meanwhile), the end of a client's round (one atomic load
+// per round: a pgbench client is never idle for a full period, and is
+// offered between two transactions), and, for a transaction whose end
+// the attachment's goroutine read (BEGIN ... COMMIT), the detach, which
+// asks the client's goroutine as the hop sweep does (askHop). Bytes the client
 // sent meanwhile wait in the socket's kernel buffer, which moves with
 // the descriptor.
 
