@@ -428,3 +428,24 @@ func TestHandOffPgbench(t *testing.T) {
 		})
 	}
 }
+
+// A pinned transaction-mode client (a temporary table lives on its server
+// connection, which does not move) stays on the old sluice, served with
+// its table, while the idle one moves; HandOffClients waits for it to
+// unpin until its context ends.
+func TestHandOffPinnedClientStays(t *testing.T) {
+	text := handOffConfig(t, "transaction")
+	old, next := startSluice(t, text), startSluice(t, text)
+	pinned, idle := connectTo(t, old, ""), connectTo(t, old, "")
+	query(t, pinned, "CREATE TEMP TABLE pinned_here (n int)")
+	query(t, idle, "SELECT 1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- old.HandOffClients(ctx, sendTo(t, next)) }()
+	waitFor(t, "the idle client to move", func() bool { return len(next.Snapshot().Clients) == 1 })
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.Len(t, old.Snapshot().Clients, 1)
+	require.Equal(t, []string{"0"}, query(t, pinned, "SELECT count(*) FROM pinned_here"))
+	require.Equal(t, []string{"1"}, query(t, idle, "SELECT 1"))
+}
