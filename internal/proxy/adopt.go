@@ -122,7 +122,7 @@ func (ss *session) adoptTx(db *config.Database, u *config.User, st *clientstate.
 	h.Init(txpool.Params{Env: s.txEnv, Session: h, Conn: ss.client, Draining: &ss.draining,
 		DB: db, Limits: cfg.Limits, Bufs: s.buffers(db.Backend.ReceiveChunkSize),
 		Ctx: backend.WithStartup(ctx, set), Cancel: cancel})
-	if err := h.Restore(want, saved); err != nil {
+	if err := h.Restore(want, saved, h.entry); err != nil {
 		cancel()
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"syscall"
 	"time"
@@ -120,7 +121,11 @@ func (s *Server) handOffTx(h *txHost, send SendClient) bool {
 	ss := h.ss
 	err := s.sendTx(h, send)
 	if err != nil {
-		s.log.Warn("client stays on this process: hand-off failed", "remote", ss.remote(), "user", h.user.Name, "database", h.DB.Name, "error", err)
+		level := slog.LevelWarn
+		if errors.Is(err, errCannotMove) {
+			level = slog.LevelInfo
+		}
+		s.log.Log(context.Background(), level, "client stays on this process", "remote", ss.remote(), "user", h.user.Name, "database", h.DB.Name, "reason", err)
 		h.Stay()
 		h.Resume()
 		return false
@@ -135,7 +140,7 @@ func (s *Server) handOffTx(h *txHost, send SendClient) bool {
 }
 
 // errCannotMove is a client that stays by design (not a failure of send).
-var errCannotMove = errors.New("this client cannot move")
+var errCannotMove = errors.New("it cannot move (read-only route, auth_query user, or being closed)")
 
 // sendTx encodes the client's state, dups its socket and calls send.
 func (s *Server) sendTx(h *txHost, send SendClient) error {

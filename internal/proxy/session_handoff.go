@@ -117,8 +117,11 @@ func (ss *session) handOffSession(r *relay, db *config.Database, e *poolEntry, c
 	}
 	err := ss.offerSession(db, conn, set, route)
 	if err != nil {
-		if !errors.Is(err, errHandOffOver) {
-			s.log.Warn("client stays on this process: hand-off failed", "remote", ss.remote(), "database", db.Name, "error", err)
+		switch {
+		case errors.Is(err, errCannotMove):
+			s.log.Info("client stays on this process", "remote", ss.remote(), "database", db.Name, "reason", err)
+		case !errors.Is(err, errHandOffOver):
+			s.log.Warn("client stays on this process", "remote", ss.remote(), "database", db.Name, "reason", err)
 		}
 		ss.handOffStay.Store(true)
 		r.resume(true)

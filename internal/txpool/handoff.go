@@ -143,13 +143,20 @@ func (c *Client) Saved() (want map[string]string, stmts []txcore.SavedStatement)
 }
 
 // Restore gives a client made by Init, before Ready, what Saved returned
-// on the process that handed it over.
-func (c *Client) Restore(want map[string]string, stmts []txcore.SavedStatement) error {
+// on the process that handed it over; home is the pool its connections
+// come from, whose set of parsed statements learns the client's (see
+// txcore.Client.SeedParsed), and which answers its Parses locally from
+// the start, as after a login's first borrow.
+func (c *Client) Restore(want map[string]string, stmts []txcore.SavedStatement, home Home) error {
 	if err := c.RestoreStatements(stmts); err != nil {
 		return err
 	}
 	if len(want) > 0 {
 		c.Want = want
+	}
+	if home != nil {
+		c.parsed = home.Parsed()
+		c.SeedParsed(c.parsed)
 	}
 	return nil
 }

@@ -64,3 +64,17 @@ func (c *Client) RestoreStatements(saved []SavedStatement) error {
 	}
 	return nil
 }
+
+// SeedParsed tells the pool's set that PostgreSQL accepted the server
+// form of each of the client's named statements (a Parse that failed
+// was forgotten with its answer, so every statement a client keeps was
+// accepted). The adopting process calls it for a client another
+// process handed over: its pool has not seen these Parses yet, and
+// without them a client preparing the same text would wait for a
+// server connection (pgbench -M prepared prepares synchronously, and
+// deadlocks when its other clients hold every connection meanwhile).
+func (c *Client) SeedParsed(set *ParsedSet) {
+	for _, st := range c.stmts {
+		set.add(st.srv)
+	}
+}
