@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluice-proxy/sluice/internal/clientstate"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
@@ -97,4 +99,27 @@ func TestHandOffPinnedClientStays(t *testing.T) {
 	require.Len(t, old.Snapshot().Clients, 1)
 	require.Equal(t, []string{"0"}, query(t, pinned, "SELECT count(*) FROM pinned_here"))
 	require.Equal(t, []string{"1"}, query(t, idle, "SELECT 1"))
+}
+
+// A session-mode client whose hand-off fails (here: the new process
+// refuses another state version) stays on the old sluice with its server
+// connection, and its relay goes on as before.
+func TestHandOffSessionFailedSendKeepsClient(t *testing.T) {
+	text := handOffConfig(t, "session")
+	old, next := startSluice(t, text), startSluice(t, text)
+	c := connectTo(t, old, "")
+	query(t, c, "SET application_name = 'stays_in_session'")
+	pid := backendPID(t, c)
+	deliver := sendTo(t, next)
+	var adoptErr error
+	handOff(t, old, func(state []byte, files []*os.File) error {
+		other := append([]byte(nil), state...)
+		other[0] = clientstate.Version + 1
+		adoptErr = deliver(other, files)
+		return adoptErr
+	})
+	require.ErrorIs(t, adoptErr, clientstate.ErrVersion)
+	require.Empty(t, next.Snapshot().Clients)
+	require.Equal(t, pid, backendPID(t, c))
+	require.Equal(t, []string{"stays_in_session"}, query(t, c, "SHOW application_name"))
 }
