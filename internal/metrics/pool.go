@@ -152,6 +152,14 @@ func (p *PoolMetrics) ClientIn(login time.Duration) {
 	}
 }
 
+// ClientMovedIn counts a client another sluice process handed over (the
+// upgrade hand-off) as a client of the pool, without a login.
+func (p *PoolMetrics) ClientMovedIn() {
+	if p != nil {
+		p.clients.Add(1)
+	}
+}
+
 // ClientOut: see ClientIn.
 func (p *PoolMetrics) ClientOut(session time.Duration) {
 	if p != nil {

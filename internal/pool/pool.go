@@ -310,6 +310,24 @@ func (p *Pool[C]) Discard(c C) {
 	p.mu.Unlock()
 }
 
+// Adopt counts c, a connection another process opened (the upgrade
+// hand-off of a session-mode client), as a busy connection of this pool,
+// as if a borrow had dialled it; its holder ends the borrow as usual
+// (Release or Discard). ErrExhausted: the pool, or its gate, has no room
+// for one more (the caller leaves c where it was).
+func (p *Pool[C]) Adopt(c C) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return ErrClosed
+	case p.openLocked() >= p.cfg.MaxSize || !p.takeLocked(false):
+		return ErrExhausted
+	}
+	p.addSlots(0, 1)
+	return nil
+}
+
 // openLocked counts every slot in use. Connections being closed still
 // count until Close returns, so a dial never overlaps a close and the
 // server never sees more than MaxSize connections from this pool.

@@ -35,6 +35,22 @@ func (c *cancelRegistry) add(pid uint32, sess *session) uint32 {
 	}
 }
 
+// addKey registers a key issued by another process (a client handed
+// over by an upgrade keeps the key it knows); false if it is taken.
+func (c *cancelRegistry) addKey(pid, secret uint32, sess *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[cancelKey]*session)
+	}
+	k := cancelKey{pid, secret}
+	if _, dup := c.m[k]; dup {
+		return false
+	}
+	c.m[k] = sess
+	return true
+}
+
 func (c *cancelRegistry) remove(pid, secret uint32) {
 	c.mu.Lock()
 	delete(c.m, cancelKey{pid, secret})

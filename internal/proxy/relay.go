@@ -75,8 +75,12 @@ type relay struct {
 	serverFirst atomic.Bool // the server side ended first
 	idleTimeout atomic.Bool // the client was idle past client_idle_timeout
 	shutdown    atomic.Bool // sluice itself is ending the session
-	upErr       error
-	downErr     error
+	// handOffWanted: an upgrade hand-off asked the relay to pause at its
+	// next idle point; handOffStop: it was kicked (relay_handoff.go).
+	handOffWanted atomic.Bool
+	handOffStop   atomic.Bool
+	upErr         error
+	downErr       error
 
 	// watchMu orders the arming and clearing of the receive deadline and
 	// timer between the two loops; only taken when one is configured.
@@ -127,7 +131,7 @@ func (r *relay) run() {
 		// The client side ended first: wake serverToClient. If the server
 		// owes nothing, it is parked waiting for bytes and the deadline
 		// ends that wait without losing anything.
-		if isTimeout(r.upErr) && r.limits.clientIdle > 0 && !r.sendFailed {
+		if isTimeout(r.upErr) && r.limits.clientIdle > 0 && !r.sendFailed && !r.handOffStop.Load() {
 			r.idleTimeout.Store(true)
 		}
 		r.server.SetReadDeadline(time.Unix(1, 0))
@@ -266,6 +270,9 @@ func (r *relay) serverToClient() error {
 			}
 			r.zSeenAt.Store(r.askSeq.Load())
 			r.timedOut.Store(false)
+			if first == 'I' && r.handOffWanted.Load() && r.gotZ.Load() == r.expectZ.Load() {
+				r.kick() // an upgrade moves the session now (relay_handoff.go)
+			}
 		case 'E':
 			// Only an error whole in this chunk is looked at (one cut by
 			// a read is rare): then sluice may add its own 08006 too.

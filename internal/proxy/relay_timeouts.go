@@ -9,8 +9,8 @@ import "time"
 func (r *relay) watch() {
 	r.watchMu.Lock()
 	defer r.watchMu.Unlock()
-	if r.stopping.Load() {
-		return // run has set deadlines to stop the loops: keep them
+	if r.stopping.Load() || r.handOffStop.Load() {
+		return // run, or a hand-off's kick, has set deadlines to stop the loops: keep them
 	}
 	owed := r.owed()
 	if r.limits.clientIdle > 0 {

@@ -90,6 +90,9 @@ type Server struct {
 	// txEnv is what every transaction-pooled client shares (its test
 	// hooks may be set before Start).
 	txEnv *txpool.Env
+	// handOff is the upgrade hand-off of session-mode clients in
+	// progress (session_handoff.go).
+	handOff handOffRun
 }
 
 // New prepares a server for cfg; Start makes it listen.

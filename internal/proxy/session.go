@@ -82,11 +82,13 @@ type session struct {
 	// client (session_info.go).
 	info clientInfo
 	pins atomic.Pointer[pinRecord]
-	// keyPID and keySecret are the cancel key issued to a
-	// transaction-pooled client (session goroutine's; session mode keeps
-	// its key on its goroutine's stack). Here rather than in txHost: the
-	// session's size class has room for them, txHost's had not.
+	// keyPID and keySecret are the cancel key issued to the client
+	// (session goroutine's). Here rather than in txHost: the session's
+	// size class has room for them, txHost's had not.
 	keyPID, keySecret uint32
+	// handOffStay: an upgrade's hand-off found the session-mode client
+	// cannot move, or failed to move it; it stays on this process.
+	handOffStay atomic.Bool
 }
 
 // ofDatabase reports whether the session is a client of db ("" = of any
@@ -386,44 +388,18 @@ func (ss *session) run(db *config.Database, u *config.User, set *backend.Startup
 	}
 	pid := s.sessionPID(conn)
 	secret := s.cancels.add(pid, ss)
+	ss.keyPID, ss.keySecret = pid, secret // an upgrade's hand-off sends them
 	greet := greetingFor(conn, pid, secret)
 	ss.client.SetDeadline(time.Time{})
 	ss.loggedIn(e)
 	if _, err := ss.client.Write(greet); err == nil {
-		for {
-			r.run()
-			e.counters.noteSession(r)
-			if !ss.canContinue(r, e) {
-				if len(r.heldFatal) > 0 { // the server's own reason, then sluice's
-					ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-					ss.client.Write(r.heldFatal)
-				}
-				ss.afterRelay(r, db)
-				break
-			}
-			next, nr := ss.continueOnNewServer(ctx, db, e, conn, set)
-			conn = next // nil: the old one is closed and there is no new one
-			if nr == nil {
-				break
-			}
-			r = nr
+		var moved bool
+		if conn, r, moved = ss.relayLoop(ctx, db, e, conn, r, set, route); moved {
+			s.cancels.remove(pid, secret)
+			return
 		}
 	}
-	s.cancels.remove(pid, secret)
-	ss.mu.Lock()
-	ss.server, ss.relay = nil, nil
-	ss.mu.Unlock()
-	ss.client.Close()
-	cancelled := ss.cancelSent()
-	if conn == nil {
-		s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
-			"duration", time.Since(ss.start).Round(time.Millisecond))
-		return
-	}
-	(&txpool.Lease{Home: e, Conn: conn}).End(s.log, sessionOutcome(r), byte(r.txStatus.Load()), cancelled)
-	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
-		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
-		"server_pid", conn.PID)
+	ss.endRelay(u, db, e, conn, r, pid, secret)
 }
 
 // applyStartup gives conn the client's startup parameters when it was not

@@ -108,3 +108,57 @@ func (ss *session) failAcquire(db *config.Database, err error) {
 		ss.fail(wire.CodeConnectionFailure, "could not get a server connection: "+err.Error())
 	}
 }
+
+// relayLoop relays until the session ends, on a new server connection
+// after a failover (continueOnNewServer); it returns the connection and
+// relay it ended with (a nil connection: closed, and none other), or
+// moved: an upgrade handed the session over with its server connection
+// (handOffSession), and nothing of either is left here.
+func (ss *session) relayLoop(ctx context.Context, db *config.Database, e *poolEntry, conn *backend.Conn, r *relay,
+	set *backend.StartupSet, route *readRoute) (*backend.Conn, *relay, bool) {
+	for {
+		r.run()
+		if r.paused() {
+			if ss.handOffSession(r, db, e, conn, set, route) {
+				return nil, r, true
+			}
+			continue
+		}
+		e.counters.noteSession(r)
+		if !ss.canContinue(r, e) {
+			if len(r.heldFatal) > 0 { // the server's own reason, then sluice's
+				ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+				ss.client.Write(r.heldFatal)
+			}
+			ss.afterRelay(r, db)
+			return conn, r, false
+		}
+		next, nr := ss.continueOnNewServer(ctx, db, e, conn, set)
+		conn = next // nil: the old one is closed and there is no new one
+		if nr == nil {
+			return conn, r, false
+		}
+		r = nr
+	}
+}
+
+// endRelay ends a session-mode session: its cancel key, its client
+// socket, its server connection back to the pool (or closed).
+func (ss *session) endRelay(u *config.User, db *config.Database, e *poolEntry, conn *backend.Conn, r *relay, pid, secret uint32) {
+	s := ss.srv
+	s.cancels.remove(pid, secret)
+	ss.mu.Lock()
+	ss.server, ss.relay = nil, nil
+	ss.mu.Unlock()
+	ss.client.Close()
+	cancelled := ss.cancelSent()
+	if conn == nil {
+		s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
+			"duration", time.Since(ss.start).Round(time.Millisecond))
+		return
+	}
+	(&txpool.Lease{Home: e, Conn: conn}).End(s.log, sessionOutcome(r), byte(r.txStatus.Load()), cancelled)
+	s.log.Info("session ended", "user", u.Name, "database", db.Name, "remote", ss.remote(),
+		"duration", time.Since(ss.start).Round(time.Millisecond), "bytes_in", r.bytesIn, "bytes_out", r.bytesOut.Load(),
+		"server_pid", conn.PID)
+}

@@ -35,6 +35,9 @@ func (ss *session) newRelay(db *config.Database, e *poolEntry, conn *backend.Con
 	r.txStatus.Store('I')
 	r.holdFatal = db.Hosts != nil && len(db.Hosts) > 1 // only where canContinue may go on
 	ss.relay = r
+	if s.handOff.active.Load() && !ss.handOffStay.Load() {
+		r.askHandOff() // an upgrade's hand-off runs: pause at once (relay_handoff.go)
+	}
 	return r
 }
 

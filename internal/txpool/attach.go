@@ -211,6 +211,9 @@ func (a *attachment) run() {
 			if a.detach() {
 				continue // pinned: stay attached
 			}
+			if c := a.client; c.env.sweeps.handOff.Load() {
+				c.askHop() // an upgrade's hand-off: offer the client now it is idle (handoff.go)
+			}
 			return
 		}
 		// The server connection failed (or the client write did).

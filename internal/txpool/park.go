@@ -89,6 +89,10 @@ type parking struct {
 	gen   uint32
 	// wake holds the clients the sweep takes out (its goroutine's).
 	wake []*Client
+	// offered holds the clients offered to the upgrade hand-off and not
+	// yet taken (handoff.go); offerReady is signalled at each offer.
+	offered    []*Client
+	offerReady chan struct{}
 }
 
 // park asks to park c (its goroutine's, when the hop sweep found it idle
@@ -107,6 +111,9 @@ func (c *Client) park() parkOutcome {
 	// attachment left, the pins (set by the attachment) can be read.
 	if a, err := c.liveAttachment(); a != nil || err != nil || len(c.Pins) > 0 {
 		return parkLater
+	}
+	if c.env.sweeps.handOff.Load() && c.offer() {
+		return parkedNow // owned like a parked client (handoff.go)
 	}
 	return c.env.sweeps.park.park(c)
 }

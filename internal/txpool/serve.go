@@ -71,6 +71,12 @@ func (c *Client) Serve() ServeEnd {
 		}
 		switch {
 		case err == nil:
+			if w.handOff.Load() { // an upgrade hands clients over (handoff.go)
+				c.staleDeadline = true
+				if c.offer() {
+					return Parked
+				}
+			}
 			if g := w.hopGen.Load(); c.lastActive.Load() != g {
 				c.lastActive.Store(g) // at most once per period: a load otherwise
 			}

@@ -66,6 +66,11 @@ type sweeps struct {
 	period   atomic.Int64 // the hop sweep's, in ns (0: hopAfter); Env.SetParkAfter
 
 	park parking // park.go
+	// handOff: idle clients are offered to the upgrade hand-off rather
+	// than parked (handoff.go); savedPeriod is the period to restore
+	// after it (StartHandOff's and EndHandOff's caller's, one at a time).
+	handOff     atomic.Bool
+	savedPeriod int64
 }
 
 // hopPeriod is the hop sweep's period.
