@@ -188,7 +188,7 @@ func (e *Election) Write(ctx context.Context, next Decision) error {
 		hook := e.p.afterIntent
 		e.p.mu.Unlock()
 		if hook != nil {
-			hook(ctx, e.db)
+			hook(ctx, e.db, next.Epoch)
 			if ctx.Err() != nil || e.p.ctx.Err() != nil {
 				return errors.New("the instance stopped after writing the intent")
 			}

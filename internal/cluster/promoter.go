@@ -42,9 +42,9 @@ type Promoter struct {
 	client *clientv3.Client
 	dbs    map[string]*Election
 	closed bool
-	// afterIntent, a test hook, runs after an intent is written and
-	// before Write returns (so before anything is promoted).
-	afterIntent func(ctx context.Context, database string)
+	// afterIntent, a test hook, runs after an intent (of epoch) is
+	// written and before Write returns (so before anything is promoted).
+	afterIntent func(ctx context.Context, database string, epoch uint64)
 }
 
 // NewPromoter returns the fleet's promoter for m's instance. It starts
@@ -115,8 +115,9 @@ func (p *Promoter) Blocked() map[string]string {
 }
 
 // SetAfterIntent installs a test hook run after every intent this
-// instance writes, before anything is promoted.
-func (p *Promoter) SetAfterIntent(f func(ctx context.Context, database string)) {
+// instance writes (with the intent's epoch), before anything is
+// promoted.
+func (p *Promoter) SetAfterIntent(f func(ctx context.Context, database string, epoch uint64)) {
 	p.mu.Lock()
 	p.afterIntent = f
 	p.mu.Unlock()

@@ -97,7 +97,11 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	}
 	d.Cluster = member
 	if member != nil {
-		d.Promoter = startPromoter(member, srv)
+		if d.Promoter, err = startPromoter(member, srv, log); err != nil {
+			d.leaveFleet()
+			srv.Shutdown(context.Background())
+			return nil, err
+		}
 		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), log); err != nil {
 			d.leaveFleet()
 			srv.Shutdown(context.Background())

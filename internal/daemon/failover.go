@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -12,12 +13,16 @@ import (
 
 // startPromoter puts the failover of databases with auto_promote under
 // the fleet's elections (one promoter per database, decisions in etcd).
-// Its metrics go on the proxy's registry.
-func startPromoter(m *cluster.Member, srv *proxy.Server) *cluster.Promoter {
+// Its metrics go on the proxy's registry. A test's crash hook (see
+// CrashAfterIntentEnv) is armed before any election starts.
+func startPromoter(m *cluster.Member, srv *proxy.Server, log *slog.Logger) (*cluster.Promoter, error) {
 	p := cluster.NewPromoter(m)
+	if err := armCrashAfterIntent(p, log); err != nil {
+		return p, err
+	}
 	srv.Metrics().Registry.MustRegister(p.Collectors()...)
 	srv.SetFailoverFleet(func(db string) topology.Fleet { return electionFleet{p.Database(db)} })
-	return p
+	return p, nil
 }
 
 // electionFleet adapts a cluster.Election to topology.Fleet (the two

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/daemon"
+	"github.com/sluice-proxy/sluice/internal/pgserver"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/haproxytest"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
@@ -59,28 +60,11 @@ func startHAFleet(t *testing.T) *haFleet {
 func startHAInstance(t *testing.T, etcd, id string, set *pgtest.Set) *fleetInstance {
 	t.Helper()
 	adminPort := freePort(t)
-	text := fmt.Sprintf(`listen: {address: "127.0.0.1:0"}
-admin: {address: "127.0.0.1:%d", users: [%s]}
-log: {format: json}
-shutdown_timeout: 2s
-users:
-  - {name: %s, password: %s}
-  - {name: %s, password: %s}
-databases:
-  %s:
-    hosts: ["127.0.0.1:%d", "127.0.0.1:%d"]
-    pool_mode: transaction
-    health_check_interval: 300ms
-    pool: {max_size: 10, borrow_timeout: 60s}
-    backend: {dial_timeout: 2s}
-    failover: {user: %s, auto_promote: true, promote_after: 2s}
-cluster:
-  etcd: {endpoints: ["%s"], dial_timeout: 1s}
-  instance_id: %s
-  prefix: %s
-  lease_ttl: 2s
-`, adminPort, pgtest.AppUser, pgtest.AppUser, pgtest.AppPassword, pgtest.MonitorUser, pgtest.MonitorPassword, pgtest.AppDB,
-		set.Primary.Port, set.Standbys[0].Port, pgtest.MonitorUser, etcd, id, haPrefix)
+	var ports []int
+	for _, c := range set.All() {
+		ports = append(ports, c.Port)
+	}
+	text := haConfig("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", adminPort), etcd, id, ports...)
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	cfg, err := config.Load(path)
@@ -98,10 +82,48 @@ cluster:
 	return inst
 }
 
+// haConfig is the configuration of an instance of an HA fleet: AppDB
+// on the servers listening on ports, in transaction mode, with
+// auto_promote.
+func haConfig(listen, admin, etcd, id string, ports ...int) string {
+	hosts := make([]string, len(ports))
+	for i, p := range ports {
+		hosts[i] = fmt.Sprintf(`"127.0.0.1:%d"`, p)
+	}
+	return fmt.Sprintf(`listen: {address: "%s"}
+admin: {address: "%s", users: [%s]}
+log: {format: json}
+shutdown_timeout: 2s
+users:
+  - {name: %s, password: %s}
+  - {name: %s, password: %s}
+databases:
+  %s:
+    hosts: [%s]
+    pool_mode: transaction
+    health_check_interval: 300ms
+    pool: {max_size: 10, borrow_timeout: 60s}
+    backend: {dial_timeout: 2s}
+    failover: {user: %s, auto_promote: true, promote_after: 2s}
+cluster:
+  etcd: {endpoints: ["%s"], dial_timeout: 1s}
+  instance_id: %s
+  prefix: %s
+  lease_ttl: 2s
+`, listen, admin, pgtest.AppUser, pgtest.AppUser, pgtest.AppPassword, pgtest.MonitorUser, pgtest.MonitorPassword, pgtest.AppDB,
+		strings.Join(hosts, ", "), pgtest.MonitorUser, etcd, id, haPrefix)
+}
+
 // decision reads <prefix>primary/appdb from etcd.
 func (f *haFleet) decision(t *testing.T) (epoch uint64, primary string, done bool, leader string, timeline uint32) {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{f.etcd.Endpoint()}, DialTimeout: 5 * time.Second})
+	return readDecision(t, f.etcd.Endpoint())
+}
+
+// readDecision reads <prefix>primary/appdb from the etcd at endpoint.
+func readDecision(t *testing.T, endpoint string) (epoch uint64, primary string, done bool, leader string, timeline uint32) {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -135,9 +157,14 @@ func (f *haFleet) promotions() int {
 // writesGoTo reports whether a write transaction through the instance
 // runs on the server listening on port.
 func writesGoTo(in *fleetInstance, port int) bool {
+	return writesGoToDSN(in.dsn(pgtest.AppDB), port)
+}
+
+// writesGoToDSN is writesGoTo for a client connecting with dsn.
+func writesGoToDSN(dsn string, port int) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgconn.Connect(ctx, in.dsn(pgtest.AppDB))
+	c, err := pgconn.Connect(ctx, dsn)
 	if err != nil {
 		return false
 	}
@@ -221,8 +248,12 @@ func (w *fleetWriter) count() int {
 // checkNoLossNoDuplicate: every acknowledged number is on the new
 // primary, none twice.
 func checkNoLossNoDuplicate(t *testing.T, f *haFleet, w *fleetWriter) {
+	checkWritesOn(t, f.set.Standbys[0], w)
+}
+
+// checkWritesOn: every number w had acknowledged is on np, none twice.
+func checkWritesOn(t *testing.T, np *pgserver.Cluster, w *fleetWriter) {
 	ctx := context.Background()
-	np := f.set.Standbys[0]
 	rows, err := np.QueryDB(ctx, pgtest.AppDB, "SELECT n, count(*) FROM ha_writes GROUP BY n HAVING count(*) > 1")
 	require.NoError(t, err)
 	require.Empty(t, rows, "numbers written twice")
@@ -304,7 +335,7 @@ func TestFleetLeaderDiesMidFailover(t *testing.T) {
 	for _, in := range f.insts {
 		p := in.d.Promoter
 		id := in.id
-		p.SetAfterIntent(func(ctx context.Context, db string) {
+		p.SetAfterIntent(func(ctx context.Context, db string, _ uint64) {
 			if dead.CompareAndSwap(nil, id) {
 				p.Close() // the leader is gone: its lease is revoked, nothing more from it
 			}
