@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +113,23 @@ func (p *Promoter) Blocked() map[string]string {
 			out[e.db] = why
 		}
 	}
+	return out
+}
+
+// Status lists the elections of the databases this instance takes part
+// in, ordered by database.
+func (p *Promoter) Status() []ElectionStatus {
+	p.mu.Lock()
+	dbs := make([]*Election, 0, len(p.dbs))
+	for _, e := range p.dbs {
+		dbs = append(dbs, e)
+	}
+	p.mu.Unlock()
+	out := make([]ElectionStatus, 0, len(dbs))
+	for _, e := range dbs {
+		out = append(out, e.Status())
+	}
+	slices.SortFunc(out, func(a, b ElectionStatus) int { return strings.Compare(a.Database, b.Database) })
 	return out
 }
 

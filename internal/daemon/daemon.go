@@ -112,6 +112,7 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	var fleet func() *console.FleetHealth
 	if member != nil {
 		op.Peers = func() []console.Peer { return peersView(member) }
+		op.Failover = func() []console.Failover { return failoverView(d.Promoter) }
 		fleet = func() *console.FleetHealth { return fleetHealth(member, d.Promoter) }
 	}
 	srv.SetOperator(op)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-proxy/sluice/internal/cluster"
+	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
@@ -59,4 +60,30 @@ func failoverBlocked(p *cluster.Promoter) string {
 	slices.Sort(dbs)
 	return "failover is disabled while etcd is unreachable (no standby is promoted; writes keep going to the known primary) for " +
 		strings.Join(dbs, ", ") + ": " + b[dbs[0]]
+}
+
+// failoverView converts the promoter's elections for SHOW FAILOVER and
+// /api/failover.
+func failoverView(p *cluster.Promoter) []console.Failover {
+	st := p.Status()
+	out := make([]console.Failover, len(st))
+	for i, e := range st {
+		f := console.Failover{Database: e.Database, Leader: e.Holder, Leading: e.Leading, EtcdUp: e.Available}
+		if e.Have {
+			f.Primary, f.Timeline, f.Epoch, f.Done = e.Decision.Primary, e.Decision.Timeline, e.Decision.Epoch, e.Decision.Done
+			f.DecidedBy, f.DecidedAt = e.Decision.Leader, e.Decision.At
+		}
+		switch {
+		case !e.Available:
+			f.WhyNot = "failover is disabled while etcd is unreachable: " + e.Why
+		case !e.Leading && e.Holder != "":
+			f.WhyNot = "another instance leads failover for this database: " + e.Holder
+		case !e.Leading:
+			f.WhyNot = "this instance does not lead failover for this database"
+		default:
+			f.CanPromote = true
+		}
+		out[i] = f
+	}
+	return out
 }

@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/pgserver"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
@@ -322,6 +323,69 @@ func TestFleetFailoverOnePromotion(t *testing.T) {
 	require.EqualValues(t, 2, decisions, "two decisions in the fleet: the first record and the promotion")
 	t.Logf("promoted by %s", leader)
 	checkNoLossNoDuplicate(t, f, w)
+
+	// SHOW FAILOVER and /api/failover: every instance shows the decision
+	// and the same leader; only the leader may promote.
+	leaders := 0
+	for _, in := range f.insts {
+		eventually(t, in.id+" to see the leader", func() bool { fo := in.apiFailover(t); return len(fo) == 1 && fo[0].Leader != "" })
+		fo := in.apiFailover(t)[0]
+		require.Equal(t, pgtest.AppDB, fo.Database)
+		require.Equal(t, standby, fo.Primary)
+		require.EqualValues(t, 2, fo.Epoch)
+		require.EqualValues(t, 2, fo.Timeline)
+		require.True(t, fo.Done)
+		require.Equal(t, leader, fo.DecidedBy)
+		require.False(t, fo.DecidedAt.IsZero())
+		require.True(t, fo.EtcdUp)
+		require.Equal(t, fo.Leading, fo.CanPromote)
+		require.Equal(t, fo.Leading, fo.Leader == in.id, "%s: leader %s, leading %v", in.id, fo.Leader, fo.Leading)
+		if fo.Leading {
+			leaders++
+			require.Empty(t, fo.WhyNot)
+		} else {
+			require.Equal(t, "another instance leads failover for this database: "+fo.Leader, fo.WhyNot)
+		}
+		row := in.showFailover(t)
+		require.Equal(t, []string{pgtest.AppDB, standby, "2", "2", "1", leader}, row[:6])
+		require.Equal(t, fo.Leader, row[7])
+	}
+	require.Equal(t, 1, leaders, "one leader in the fleet")
+}
+
+// apiFailover reads GET /api/failover.
+func (f *fleetInstance) apiFailover(t *testing.T) []console.Failover {
+	t.Helper()
+	code, body := get(t, f.admin+"/api/failover")
+	require.Equal(t, 200, code, body)
+	var fo []console.Failover
+	require.NoError(t, json.Unmarshal([]byte(body), &fo), body)
+	return fo
+}
+
+// showFailover runs SHOW FAILOVER on the instance's console and returns
+// its one row (NULL as "").
+func (f *fleetInstance) showFailover(t *testing.T) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := pgconn.Connect(ctx, f.dsn("sluice"))
+	require.NoError(t, err)
+	defer adm.Close(ctx)
+	rs, err := adm.Exec(ctx, "SHOW FAILOVER").ReadAll()
+	require.NoError(t, err)
+	var cols []string
+	for _, fd := range rs[0].FieldDescriptions {
+		cols = append(cols, fd.Name)
+	}
+	require.Equal(t, []string{"database", "primary", "timeline", "epoch", "done", "decided_by", "decided_at", "leader",
+		"leading", "etcd_up", "can_promote", "why_not"}, cols)
+	require.Len(t, rs[0].Rows, 1)
+	var row []string
+	for _, v := range rs[0].Rows[0] {
+		row = append(row, string(v))
+	}
+	return row
 }
 
 // TestFleetLeaderDiesMidFailover: the leader writes its intent and
@@ -375,6 +439,13 @@ func TestFleetNoPromotionWhileEtcdDown(t *testing.T) {
 			return code == 200 && strings.Contains(d, "failover is disabled while etcd is unreachable")
 		})
 		require.EqualValues(t, 1, metricSum(t, in, `sluice_cluster_failover_blocked{database="`+pgtest.AppDB+`"}`))
+		fo := in.apiFailover(t)
+		require.Len(t, fo, 1)
+		require.False(t, fo[0].EtcdUp)
+		require.False(t, fo[0].CanPromote)
+		require.Contains(t, fo[0].WhyNot, "failover is disabled while etcd is unreachable: ")
+		require.EqualValues(t, 1, fo[0].Epoch, "the last decision known")
+		require.Equal(t, fmt.Sprintf("127.0.0.1:%d", f.set.Primary.Port), fo[0].Primary)
 		selectOne(t, in.dsn(pgtest.AppDB)) // serving goes on
 	}
 	require.NoError(t, f.set.Primary.Kill(context.Background()))
