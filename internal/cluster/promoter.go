@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -161,16 +162,35 @@ func (p *Promoter) etcd() (*clientv3.Client, error) {
 
 // Close resigns every election (revoking its lease, so that another
 // instance takes over at once) and waits for the goroutines.
+//
+// A campaign that is cancelled resigns with the etcd client's own
+// context (etcd's concurrency package), so while etcd does not answer it
+// ends only when the client is closed: Close waits for the elections to
+// resign and revoke (each request bounded by cluster.etcd.dial_timeout)
+// for twice that at most, then closes the client, which ends them.
+// Without that bound a SIGTERM while etcd was down never finished.
 func (p *Promoter) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	p.cancel()
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	bound := time.NewTimer(2 * p.member.opts.Config.Etcd.DialTimeout.D())
+	select {
+	case <-done:
+	case <-bound.C:
+		p.log.Warn("etcd does not answer: leaving the failover elections without resigning (their leases expire within cluster.lease_ttl)")
+	}
+	bound.Stop()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.client != nil {
 		p.client.Close()
 		p.client = nil
 	}
+	p.mu.Unlock()
+	<-done
 }
