@@ -155,6 +155,7 @@ func (d *Daemon) Reload() error {
 	if d.Cluster != nil {
 		d.Cluster.UpdateConfig(cluster.DatabaseNames(cfg), cluster.FingerprintOf(cfg))
 	}
+	d.reloadBudget(cfg)
 	d.Log.Info("configuration reloaded", "file", d.path)
 	return nil
 }

@@ -245,3 +245,63 @@ func TestFleetBudgetNeverExceeded(t *testing.T) {
 	require.Len(t, dbs, 1)
 	require.Equal(t, 15, dbs[0].MaxConns, "SHOW DATABASES' max_connections is the share")
 }
+
+// TestFleetBudgetReload: max_db_connections changed in every instance's
+// file and reloaded (no restart) is divided anew: 30 → 60 gives 20 each,
+// and a pgbench run then holds more than the old 30; 60 → 15 while
+// pgbench runs shrinks the shares to 5 each without failing a
+// transaction (busy connections are never closed), and the next run
+// never sees more than 15. Before, a fleet kept the value it started
+// with until a restart.
+func TestFleetBudgetReload(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	fleet := []*fleetInstance{
+		startBudgetInstance(t, etcd.Endpoint(), "r1", 30),
+		startBudgetInstance(t, etcd.Endpoint(), "r2", 30),
+		startBudgetInstance(t, etcd.Endpoint(), "r3", 30),
+	}
+	settle := func(share int) {
+		for _, f := range fleet {
+			eventually(t, fmt.Sprintf("%s's share to be %d", f.id, share), func() bool { return shareOf(f) == share })
+		}
+	}
+	reloadAll := func(budget int) {
+		for _, f := range fleet {
+			require.NoError(t, os.WriteFile(f.path, []byte(budgetConfig(t, f.etcd, f.id, budget)), 0o600))
+			require.NoError(t, f.d.Reload())
+		}
+	}
+	run := func(clients, perClient int) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		for _, f := range fleet {
+			wg.Add(1)
+			go func() { defer wg.Done(); pgbenchThrough(t, f.d.Proxy.Addr().String(), clients, perClient) }()
+		}
+		return &wg
+	}
+	settle(10)
+
+	reloadAll(60)
+	settle(20)
+	s := startSampler(t)
+	run(60, 20).Wait()
+	peak, samples := s.end()
+	t.Logf("max_db_connections 60 after a reload: peak %d server connections over %d samples", peak, samples)
+	require.LessOrEqual(t, peak, int64(60))
+	require.Greater(t, peak, int64(30), "the raised budget was not used")
+
+	// Lowered while pgbench holds connections: pgbench reports any
+	// failed transaction (pgbenchThrough fails the test then).
+	wg := run(60, 40)
+	reloadAll(15)
+	settle(5)
+	wg.Wait()
+	s = startSampler(t)
+	run(60, 20).Wait()
+	peak, samples = s.end()
+	t.Logf("max_db_connections 15 after a reload under load: peak %d server connections over %d samples", peak, samples)
+	require.LessOrEqual(t, peak, int64(15), "the fleet held more than the lowered max_db_connections")
+	for _, f := range fleet {
+		require.Equal(t, 5, f.d.Proxy.Snapshot().Databases[0].MaxConns)
+	}
+}
