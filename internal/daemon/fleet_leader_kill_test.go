@@ -118,7 +118,12 @@ func TestFleetLeaderProcessKilledMidSecondFailover(t *testing.T) {
 	require.True(t, ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL, "%s ended by SIGKILL (%v)", dead.id, dead.cmd.ProcessState)
 	require.Contains(t, dead.logs.String(), `"msg":"TEST HOOK: killing this process after writing the failover intent"`)
 	require.Regexp(t, `"msg":"failover decision written".*"epoch":3,"primary":"`+name(second)+`","done":false`, dead.logs.String())
-	require.NotContains(t, afterLast(dead.logs.String(), `"epoch":3`), `"msg":"promoted a standby"`, "the dead leader promoted nothing")
+	// Its last decision written is that intent, and nothing was
+	// promoted after it.
+	last := afterLast(dead.logs.String(), `"msg":"failover decision written"`)
+	require.Regexp(t, `^[^\n]*"epoch":3,"primary":"`+name(second)+`","done":false`, last)
+	require.NotContains(t, last, `"msg":"promoted a standby"`, "the dead leader promoted nothing")
+	require.NotContains(t, last, `"msg":"promoting a standby failed"`, "the dead leader promoted nothing")
 
 	eventually(t, "epoch 3 done naming the last standby", func() bool {
 		e, p, done, _, _ := readDecision(t, etcd.Endpoint())
