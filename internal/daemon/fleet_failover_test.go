@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -16,12 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/daemon"
-	"github.com/sluice-proxy/sluice/internal/pgserver"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/haproxytest"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
@@ -83,66 +79,10 @@ func startHAInstance(t *testing.T, etcd, id string, set *pgtest.Set) *fleetInsta
 	return inst
 }
 
-// haConfig is the configuration of an instance of an HA fleet: AppDB
-// on the servers listening on ports, in transaction mode, with
-// auto_promote.
-func haConfig(listen, admin, etcd, id string, ports ...int) string {
-	hosts := make([]string, len(ports))
-	for i, p := range ports {
-		hosts[i] = fmt.Sprintf(`"127.0.0.1:%d"`, p)
-	}
-	return fmt.Sprintf(`listen: {address: "%s"}
-admin: {address: "%s", users: [%s]}
-log: {format: json}
-shutdown_timeout: 2s
-users:
-  - {name: %s, password: %s}
-  - {name: %s, password: %s}
-databases:
-  %s:
-    hosts: [%s]
-    pool_mode: transaction
-    health_check_interval: 300ms
-    pool: {max_size: 10, borrow_timeout: 60s}
-    backend: {dial_timeout: 2s}
-    failover: {user: %s, auto_promote: true, promote_after: 2s}
-cluster:
-  etcd: {endpoints: ["%s"], dial_timeout: 1s}
-  instance_id: %s
-  prefix: %s
-  lease_ttl: 2s
-`, listen, admin, pgtest.AppUser, pgtest.AppUser, pgtest.AppPassword, pgtest.MonitorUser, pgtest.MonitorPassword, pgtest.AppDB,
-		strings.Join(hosts, ", "), pgtest.MonitorUser, etcd, id, haPrefix)
-}
-
 // decision reads <prefix>primary/appdb from etcd.
 func (f *haFleet) decision(t *testing.T) (epoch uint64, primary string, done bool, leader string, timeline uint32) {
 	t.Helper()
 	return readDecision(t, f.etcd.Endpoint())
-}
-
-// readDecision reads <prefix>primary/appdb from the etcd at endpoint.
-func readDecision(t *testing.T, endpoint string) (epoch uint64, primary string, done bool, leader string, timeline uint32) {
-	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := c.Get(ctx, haPrefix+"primary/"+pgtest.AppDB)
-	require.NoError(t, err)
-	if len(resp.Kvs) == 0 {
-		return 0, "", false, "", 0
-	}
-	var d struct {
-		Epoch    uint64 `json:"epoch"`
-		Primary  string `json:"primary"`
-		Done     bool   `json:"done"`
-		Leader   string `json:"leader"`
-		Timeline uint32 `json:"timeline"`
-	}
-	require.NoError(t, json.Unmarshal(resp.Kvs[0].Value, &d))
-	return d.Epoch, d.Primary, d.Done, d.Leader, d.Timeline
 }
 
 // promotions counts the promotions every instance attempted (each logs
@@ -159,19 +99,6 @@ func (f *haFleet) promotions() int {
 // runs on the server listening on port.
 func writesGoTo(in *fleetInstance, port int) bool {
 	return writesGoToDSN(in.dsn(pgtest.AppDB), port)
-}
-
-// writesGoToDSN is writesGoTo for a client connecting with dsn.
-func writesGoToDSN(dsn string, port int) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgconn.Connect(ctx, dsn)
-	if err != nil {
-		return false
-	}
-	defer c.Close(ctx)
-	rs, err := c.Exec(ctx, "BEGIN READ WRITE; SELECT inet_server_port(); COMMIT").ReadAll()
-	return err == nil && len(rs) == 3 && len(rs[1].Rows) == 1 && string(rs[1].Rows[0][0]) == strconv.Itoa(port)
 }
 
 // waitBootstrapped waits until the first leader recorded the primary in
@@ -252,31 +179,6 @@ func checkNoLossNoDuplicate(t *testing.T, f *haFleet, w *fleetWriter) {
 	checkWritesOn(t, f.set.Standbys[0], w)
 }
 
-// checkWritesOn: every number w had acknowledged is on np, none twice.
-func checkWritesOn(t *testing.T, np *pgserver.Cluster, w *fleetWriter) {
-	ctx := context.Background()
-	rows, err := np.QueryDB(ctx, pgtest.AppDB, "SELECT n, count(*) FROM ha_writes GROUP BY n HAVING count(*) > 1")
-	require.NoError(t, err)
-	require.Empty(t, rows, "numbers written twice")
-	rows, err = np.QueryDB(ctx, pgtest.AppDB, "SELECT n FROM ha_writes")
-	require.NoError(t, err)
-	have := map[int]bool{}
-	for _, r := range rows {
-		v, _ := strconv.Atoi(r[0])
-		have[v] = true
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var lost []int
-	for _, v := range w.acked {
-		if !have[v] {
-			lost = append(lost, v)
-		}
-	}
-	require.Empty(t, lost, "acknowledged writes lost (of %d, largest acked %d, failures %v)", len(w.acked), w.acked[len(w.acked)-1], w.failed)
-	t.Logf("%d writes acknowledged, 0 lost, 0 duplicated; %d failed (not retried): %v", len(w.acked), len(w.failed), w.failed)
-}
-
 // TestFleetFailoverOnePromotion: three sluices with auto_promote on one
 // etcd, a writer through HAProxy, the primary killed: exactly one
 // promotion (one pg_promote call, the epoch up by exactly one), no
@@ -351,41 +253,6 @@ func TestFleetFailoverOnePromotion(t *testing.T) {
 		require.Equal(t, fo.Leader, row[7])
 	}
 	require.Equal(t, 1, leaders, "one leader in the fleet")
-}
-
-// apiFailover reads GET /api/failover.
-func (f *fleetInstance) apiFailover(t *testing.T) []console.Failover {
-	t.Helper()
-	code, body := get(t, f.admin+"/api/failover")
-	require.Equal(t, 200, code, body)
-	var fo []console.Failover
-	require.NoError(t, json.Unmarshal([]byte(body), &fo), body)
-	return fo
-}
-
-// showFailover runs SHOW FAILOVER on the instance's console and returns
-// its one row (NULL as "").
-func (f *fleetInstance) showFailover(t *testing.T) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := pgconn.Connect(ctx, f.dsn("sluice"))
-	require.NoError(t, err)
-	defer adm.Close(ctx)
-	rs, err := adm.Exec(ctx, "SHOW FAILOVER").ReadAll()
-	require.NoError(t, err)
-	var cols []string
-	for _, fd := range rs[0].FieldDescriptions {
-		cols = append(cols, fd.Name)
-	}
-	require.Equal(t, []string{"database", "primary", "timeline", "epoch", "done", "decided_by", "decided_at", "leader",
-		"leading", "etcd_up", "can_promote", "why_not"}, cols)
-	require.Len(t, rs[0].Rows, 1)
-	var row []string
-	for _, v := range rs[0].Rows[0] {
-		row = append(row, string(v))
-	}
-	return row
 }
 
 // TestFleetLeaderDiesMidFailover: the leader writes its intent and
