@@ -140,6 +140,8 @@ func (a *api) read(w http.ResponseWriter, r *http.Request) {
 		pick = func(s *console.Snapshot) any { return s.Pins }
 	case "peers":
 		pick = func(s *console.Snapshot) any { return s.Peers }
+	case "failover":
+		pick = func(s *console.Snapshot) any { return s.Failover }
 	case "version":
 		pick = func(s *console.Snapshot) any { return map[string]string{"version": s.Version} }
 	case "lists", "state":

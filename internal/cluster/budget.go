@@ -60,6 +60,7 @@ type Budget struct {
 
 	mu     sync.Mutex
 	acked  map[string]int // this instance's acknowledged share by database
+	totals map[string]int // each database's budget now (SetTotal changes it)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -86,7 +87,7 @@ func StartBudget(o BudgetOptions) (*Budget, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Budget{opts: o, log: o.Log.With("component", "cluster_budget", "instance_id", o.InstanceID),
-		keys: o.Config.Prefix + "budget/", acked: map[string]int{}, cancel: cancel, done: make(chan struct{}),
+		keys: o.Config.Prefix + "budget/", acked: map[string]int{}, totals: maps.Clone(o.Budgets), cancel: cancel, done: make(chan struct{}),
 		share: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_cluster_budget_share",
 			Help: "Server connections this instance may hold to the database: its acknowledged share of the fleet's max_db_connections.",
@@ -106,6 +107,36 @@ func (b *Budget) Shares() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return maps.Clone(b.acked)
+}
+
+// SetTotal applies a new budget (max_db_connections, at a reload) to
+// database db: from the next poll its share is computed from it, and
+// shrinking or growing follows the usual steps (busy connections are
+// never closed; a raise is acknowledged only within what the others
+// leave). It reports false, changing nothing, for a database this budget
+// has not divided since the start, or a total below 1 (setting or
+// removing a budget needs a restart: the pools' gates are made at start).
+//
+// Until every instance has the new value, each divides the one it has:
+// the fleet then holds at most the largest of them.
+func (b *Budget) SetTotal(db string, total int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old, ok := b.totals[db]
+	if !ok || total < 1 {
+		return false
+	}
+	if old != total {
+		b.totals[db] = total
+		b.log.Info("fleet budget: max_db_connections changed", "database", db, "from", old, "to", total)
+	}
+	return true
+}
+
+func (b *Budget) totalOf(db string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.totals[db]
 }
 
 // Close gives the shares back: the pools' limits go to 0 (the caller has
@@ -221,7 +252,7 @@ func (b *Budget) step(ctx context.Context, client *clientv3.Client, lease client
 		acked[id] = n
 		members = append(members, id)
 	}
-	total := b.opts.Budgets[db]
+	total := b.totalOf(db)
 	limiter := b.opts.Limiters[db]
 	s := NextBudgetStep(total, members, acked, b.opts.InstanceID)
 	if s.Limit < b.limitOf(db) {

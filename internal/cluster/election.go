@@ -30,6 +30,10 @@ type Election struct {
 	leading   bool
 	leaderKey string // our key under the election prefix, and its create revision
 	leaderRev int64
+	// holder is the instance id that holds the election as last read
+	// (this one's while leading; else read from etcd at each probe, so
+	// it may be up to a probe old; "" when nobody holds it).
+	holder    string
 	available bool
 	why       string
 	changed   chan struct{}
@@ -109,6 +113,11 @@ func (e *Election) setLeader(key string, rev int64) {
 	defer e.mu.Unlock()
 	was := e.leading
 	e.leading, e.leaderKey, e.leaderRev = key != "", key, rev
+	if e.leading {
+		e.holder = e.p.member.opts.InstanceID
+	} else if was {
+		e.holder = "" // unknown until the next probe
+	}
 	switch {
 	case e.leading && !was:
 		e.p.log.Warn("this instance leads failover for the database", "database", e.db, "epoch", e.cur.Epoch)
@@ -188,7 +197,7 @@ func (e *Election) Write(ctx context.Context, next Decision) error {
 		hook := e.p.afterIntent
 		e.p.mu.Unlock()
 		if hook != nil {
-			hook(ctx, e.db)
+			hook(ctx, e.db, next.Epoch)
 			if ctx.Err() != nil || e.p.ctx.Err() != nil {
 				return errors.New("the instance stopped after writing the intent")
 			}
@@ -263,6 +272,7 @@ func (e *Election) term(ctx context.Context) error {
 	}()
 	defer func() { stopCampaign(); campaign.Wait() }()
 
+	e.probe(ctx, el)
 	probe := time.NewTicker(max(m.opts.Config.LeaseTTL.D()/3, 500*time.Millisecond))
 	defer probe.Stop()
 	for {
@@ -291,14 +301,61 @@ func (e *Election) term(ctx context.Context) error {
 				}
 			}
 		case <-probe.C:
-			rctx, cancel := m.request(ctx)
-			_, err := client.Get(rctx, e.decision, clientv3.WithCountOnly())
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				e.setAvailable(false, "etcd unreachable: "+err.Error())
-			} else if err == nil {
-				e.setAvailable(true, "")
-			}
+			e.probe(ctx, el)
 		}
 	}
+}
+
+// probe reads who holds the election (for SHOW FAILOVER), which also
+// tells whether etcd answers.
+func (e *Election) probe(ctx context.Context, el *concurrency.Election) {
+	rctx, cancel := e.p.member.request(ctx)
+	resp, err := el.Leader(rctx)
+	cancel()
+	switch {
+	case errors.Is(err, concurrency.ErrElectionNoLeader):
+		e.setHolder("")
+		e.setAvailable(true, "")
+	case err != nil:
+		if ctx.Err() == nil {
+			e.setAvailable(false, "etcd unreachable: "+err.Error())
+		}
+	default:
+		e.setHolder(string(resp.Kvs[0].Value))
+		e.setAvailable(true, "")
+	}
+}
+
+func (e *Election) setHolder(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.leading {
+		e.holder = id
+	}
+}
+
+// ElectionStatus is one database's failover election and decision as
+// this instance knows them, for SHOW FAILOVER.
+type ElectionStatus struct {
+	Database string
+	// Decision is the last decision read from etcd (Have false: none
+	// was ever written).
+	Decision Decision
+	Have     bool
+	// Leading: this instance holds the election; Holder is the instance
+	// that holds it as last read ("" when nobody does).
+	Leading bool
+	Holder  string
+	// Available: etcd answered this election's last request; Why says
+	// why not.
+	Available bool
+	Why       string
+}
+
+// Status is the election's state now.
+func (e *Election) Status() ElectionStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return ElectionStatus{Database: e.db, Decision: e.cur, Have: e.have, Leading: e.leading, Holder: e.holder,
+		Available: e.available, Why: e.why}
 }

@@ -94,3 +94,31 @@ func TestElectionEtcdDown(t *testing.T) {
 	d, _ = e.Decision()
 	require.Equal(t, uint64(2), d.Epoch)
 }
+
+// TestPromoterClosesWhileEtcdDown: an instance that does not lead is
+// campaigning when etcd goes away; closing its promoter (a SIGTERM)
+// still returns. etcd's Campaign, cancelled, resigns with the client's
+// own context, so the promoter must close its client after a bounded
+// wait instead of waiting for the campaign first (it waited forever).
+func TestPromoterClosesWhileEtcdDown(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	a, b := startMember(t, etcd.Endpoint(), "a", Fingerprint{}), startMember(t, etcd.Endpoint(), "b", Fingerprint{})
+	pa, pb := NewPromoter(a.Member), NewPromoter(b.Member)
+	defer pa.Close()
+	ea := pa.Database("appdb")
+	waitFor(t, "a to lead", ea.Leading)
+	eb := pb.Database("appdb")
+	waitFor(t, "b to campaign", func() bool { ok, _ := eb.Available(); return ok && eb.Status().Holder == "a" })
+	etcd.Stop()
+	waitFor(t, "b to see etcd down", func() bool { ok, _ := eb.Available(); return !ok })
+	closed := make(chan struct{})
+	go func() { pb.Close(); close(closed) }()
+	waitFor(t, "b's promoter to close", func() bool {
+		select {
+		case <-closed:
+			return true
+		default:
+			return false
+		}
+	})
+}

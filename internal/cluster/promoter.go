@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -42,9 +45,9 @@ type Promoter struct {
 	client *clientv3.Client
 	dbs    map[string]*Election
 	closed bool
-	// afterIntent, a test hook, runs after an intent is written and
-	// before Write returns (so before anything is promoted).
-	afterIntent func(ctx context.Context, database string)
+	// afterIntent, a test hook, runs after an intent (of epoch) is
+	// written and before Write returns (so before anything is promoted).
+	afterIntent func(ctx context.Context, database string, epoch uint64)
 }
 
 // NewPromoter returns the fleet's promoter for m's instance. It starts
@@ -114,9 +117,27 @@ func (p *Promoter) Blocked() map[string]string {
 	return out
 }
 
+// Status lists the elections of the databases this instance takes part
+// in, ordered by database.
+func (p *Promoter) Status() []ElectionStatus {
+	p.mu.Lock()
+	dbs := make([]*Election, 0, len(p.dbs))
+	for _, e := range p.dbs {
+		dbs = append(dbs, e)
+	}
+	p.mu.Unlock()
+	out := make([]ElectionStatus, 0, len(dbs))
+	for _, e := range dbs {
+		out = append(out, e.Status())
+	}
+	slices.SortFunc(out, func(a, b ElectionStatus) int { return strings.Compare(a.Database, b.Database) })
+	return out
+}
+
 // SetAfterIntent installs a test hook run after every intent this
-// instance writes, before anything is promoted.
-func (p *Promoter) SetAfterIntent(f func(ctx context.Context, database string)) {
+// instance writes (with the intent's epoch), before anything is
+// promoted.
+func (p *Promoter) SetAfterIntent(f func(ctx context.Context, database string, epoch uint64)) {
 	p.mu.Lock()
 	p.afterIntent = f
 	p.mu.Unlock()
@@ -141,16 +162,35 @@ func (p *Promoter) etcd() (*clientv3.Client, error) {
 
 // Close resigns every election (revoking its lease, so that another
 // instance takes over at once) and waits for the goroutines.
+//
+// A campaign that is cancelled resigns with the etcd client's own
+// context (etcd's concurrency package), so while etcd does not answer it
+// ends only when the client is closed: Close waits for the elections to
+// resign and revoke (each request bounded by cluster.etcd.dial_timeout)
+// for twice that at most, then closes the client, which ends them.
+// Without that bound a SIGTERM while etcd was down never finished.
 func (p *Promoter) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	p.cancel()
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	bound := time.NewTimer(2 * p.member.opts.Config.Etcd.DialTimeout.D())
+	select {
+	case <-done:
+	case <-bound.C:
+		p.log.Warn("etcd does not answer: leaving the failover elections without resigning (their leases expire within cluster.lease_ttl)")
+	}
+	bound.Stop()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.client != nil {
 		p.client.Close()
 		p.client = nil
 	}
+	p.mu.Unlock()
+	<-done
 }

@@ -37,6 +37,9 @@ var (
 	// pool_size), then sluice's.
 	PeerColumns = cols("peer_id:i", "host:s", "port:i", "pool_size:i", "instance_id:s", "address:s", "version:s", "started:s",
 		"databases:s", "config_matches:i", "config_differs:s", "self:i")
+	// FailoverColumns: sluice's own (PgBouncer has no failover).
+	FailoverColumns = cols("database:s", "primary:s", "timeline:q", "epoch:q", "done:i", "decided_by:s", "decided_at:s",
+		"leader:s", "leading:i", "etcd_up:i", "can_promote:i", "why_not:s")
 	PinColumns = cols("id:q", "user:s", "database:s", "addr:s", "reasons:s", "since:s", "pinned_for_ms:q")
 )
 
@@ -48,7 +51,7 @@ var fakeParams = map[string]string{"client_encoding": "UTF8", "default_transacti
 // Help is SHOW HELP's notice.
 const Help = `Console usage
 	SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|STATE
-	SHOW STATS|STATS_TOTALS|STATS_AVERAGES|LISTS|TOPOLOGY|PINS|PEERS
+	SHOW STATS|STATS_TOTALS|STATS_AVERAGES|LISTS|TOPOLOGY|PINS|PEERS|FAILOVER
 	SET key = arg (only client_encoding and friends, ignored)
 	RELOAD
 	PAUSE [<db>]

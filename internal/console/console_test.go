@@ -128,7 +128,30 @@ func sample() *Snapshot {
 			Databases: []string{"appdb", "reports"}, ConfigMatches: true, Self: true},
 			{PeerID: 2, InstanceID: "proxy-2", Address: "[fd00::2]:6432", Version: "dev", Started: now,
 				Databases: []string{"appdb"}, ConfigDiffers: []string{"databases", "auth"}}},
+		Failover: []Failover{{Database: "appdb", Primary: "10.0.0.5:5432", Timeline: 3, Epoch: 4, Done: true, DecidedBy: "proxy-2",
+			DecidedAt: now, Leader: "proxy-2", EtcdUp: true, WhyNot: "another instance leads failover for this database: proxy-2"},
+			{Database: "reports", EtcdUp: false, WhyNot: "failover is disabled while etcd is unreachable: connecting to etcd"}},
 	}
+}
+
+func TestFailoverView(t *testing.T) {
+	snap := sample()
+	res, err := View("FAILOVER", snap)
+	require.NoError(t, err)
+	require.Equal(t, FailoverColumns, res.Columns)
+	require.Equal(t, []any{"appdb", "10.0.0.5:5432", uint32(3), uint64(4), true, "proxy-2", snap.Failover[0].DecidedAt, "proxy-2",
+		false, true, false, "another instance leads failover for this database: proxy-2"}, res.Rows[0])
+	// No decision yet: NULL primary, decided_by, decided_at and leader.
+	msgs := decode(t, res.Append(nil))
+	row := msgs[2].(*pgproto3.DataRow).Values
+	require.Equal(t, "reports", string(row[0]))
+	for _, i := range []int{1, 5, 6, 7} {
+		require.Nil(t, row[i], "column %s", res.Columns[i].Name)
+	}
+	require.Equal(t, "0", string(row[9]), "etcd_up")
+	empty, err := View("FAILOVER", &Snapshot{})
+	require.NoError(t, err)
+	require.Empty(t, empty.Rows, "no cluster: no rows")
 }
 
 func TestPeersView(t *testing.T) {

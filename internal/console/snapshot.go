@@ -19,8 +19,13 @@ type Snapshot struct {
 	Pins      []Pin      `json:"pins"`
 	// Peers are the live instances of the fleet (cluster:), this one
 	// included; empty (never nil) without a cluster section.
-	Peers  []Peer    `json:"peers"`
-	Config []Setting `json:"config"`
+	Peers []Peer `json:"peers"`
+	// Failover is, per database whose failover the fleet decides
+	// (cluster: with failover.auto_promote), the decision in etcd and
+	// the election as this instance knows them; empty (never nil)
+	// without a cluster section.
+	Failover []Failover `json:"failover"`
+	Config   []Setting  `json:"config"`
 	// LoginClients are client sockets that have not logged in yet.
 	LoginClients int `json:"login_clients"`
 }
@@ -192,6 +197,34 @@ type Peer struct {
 	ConfigMatches bool     `json:"config_matches"`
 	ConfigDiffers []string `json:"config_differs"`
 	Self          bool     `json:"self"`
+}
+
+// Failover is one database's failover in a fleet (SHOW FAILOVER, GET
+// /api/failover): the decision recorded in etcd and the election for
+// it, as this instance last read them (while etcd is unreachable, the
+// last known).
+type Failover struct {
+	Database string `json:"database"`
+	// Primary, Timeline and Epoch are the decision's ("" and 0 before
+	// the first one). Done is false for an intent: a promotion chosen
+	// and perhaps not carried out yet (whoever leads finishes it).
+	Primary  string `json:"primary"`
+	Timeline uint32 `json:"timeline"`
+	Epoch    uint64 `json:"epoch"`
+	Done     bool   `json:"done"`
+	// DecidedBy is the instance that wrote the decision, DecidedAt when.
+	DecidedBy string    `json:"decided_by"`
+	DecidedAt time.Time `json:"decided_at"`
+	// Leader is the instance holding the election now ("" when none or
+	// not known); Leading is whether it is this one.
+	Leader  string `json:"leader"`
+	Leading bool   `json:"leading"`
+	// EtcdUp is whether etcd answered the election's last request.
+	EtcdUp bool `json:"etcd_up"`
+	// CanPromote is whether this instance may promote a standby of the
+	// database now (it leads and etcd answers); WhyNot says why not.
+	CanPromote bool   `json:"can_promote"`
+	WhyNot     string `json:"why_not"`
 }
 
 // FleetHealth is this instance's standing in the fleet, for /readyz.

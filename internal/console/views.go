@@ -11,7 +11,7 @@ import (
 
 // Views lists the SHOW views, for SHOW HELP and the docs.
 var Views = []string{"POOLS", "CLIENTS", "SERVERS", "STATS", "STATS_TOTALS", "STATS_AVERAGES", "DATABASES", "USERS",
-	"CONFIG", "LISTS", "VERSION", "STATE", "TOPOLOGY", "PINS", "PEERS", "HELP"}
+	"CONFIG", "LISTS", "VERSION", "STATE", "TOPOLOGY", "PINS", "PEERS", "FAILOVER", "HELP"}
 
 // View renders SHOW name (upper case) from snap. state holds the
 // process-wide SHOW STATE rows that are not per database (active).
@@ -47,6 +47,8 @@ func View(name string, snap *Snapshot) (*Result, error) {
 		return pins(snap), nil
 	case "PEERS":
 		return peers(snap), nil
+	case "FAILOVER":
+		return failover(snap), nil
 	case "HELP":
 		return &Result{Notice: Help, Tag: "SHOW"}, nil
 	}
@@ -272,6 +274,17 @@ func peers(snap *Snapshot) *Result {
 		}
 		r.Rows = append(r.Rows, []any{p.PeerID, host, port, 0, p.InstanceID, p.Address, p.Version, p.Started,
 			strings.Join(p.Databases, ","), p.ConfigMatches, strings.Join(p.ConfigDiffers, ","), p.Self})
+	}
+	return r
+}
+
+// failover lists, per database whose failover the fleet decides, the
+// decision in etcd and the election (NULL where there is none yet).
+func failover(snap *Snapshot) *Result {
+	r := &Result{Columns: FailoverColumns}
+	for _, f := range snap.Failover {
+		r.Rows = append(r.Rows, []any{f.Database, nullIfEmpty(f.Primary), f.Timeline, f.Epoch, f.Done,
+			nullIfEmpty(f.DecidedBy), f.DecidedAt, nullIfEmpty(f.Leader), f.Leading, f.EtcdUp, f.CanPromote, nullIfEmpty(f.WhyNot)})
 	}
 	return r
 }

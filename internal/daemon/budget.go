@@ -12,9 +12,9 @@ import (
 // startBudget divides the databases' max_db_connections among the
 // fleet (nil when not in a fleet or no database has one): each
 // database's gate in the proxy gets this instance's acknowledged share
-// as its limit. Budgets are read at start: a changed
-// max_db_connections in a fleet takes effect at restart (every instance
-// must agree on it; the fingerprint compares databases).
+// as its limit. Which databases have a budget is read at start (setting
+// or removing one needs a restart); a changed value applies at reload
+// (reloadBudget).
 func startBudget(cfg *config.Config, srv *proxy.Server, instanceID string, log *slog.Logger) (*cluster.Budget, error) {
 	if !cfg.Cluster.Enabled() {
 		return nil, nil
@@ -48,4 +48,19 @@ func (d *Daemon) leaveBudget() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.leaveTimeout)
 	defer cancel()
 	d.Budget.Close(ctx)
+}
+
+// reloadBudget hands the databases' max_db_connections, as reloaded, to
+// the fleet's budget (every instance should be reloaded with the same
+// value: the fingerprint compares databases, so SHOW PEERS shows the
+// instances not reloaded yet).
+func (d *Daemon) reloadBudget(cfg *config.Config) {
+	if d.Budget == nil {
+		return
+	}
+	for name, db := range cfg.Databases {
+		if n := db.Pool.MaxDBConnections; n > 0 {
+			d.Budget.SetTotal(name, n)
+		}
+	}
 }

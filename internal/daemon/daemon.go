@@ -97,7 +97,11 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	}
 	d.Cluster = member
 	if member != nil {
-		d.Promoter = startPromoter(member, srv)
+		if d.Promoter, err = startPromoter(member, srv, log); err != nil {
+			d.leaveFleet()
+			srv.Shutdown(context.Background())
+			return nil, err
+		}
 		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), log); err != nil {
 			d.leaveFleet()
 			srv.Shutdown(context.Background())
@@ -108,6 +112,7 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 	var fleet func() *console.FleetHealth
 	if member != nil {
 		op.Peers = func() []console.Peer { return peersView(member) }
+		op.Failover = func() []console.Failover { return failoverView(d.Promoter) }
 		fleet = func() *console.FleetHealth { return fleetHealth(member, d.Promoter) }
 	}
 	srv.SetOperator(op)
@@ -150,6 +155,7 @@ func (d *Daemon) Reload() error {
 	if d.Cluster != nil {
 		d.Cluster.UpdateConfig(cluster.DatabaseNames(cfg), cluster.FingerprintOf(cfg))
 	}
+	d.reloadBudget(cfg)
 	d.Log.Info("configuration reloaded", "file", d.path)
 	return nil
 }

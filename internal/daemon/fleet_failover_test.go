@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/daemon"
@@ -59,28 +57,11 @@ func startHAFleet(t *testing.T) *haFleet {
 func startHAInstance(t *testing.T, etcd, id string, set *pgtest.Set) *fleetInstance {
 	t.Helper()
 	adminPort := freePort(t)
-	text := fmt.Sprintf(`listen: {address: "127.0.0.1:0"}
-admin: {address: "127.0.0.1:%d", users: [%s]}
-log: {format: json}
-shutdown_timeout: 2s
-users:
-  - {name: %s, password: %s}
-  - {name: %s, password: %s}
-databases:
-  %s:
-    hosts: ["127.0.0.1:%d", "127.0.0.1:%d"]
-    pool_mode: transaction
-    health_check_interval: 300ms
-    pool: {max_size: 10, borrow_timeout: 60s}
-    backend: {dial_timeout: 2s}
-    failover: {user: %s, auto_promote: true, promote_after: 2s}
-cluster:
-  etcd: {endpoints: ["%s"], dial_timeout: 1s}
-  instance_id: %s
-  prefix: %s
-  lease_ttl: 2s
-`, adminPort, pgtest.AppUser, pgtest.AppUser, pgtest.AppPassword, pgtest.MonitorUser, pgtest.MonitorPassword, pgtest.AppDB,
-		set.Primary.Port, set.Standbys[0].Port, pgtest.MonitorUser, etcd, id, haPrefix)
+	var ports []int
+	for _, c := range set.All() {
+		ports = append(ports, c.Port)
+	}
+	text := haConfig("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", adminPort), etcd, id, ports...)
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	cfg, err := config.Load(path)
@@ -101,25 +82,7 @@ cluster:
 // decision reads <prefix>primary/appdb from etcd.
 func (f *haFleet) decision(t *testing.T) (epoch uint64, primary string, done bool, leader string, timeline uint32) {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{f.etcd.Endpoint()}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := c.Get(ctx, haPrefix+"primary/"+pgtest.AppDB)
-	require.NoError(t, err)
-	if len(resp.Kvs) == 0 {
-		return 0, "", false, "", 0
-	}
-	var d struct {
-		Epoch    uint64 `json:"epoch"`
-		Primary  string `json:"primary"`
-		Done     bool   `json:"done"`
-		Leader   string `json:"leader"`
-		Timeline uint32 `json:"timeline"`
-	}
-	require.NoError(t, json.Unmarshal(resp.Kvs[0].Value, &d))
-	return d.Epoch, d.Primary, d.Done, d.Leader, d.Timeline
+	return readDecision(t, f.etcd.Endpoint())
 }
 
 // promotions counts the promotions every instance attempted (each logs
@@ -135,15 +98,7 @@ func (f *haFleet) promotions() int {
 // writesGoTo reports whether a write transaction through the instance
 // runs on the server listening on port.
 func writesGoTo(in *fleetInstance, port int) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgconn.Connect(ctx, in.dsn(pgtest.AppDB))
-	if err != nil {
-		return false
-	}
-	defer c.Close(ctx)
-	rs, err := c.Exec(ctx, "BEGIN READ WRITE; SELECT inet_server_port(); COMMIT").ReadAll()
-	return err == nil && len(rs) == 3 && len(rs[1].Rows) == 1 && string(rs[1].Rows[0][0]) == strconv.Itoa(port)
+	return writesGoToDSN(in.dsn(pgtest.AppDB), port)
 }
 
 // waitBootstrapped waits until the first leader recorded the primary in
@@ -221,28 +176,7 @@ func (w *fleetWriter) count() int {
 // checkNoLossNoDuplicate: every acknowledged number is on the new
 // primary, none twice.
 func checkNoLossNoDuplicate(t *testing.T, f *haFleet, w *fleetWriter) {
-	ctx := context.Background()
-	np := f.set.Standbys[0]
-	rows, err := np.QueryDB(ctx, pgtest.AppDB, "SELECT n, count(*) FROM ha_writes GROUP BY n HAVING count(*) > 1")
-	require.NoError(t, err)
-	require.Empty(t, rows, "numbers written twice")
-	rows, err = np.QueryDB(ctx, pgtest.AppDB, "SELECT n FROM ha_writes")
-	require.NoError(t, err)
-	have := map[int]bool{}
-	for _, r := range rows {
-		v, _ := strconv.Atoi(r[0])
-		have[v] = true
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var lost []int
-	for _, v := range w.acked {
-		if !have[v] {
-			lost = append(lost, v)
-		}
-	}
-	require.Empty(t, lost, "acknowledged writes lost (of %d, largest acked %d, failures %v)", len(w.acked), w.acked[len(w.acked)-1], w.failed)
-	t.Logf("%d writes acknowledged, 0 lost, 0 duplicated; %d failed (not retried): %v", len(w.acked), len(w.failed), w.failed)
+	checkWritesOn(t, f.set.Standbys[0], w)
 }
 
 // TestFleetFailoverOnePromotion: three sluices with auto_promote on one
@@ -291,6 +225,34 @@ func TestFleetFailoverOnePromotion(t *testing.T) {
 	require.EqualValues(t, 2, decisions, "two decisions in the fleet: the first record and the promotion")
 	t.Logf("promoted by %s", leader)
 	checkNoLossNoDuplicate(t, f, w)
+
+	// SHOW FAILOVER and /api/failover: every instance shows the decision
+	// and the same leader; only the leader may promote.
+	leaders := 0
+	for _, in := range f.insts {
+		eventually(t, in.id+" to see the leader", func() bool { fo := in.apiFailover(t); return len(fo) == 1 && fo[0].Leader != "" })
+		fo := in.apiFailover(t)[0]
+		require.Equal(t, pgtest.AppDB, fo.Database)
+		require.Equal(t, standby, fo.Primary)
+		require.EqualValues(t, 2, fo.Epoch)
+		require.EqualValues(t, 2, fo.Timeline)
+		require.True(t, fo.Done)
+		require.Equal(t, leader, fo.DecidedBy)
+		require.False(t, fo.DecidedAt.IsZero())
+		require.True(t, fo.EtcdUp)
+		require.Equal(t, fo.Leading, fo.CanPromote)
+		require.Equal(t, fo.Leading, fo.Leader == in.id, "%s: leader %s, leading %v", in.id, fo.Leader, fo.Leading)
+		if fo.Leading {
+			leaders++
+			require.Empty(t, fo.WhyNot)
+		} else {
+			require.Equal(t, "another instance leads failover for this database: "+fo.Leader, fo.WhyNot)
+		}
+		row := in.showFailover(t)
+		require.Equal(t, []string{pgtest.AppDB, standby, "2", "2", "1", leader}, row[:6])
+		require.Equal(t, fo.Leader, row[7])
+	}
+	require.Equal(t, 1, leaders, "one leader in the fleet")
 }
 
 // TestFleetLeaderDiesMidFailover: the leader writes its intent and
@@ -304,7 +266,7 @@ func TestFleetLeaderDiesMidFailover(t *testing.T) {
 	for _, in := range f.insts {
 		p := in.d.Promoter
 		id := in.id
-		p.SetAfterIntent(func(ctx context.Context, db string) {
+		p.SetAfterIntent(func(ctx context.Context, db string, _ uint64) {
 			if dead.CompareAndSwap(nil, id) {
 				p.Close() // the leader is gone: its lease is revoked, nothing more from it
 			}
@@ -344,6 +306,13 @@ func TestFleetNoPromotionWhileEtcdDown(t *testing.T) {
 			return code == 200 && strings.Contains(d, "failover is disabled while etcd is unreachable")
 		})
 		require.EqualValues(t, 1, metricSum(t, in, `sluice_cluster_failover_blocked{database="`+pgtest.AppDB+`"}`))
+		fo := in.apiFailover(t)
+		require.Len(t, fo, 1)
+		require.False(t, fo[0].EtcdUp)
+		require.False(t, fo[0].CanPromote)
+		require.Contains(t, fo[0].WhyNot, "failover is disabled while etcd is unreachable: ")
+		require.EqualValues(t, 1, fo[0].Epoch, "the last decision known")
+		require.Equal(t, fmt.Sprintf("127.0.0.1:%d", f.set.Primary.Port), fo[0].Primary)
 		selectOne(t, in.dsn(pgtest.AppDB)) // serving goes on
 	}
 	require.NoError(t, f.set.Primary.Kill(context.Background()))

@@ -35,11 +35,31 @@ type sluiceProcess struct {
 
 func startSluiceProcess(t *testing.T, bin, etcd, id string, budget int) *sluiceProcess {
 	t.Helper()
+	return startSluiceProcessWith(t, bin, id, nil, func(listen, admin string) string {
+		return budgetConfigOn(t, etcd, id, budget, listen, admin)
+	})
+}
+
+// buildSluice builds cmd/sluice into a temporary directory.
+func buildSluice(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// startSluiceProcessWith runs bin with the configuration config returns
+// for the listen and admin addresses chosen, and env added to the
+// test's environment.
+func startSluiceProcessWith(t *testing.T, bin, id string, env []string, config func(listen, admin string) string) *sluiceProcess {
+	t.Helper()
 	p := &sluiceProcess{id: id, listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	path := filepath.Join(t.TempDir(), id+".yaml")
-	require.NoError(t, os.WriteFile(path, []byte(budgetConfigOn(t, etcd, id, budget, p.listen, p.admin)), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(config(p.listen, p.admin)), 0o600))
 	p.cmd = exec.Command(bin, "run", "--config", path)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	require.NoError(t, p.cmd.Start())
 	go func() { p.cmd.Wait(); close(p.done) }()
@@ -72,9 +92,7 @@ func startSluiceProcess(t *testing.T, bin, etcd, id string, budget int) *sluiceP
 func TestLosingAnInstanceLosesOnlyItsTransactions(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	haproxytest.Find(t)
-	bin := filepath.Join(t.TempDir(), "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := buildSluice(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl := pgtest.Cluster(t)

@@ -120,7 +120,7 @@ func TestConsoleEveryShowWithPsql(t *testing.T) {
 	app := h.connect(context.Background())
 	query(t, app, "SELECT 1")
 	for _, view := range []string{"POOLS", "CLIENTS", "SERVERS", "STATS", "STATS_TOTALS", "STATS_AVERAGES", "DATABASES",
-		"USERS", "CONFIG", "LISTS", "VERSION", "STATE", "TOPOLOGY", "PINS", "PEERS", "HELP"} {
+		"USERS", "CONFIG", "LISTS", "VERSION", "STATE", "TOPOLOGY", "PINS", "PEERS", "FAILOVER", "HELP"} {
 		for _, user := range [][2]string{{pgtest.AppUser, pgtest.AppPassword}, {pgtest.MD5User, pgtest.MD5Password}} {
 			out, err := psqlConsole(t, h, "sluice", user[0], user[1], "show "+strings.ToLower(view))
 			require.NoError(t, err, "SHOW %s as %s: %s", view, user[0], out)

@@ -26,16 +26,15 @@ type dbGates struct {
 // initGates creates, in a fleet, the gates of the databases with a
 // budget at start (limit 0 until the fleet's budget gives a share), so
 // that every pool, those fillPools creates before the daemon starts the
-// budget included, joins them. The set is fixed until a restart.
+// budget included, joins them. The set is fixed until a restart (a new
+// value of a budget is the daemon's to hand to the fleet's budget).
 func (s *Server) initGates(cfg *config.Config) {
 	if !cfg.Cluster.Enabled() {
 		return
 	}
-	s.startBudgets = map[string]int{}
 	for name, db := range cfg.Databases {
 		if db.Pool.MaxDBConnections > 0 {
 			s.DatabaseGate(name, db.Pool.MaxDBConnections)
-			s.startBudgets[name] = db.Pool.MaxDBConnections
 		}
 	}
 }
@@ -81,10 +80,12 @@ func (s *Server) DatabaseGate(name string, maxDBConnections int) *pool.Gate {
 // no practical limit until a restart (its pools cannot leave it).
 func (s *Server) reloadGates(cfg *config.Config) {
 	if cfg.Cluster.Enabled() {
-		// The fleet's budget sets the limits, from the values at start.
+		// The fleet's budget sets the limits; the daemon gives it the
+		// new values. Only a budget set or removed waits for a restart.
 		for name, db := range cfg.Databases {
-			if old := s.gateFor(db); (old != nil) != (db.Pool.MaxDBConnections > 0) || (old != nil && s.startBudgets[name] != db.Pool.MaxDBConnections) {
-				s.log.Warn("databases.<db>.pool.max_db_connections changed; in a fleet it takes effect after a restart", "database", name)
+			if old := s.gateFor(db); (old != nil) != (db.Pool.MaxDBConnections > 0) {
+				s.log.Warn("databases.<db>.pool.max_db_connections set or removed; in a fleet that takes effect after a restart (a changed value applies at reload)",
+					"database", name)
 			}
 		}
 		return

@@ -26,6 +26,9 @@ type Operator struct {
 	// Peers lists the live instances of the fleet (SHOW PEERS, GET
 	// /api/peers); nil without a cluster section.
 	Peers func() []console.Peer
+	// Failover lists the fleet's failover decisions and elections (SHOW
+	// FAILOVER, GET /api/failover); nil without a cluster section.
+	Failover func() []console.Failover
 }
 
 // SetOperator installs op (the daemon calls it after Start).

@@ -62,10 +62,8 @@ type Server struct {
 	closing    bool
 	// ctl is the operator's state of the databases (control.go).
 	ctl controlState
-	// gates are the databases' max_db_connections (db_gates.go);
-	// startBudgets, in a fleet, the values at start (set by New).
-	gates        dbGates
-	startBudgets map[string]int
+	// gates are the databases' max_db_connections (db_gates.go).
+	gates dbGates
 
 	// slots counts open client sockets against max_client_connections,
 	// from accept on; refusals summarises the log lines of refused clients.

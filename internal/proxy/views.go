@@ -22,9 +22,13 @@ func (s *Server) Snapshot() *console.Snapshot {
 	st := s.state.Load()
 	cfg := st.cfg
 	op := s.operator()
-	snap := &console.Snapshot{Taken: now, Started: s.started, Version: op.Version, Peers: []console.Peer{}}
+	snap := &console.Snapshot{Taken: now, Started: s.started, Version: op.Version, Peers: []console.Peer{},
+		Failover: []console.Failover{}}
 	if op.Peers != nil {
 		snap.Peers = op.Peers()
+	}
+	if op.Failover != nil {
+		snap.Failover = op.Failover()
 	}
 
 	s.mu.Lock()
