@@ -34,7 +34,13 @@ func NewConn(uc *net.UnixConn) *Conn {
 // other end as a file to pass to the new process (exec.Cmd.ExtraFiles);
 // the caller closes that file once the process has started.
 func Pair() (*Conn, *os.File, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	syscall.ForkLock.RLock() // no exec may inherit the pair before close-on-exec is set
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, nil, fmt.Errorf("hand-off socket pair: %w", err)
 	}
