@@ -64,6 +64,9 @@ func (d *Daemon) upgrade() (*handoff.Conn, handoff.Hello, error) {
 	}
 	d.Log.Info("upgrade: started the new process", "binary", u.binary, "pid", cmd.Process.Pid)
 	fail := func(err error) (*handoff.Conn, handoff.Hello, error) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("the new process did not say ready within %s", u.timeout)
+		}
 		conn.Close()
 		cmd.Process.Kill() // a process that never said ready serves nobody
 		werr := cmd.Wait()
@@ -83,8 +86,6 @@ func (d *Daemon) upgrade() (*handoff.Conn, handoff.Hello, error) {
 		f.Close()
 	}
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fail(fmt.Errorf("the new process did not say ready within %s", u.timeout))
 	case err != nil:
 		return fail(fmt.Errorf("the new process ended the hand-off: %w", err))
 	case kind == handoff.KindAbort:
