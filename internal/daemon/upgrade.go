@@ -78,10 +78,14 @@ func (d *Daemon) upgrade() (*handoff.Conn, handoff.Hello, error) {
 	if err != nil {
 		return fail(fmt.Errorf("hello: %w", err))
 	}
-	if err := d.sendListeners(conn); err != nil {
-		return fail(err)
-	}
+	sendErr := d.sendListeners(conn)
+	// A new process that refuses (its config is bad) says why and closes
+	// without reading: its reason may wait behind a failed send.
 	kind, payload, files, err := conn.Recv()
+	if sendErr != nil && (err != nil || kind != handoff.KindAbort) {
+		closeFiles(files)
+		return fail(sendErr)
+	}
 	for _, f := range files {
 		f.Close()
 	}
