@@ -61,6 +61,7 @@ func upgradeConfig(pgPort, port, admin int, sockDir string) string {
   socket_dir: %s
 admin:
   address: 127.0.0.1:%d
+  api_token: upgrade-test-token
 log:
   format: json
 shutdown_timeout: 20s

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -109,6 +110,36 @@ func TestUpgradeCommand(t *testing.T) {
 	require.Contains(t, out, fmt.Sprintf("(was %d)", old))
 	waitFor(t, "the old process to exit", func() bool { return gone(old) })
 	require.NoError(t, p.selectOne(context.Background(), false))
+}
+
+// POST /api/upgrade answers once the new process serves (or why not) and
+// the old one then hands over; a failing binary is reported to the caller.
+func TestUpgradeByAPI(t *testing.T) {
+	p := startUpgradable(t, nil)
+	old := p.pid()
+	status, body := p.postAPI(t, "upgrade")
+	require.Equal(t, http.StatusOK, status, body)
+	waitFor(t, "the old process to exit", func() bool { return gone(old) })
+	require.NotEqual(t, old, p.pid())
+	require.NoError(t, p.selectOne(context.Background(), false))
+
+	failing := startUpgradable(t, nil, "--upgrade-binary", "/bin/false")
+	status, body = failing.postAPI(t, "upgrade")
+	require.Equal(t, http.StatusConflict, status, body)
+	require.Contains(t, body, "UPGRADE failed")
+	require.NoError(t, failing.selectOne(context.Background(), false))
+}
+
+func (p *upgradeProc) postAPI(t *testing.T, command string) (int, string) {
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/api/%s", p.admin, command), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer upgrade-test-token")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
 }
 
 func (p *upgradeProc) connect(t *testing.T) *pgconn.PgConn {

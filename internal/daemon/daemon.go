@@ -68,8 +68,13 @@ type Daemon struct {
 	upgradeCfg   upgradeSettings
 	adminAddress string
 	handedOver   atomic.Bool
-	succ         *successor
-	adoptWG      sync.WaitGroup
+	// upgradeMu lets one upgrade run at a time (SIGUSR2, the console's
+	// UPGRADE, the API); handOverReq carries a success of the latter two
+	// to Wait.
+	upgradeMu   sync.Mutex
+	handOverReq chan pendingHandOver
+	succ        *successor
+	adoptWG     sync.WaitGroup
 }
 
 // NewLogger builds the process logger; its level can change on reload.
@@ -94,12 +99,14 @@ func parseLevel(s string) slog.Level {
 // Start starts the proxy and admin endpoint for cfg, loaded from path
 // (which Reload reads again; "" disables reloading).
 func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
-	return start(cfg, path, logOut, nil)
+	return start(cfg, path, logOut, nil, upgradeSettings{}, "")
 }
 
 // start is Start, serving the listeners succ brings when not nil (they
 // are the server's from here on, taken or closed).
-func start(cfg *config.Config, path string, logOut io.Writer, succ *successor) (*Daemon, error) {
+// up says what an upgrade starts (binary "": it cannot); pidfile is
+// --pidfile. Both are set before the console and the API can upgrade.
+func start(cfg *config.Config, path string, logOut io.Writer, succ *successor, up upgradeSettings, pidfile string) (*Daemon, error) {
 	log, level := NewLogger(cfg, logOut)
 	raiseOpenFilesLimit(cfg, log)
 	srv, err := proxy.New(cfg, log)
@@ -115,7 +122,8 @@ func start(cfg *config.Config, path string, logOut io.Writer, succ *successor) (
 	}
 	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, stopReq: make(chan bool, 1),
 		leaveTimeout: cfg.Cluster.Etcd.DialTimeout.D() + time.Second,
-		notify:       sdnotify.FromEnv(), adminAddress: cfg.Admin.Address}
+		notify:       sdnotify.FromEnv(), adminAddress: cfg.Admin.Address,
+		upgradeCfg: up, pidfile: pidfile, handOverReq: make(chan pendingHandOver, 1)}
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
 	member, err := startCluster(cfg, srv, log)
 	if err != nil {
@@ -132,6 +140,9 @@ func start(cfg *config.Config, path string, logOut io.Writer, succ *successor) (
 		}
 	}
 	op := proxy.Operator{Version: "sluice " + version.Version, Reload: d.Reload, Shutdown: d.requestStop}
+	if up.binary != "" {
+		op.Upgrade = d.requestUpgrade
+	}
 	var fleet func() *console.FleetHealth
 	if member != nil {
 		op.Peers = func() []console.Peer { return peersView(member) }
@@ -256,6 +267,9 @@ func (d *Daemon) waitOn(ctx context.Context, sigs chan os.Signal) {
 		case <-ctx.Done():
 			d.Shutdown()
 			return
+		case h := <-d.handOverReq:
+			d.handOver(h.conn, h.peer)
+			return
 		case wait := <-d.stopReq:
 			d.Log.Info("shutdown asked by an operator", "wait_for_clients", wait)
 			if wait {
@@ -271,7 +285,8 @@ func (d *Daemon) waitOn(ctx context.Context, sigs chan os.Signal) {
 			}
 			if sig == syscall.SIGUSR2 {
 				d.Log.Info("upgrade asked", "signal", sig.String(), "binary", d.upgradeCfg.binary)
-				if d.upgradeOnSignal() {
+				if conn, peer, err := d.tryUpgrade(); err == nil {
+					d.handOver(conn, peer)
 					return
 				}
 				continue

@@ -7,9 +7,10 @@ import "time"
 // hand-off socket is closed at once then (tests use fake peers).
 func (d *Daemon) UpgradeTo(binary string, args []string, timeout time.Duration) error {
 	d.upgradeCfg = upgradeSettings{binary: binary, args: args, timeout: timeout}
-	conn, _, err := d.upgrade()
+	conn, _, err := d.tryUpgrade()
 	if err == nil {
 		conn.Close()
+		d.upgradeMu.Unlock()
 	}
 	return err
 }

@@ -59,17 +59,16 @@ func RunWith(ctx context.Context, path string, logOut io.Writer, o RunOptions) e
 			return err
 		}
 	}
-	d, err := start(cfg, path, logOut, succ)
+	up := upgradeSettings{binary: o.UpgradeBinary, args: o.UpgradeArgs, timeout: o.UpgradeTimeout}
+	if up.timeout <= 0 {
+		up.timeout = DefaultUpgradeTimeout
+	}
+	d, err := start(cfg, path, logOut, succ, up, o.Pidfile)
 	if err != nil {
 		if succ != nil {
 			succ.abort(err)
 		}
 		return err
-	}
-	d.pidfile = o.Pidfile
-	d.upgradeCfg = upgradeSettings{binary: o.UpgradeBinary, args: o.UpgradeArgs, timeout: o.UpgradeTimeout}
-	if d.upgradeCfg.timeout <= 0 {
-		d.upgradeCfg.timeout = DefaultUpgradeTimeout
 	}
 	// The pid file names this process before the old one hears ready
 	// (it leaves the file alone from then on).

@@ -182,21 +182,46 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	d.shutdownWithin(max(time.Until(deadline), 0))
 }
 
-// upgradeOnSignal runs an upgrade asked for by SIGUSR2; true when this
-// process handed over and has shut down.
-func (d *Daemon) upgradeOnSignal() bool {
+// pendingHandOver is a successful upgrade asked for by the console or
+// the API, for Wait to finish (handOver).
+type pendingHandOver struct {
+	conn *handoff.Conn
+	peer handoff.Hello
+}
+
+// tryUpgrade runs an upgrade unless one runs already. After a success
+// the lock stays taken: this process hands over, and no other upgrade
+// may start from it.
+func (d *Daemon) tryUpgrade() (*handoff.Conn, handoff.Hello, error) {
 	if d.upgradeCfg.binary == "" {
-		d.Log.Warn("upgrade asked, but this sluice was not started by 'sluice run'; ignoring")
-		return false
+		return nil, handoff.Hello{}, errors.New("this sluice was not started by 'sluice run': it cannot upgrade itself")
+	}
+	if !d.upgradeMu.TryLock() {
+		return nil, handoff.Hello{}, errors.New("an upgrade is already running")
+	}
+	if d.stopping.Load() {
+		d.upgradeMu.Unlock()
+		return nil, handoff.Hello{}, errors.New("sluice is shutting down")
 	}
 	conn, peer, err := d.upgrade()
 	if err != nil {
+		d.upgradeMu.Unlock()
 		d.Log.Error("upgrade failed; this process keeps serving", "error", err)
 		d.writePidfile() // the new process may have named itself
-		return false
+		return nil, handoff.Hello{}, err
 	}
-	d.handOver(conn, peer)
-	return true
+	return conn, peer, nil
+}
+
+// requestUpgrade is the console's UPGRADE and POST /api/upgrade: it
+// returns once the new process serves (Wait then hands over) or failed.
+func (d *Daemon) requestUpgrade() error {
+	conn, peer, err := d.tryUpgrade()
+	if err != nil {
+		return err
+	}
+	d.handOverReq <- pendingHandOver{conn, peer} // room for the one success
+	return nil
 }
 
 // handoffFDFromEnv reads the hand-off descriptor's number from the environment
