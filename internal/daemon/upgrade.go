@@ -86,9 +86,7 @@ func (d *Daemon) upgrade() (*handoff.Conn, handoff.Hello, error) {
 		closeFiles(files)
 		return fail(sendErr)
 	}
-	for _, f := range files {
-		f.Close()
-	}
+	closeFiles(files)
 	switch {
 	case err != nil:
 		return fail(fmt.Errorf("the new process ended the hand-off: %w", err))
@@ -172,9 +170,11 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 		if err != nil {
 			d.Log.Warn("upgrade: handing over clients ended early; the rest drain", "error", err)
 		}
-	} else {
+	} else if peer.ClientFormat != proxy.ClientStateFormat {
 		d.Log.Info("upgrade: the new process keeps clients in another format; clients drain here as in a shutdown",
 			"format_here", proxy.ClientStateFormat, "format_there", peer.ClientFormat)
+	} else {
+		d.Log.Info("upgrade: this binary moves no clients; they drain here as in a shutdown")
 	}
 	conn.Send(handoff.KindDone, nil)
 	conn.Close()
