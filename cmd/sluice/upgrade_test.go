@@ -27,7 +27,7 @@ import (
 // endpoint moved with it, and systemd heard the hand-over in order.
 func TestUpgradeBySignalRefusesNoConnection(t *testing.T) {
 	notify := newFakeSystemd(t)
-	p := startUpgradable(t, []string{"NOTIFY_SOCKET=" + notify.path})
+	p := startUpgradable(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=2000000"})
 	old := p.pid()
 	loop := startClientLoop(p, 4)
 	loop.waitMore(t, 20)
@@ -43,13 +43,18 @@ func TestUpgradeBySignalRefusesNoConnection(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, p.log(), `"msg":"upgrade: handed over to the new process"`)
 
+	// The new process reloads on SIGHUP, telling systemd around it.
+	require.NoError(t, syscall.Kill(newPID, syscall.SIGHUP))
+	waitFor(t, "the reload", func() bool { return strings.Contains(p.log(), `"msg":"configuration reloaded"`) })
 	p.stop()
 	msgs := notify.messages(t)
 	oldMsgs, newMsgs := msgs[old], msgs[newPID]
 	require.Equal(t, []string{"READY=1", "MAINPID=" + strconv.Itoa(newPID)}, oldMsgs,
 		"the old process: ready, then the new main pid; never STOPPING (systemd would stop the unit)")
-	require.Equal(t, []string{"MAINPID=" + strconv.Itoa(newPID), "READY=1", "STOPPING=1"}, newMsgs,
-		"the new process names itself, says ready, and stopping at its own shutdown")
+	require.Equal(t, []string{"MAINPID=" + strconv.Itoa(newPID), "READY=1", "RELOADING=1", "MONOTONIC_USEC", "READY=1", "STOPPING=1"}, newMsgs,
+		"the new process names itself, says ready, reloading and ready again around SIGHUP, and stopping at its own shutdown")
+	require.Positive(t, notify.pings[old], "the old process pinged the watchdog")
+	require.Positive(t, notify.pings[newPID], "the new process took the watchdog over")
 }
 
 // Ten upgrades in a row under a loop of new connections: every one served.
@@ -153,15 +158,16 @@ func (p *upgradeProc) connect(t *testing.T) *pgconn.PgConn {
 
 // fakeSystemd is a NOTIFY_SOCKET that notes who sent what (SO_PASSCRED).
 type fakeSystemd struct {
-	path string
-	conn *net.UnixConn
-	mu   sync.Mutex
-	got  map[int][]string
-	done chan struct{}
+	path  string
+	conn  *net.UnixConn
+	mu    sync.Mutex
+	got   map[int][]string
+	pings map[int]int // WATCHDOG=1 by pid
+	done  chan struct{}
 }
 
 func newFakeSystemd(t *testing.T) *fakeSystemd {
-	f := &fakeSystemd{path: filepath.Join(t.TempDir(), "notify"), got: map[int][]string{}, done: make(chan struct{})}
+	f := &fakeSystemd{path: filepath.Join(t.TempDir(), "notify"), got: map[int][]string{}, pings: map[int]int{}, done: make(chan struct{})}
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: f.path, Net: "unixgram"})
 	require.NoError(t, err)
 	f.conn = c
@@ -186,7 +192,12 @@ func newFakeSystemd(t *testing.T) *fakeSystemd {
 			}
 			f.mu.Lock()
 			for _, line := range strings.Split(string(buf[:n]), "\n") {
-				if !strings.HasPrefix(line, "WATCHDOG=") {
+				if strings.HasPrefix(line, "MONOTONIC_USEC=") {
+					line = "MONOTONIC_USEC" // its value is the clock's
+				}
+				if line == "WATCHDOG=1" {
+					f.pings[pid]++
+				} else {
 					f.got[pid] = append(f.got[pid], line)
 				}
 			}
