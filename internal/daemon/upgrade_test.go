@@ -87,6 +87,28 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	defer held.Close(ctx)
 	self, err := os.Executable()
 	require.NoError(t, err)
+	// Two rounds: the second must leave as many descriptors open as the
+	// first did (the first may add pooled server connections).
+	openFDs := 0
+	for round := range 2 {
+		if round == 1 {
+			openFDs = countFDs(t)
+		}
+		failUpgrades(t, d, self, held, dsn)
+	}
+	require.Equal(t, openFDs, countFDs(t), "failed upgrades leak no descriptor")
+}
+
+func countFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+func failUpgrades(t *testing.T, d *daemon.Daemon, self string, held *pgconn.PgConn, dsn string) {
+	ctx := context.Background()
 	for _, tc := range []struct{ mode, want string }{
 		{"future", "incompatible hand-off protocol"},
 		{"silent", "did not say ready within"},
