@@ -189,19 +189,23 @@ type pendingHandOver struct {
 	peer handoff.Hello
 }
 
-// tryUpgrade runs an upgrade unless one runs already. After a success
-// the lock stays taken: this process hands over, and no other upgrade
-// may start from it.
+// tryUpgrade runs an upgrade unless one runs already, and logs why one
+// did not happen. After a success the lock stays taken: this process
+// hands over, and no other upgrade may start from it.
 func (d *Daemon) tryUpgrade() (*handoff.Conn, handoff.Hello, error) {
+	refuse := func(why string) (*handoff.Conn, handoff.Hello, error) {
+		d.Log.Warn("upgrade not started", "reason", why)
+		return nil, handoff.Hello{}, errors.New(why)
+	}
 	if d.upgradeCfg.binary == "" {
-		return nil, handoff.Hello{}, errors.New("this sluice was not started by 'sluice run': it cannot upgrade itself")
+		return refuse("this sluice was not started by 'sluice run': it cannot upgrade itself")
 	}
 	if !d.upgradeMu.TryLock() {
-		return nil, handoff.Hello{}, errors.New("an upgrade is already running")
+		return refuse("an upgrade is already running")
 	}
 	if d.stopping.Load() {
 		d.upgradeMu.Unlock()
-		return nil, handoff.Hello{}, errors.New("sluice is shutting down")
+		return refuse("sluice is shutting down")
 	}
 	conn, peer, err := d.upgrade()
 	if err != nil {
