@@ -198,7 +198,7 @@ func TestPoolsColumnsArePgBouncers(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"SHOW POOLS;", `PAUSE "a""b"`, "SET x = 'y''z'", "SWITCHOVER db TO h:1", "KILL_CLIENT 18446744073709551615",
-		"SHOW POOLS; SHOW STATS", "'", `"`, "", ";;", "shutdown wait_for_clients"} {
+		"SHOW POOLS; SHOW STATS", "'", `"`, "", ";;", "shutdown wait_for_clients", "UPGRADE;"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
