@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
@@ -123,25 +121,12 @@ func (s *successor) ready(mover ClientMover, d *Daemon, wg *sync.WaitGroup) erro
 	go func() {
 		defer wg.Done()
 		defer s.conn.Close()
-		adopted, failed := 0, 0
-		for {
-			kind, payload, files, err := s.conn.Recv()
-			if err != nil || kind != handoff.KindClient {
-				closeFiles(files)
-				if err != nil && !errors.Is(err, io.EOF) && !d.stopping.Load() {
-					d.Log.Warn("upgrade: the hand-off of clients ended early", "error", err)
-				}
-				d.Log.Info("upgrade: took over", "from_pid", s.peer.PID, "from_version", s.peer.Version,
-					"clients_adopted", adopted, "clients_failed", failed)
-				return
-			}
-			if err := mover.AdoptClient(payload, files); err != nil {
-				failed++
-				d.Log.Warn("upgrade: could not adopt a client", "error", err)
-				continue
-			}
-			adopted++
+		adopted, refused, err := adoptClients(s.conn, mover)
+		if err != nil && !d.stopping.Load() {
+			d.Log.Warn("upgrade: the hand-off of clients ended early", "error", err)
 		}
+		d.Log.Info("upgrade: took over", "from_pid", s.peer.PID, "from_version", s.peer.Version,
+			"clients_adopted", adopted, "clients_refused", refused)
 	}()
 	return nil
 }

@@ -27,7 +27,9 @@ const roleAdmin = "admin.address"
 // implements: the old process hands over its clients (HandOffClients,
 // after the new process took the listeners and serves), the new one
 // adopts each (AdoptClient). HandOffClients keeps owning the files it
-// passes to send; AdoptClient owns those it is given.
+// passes to send (it closes them once send returned nil: the client lives
+// in the new process; after an error the client is still its own);
+// AdoptClient owns those it is given, and its error goes back to send.
 type ClientMover interface {
 	HandOffClients(ctx context.Context, send func(state []byte, files []*os.File) error) error
 	AdoptClient(state []byte, files []*os.File) error
@@ -163,9 +165,7 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	if peer.ClientFormat != 0 && peer.ClientFormat == proxy.ClientStateFormat {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		var mover ClientMover = d.Proxy
-		err := mover.HandOffClients(ctx, func(state []byte, files []*os.File) error {
-			return conn.Send(handoff.KindClient, state, files...)
-		})
+		err := mover.HandOffClients(ctx, clientSender(ctx, conn))
 		cancel()
 		if err != nil {
 			d.Log.Warn("upgrade: handing over clients ended early; the rest drain", "error", err)

@@ -132,6 +132,7 @@ func TestRecvRejectsBadFrames(t *testing.T) {
 		want  string
 	}{
 		{"unknown kind", []byte{9, 0, 0, 0, 0, 0, 0, 0}, "unknown kind"},
+		{"kind zero", []byte{0, 0, 0, 0, 0, 0, 0, 0}, "unknown kind"},
 		{"reserved bytes", []byte{1, 0, 1, 0, 0, 0, 0, 0}, "reserved"},
 		{"too many files", []byte{1, 9, 0, 0, 0, 0, 0, 0}, "files"},
 		{"too long", []byte{4, 0, 0, 0, 0x7f, 0, 0, 0}, "payload of"},
@@ -167,6 +168,10 @@ func TestPayloadDecoders(t *testing.T) {
 	_, err = DecodeHello([]byte("sluiceHX0123456789"))
 	require.ErrorIs(t, err, ErrFrame)
 	require.Len(t, AbortText(strings.Repeat("x", 10000)), maxAbortText)
+	require.NoError(t, DecodeAdopted(EncodeAdopted(nil)))
+	err = DecodeAdopted(EncodeAdopted(errors.New("no slot")))
+	require.ErrorContains(t, err, "did not adopt the client: no slot")
+	require.ErrorIs(t, DecodeAdopted(make([]byte, maxAbortText+1)), ErrFrame)
 	h, err := DecodeHello(EncodeHello(Hello{Version: strings.Repeat("v", 1000)}))
 	require.NoError(t, err)
 	require.Len(t, h.Version, maxVersion)

@@ -46,7 +46,7 @@ type Kind uint8
 
 // The message kinds. Hello goes both ways first; then the old process
 // sends Listener messages and Done, the new one Ready (or Abort), and the
-// old one Client messages, then Done.
+// old one Client messages, each answered by Adopted, then Done.
 const (
 	KindHello    Kind = 1
 	KindListener Kind = 2 // payload: EncodeListener; one file: the listening socket
@@ -54,7 +54,8 @@ const (
 	KindClient   Kind = 4 // payload: the client's state (proxy's codec); files: its sockets
 	KindDone     Kind = 5 // no more listeners / clients follow
 	KindAbort    Kind = 6 // payload: why (text); the sender gives up the upgrade
-	maxKind           = KindAbort
+	KindAdopted  Kind = 7 // payload: EncodeAdopted; the answer to each Client
+	maxKind           = KindAdopted
 )
 
 func (k Kind) String() string {
@@ -71,6 +72,8 @@ func (k Kind) String() string {
 		return "done"
 	case KindAbort:
 		return "abort"
+	case KindAdopted:
+		return "adopted"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -174,6 +177,31 @@ func DecodeListener(b []byte) (role, address string, err error) {
 		return "", "", fmt.Errorf("%w: listener address of %d bytes", ErrFrame, len(b)-1-n)
 	}
 	return string(b[1 : 1+n]), string(b[1+n:]), nil
+}
+
+// EncodeAdopted is the payload of a KindAdopted message: empty when the
+// new process adopted the client, else why not (the old process then
+// still owns it).
+func EncodeAdopted(err error) []byte {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if msg == "" {
+		msg = "refused"
+	}
+	return AbortText(msg)
+}
+
+// DecodeAdopted reads a KindAdopted payload: nil when adopted.
+func DecodeAdopted(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > maxAbortText {
+		return fmt.Errorf("%w: adopted reason of %d bytes", ErrFrame, len(b))
+	}
+	return fmt.Errorf("the new process did not adopt the client: %s", b)
 }
 
 // AbortText bounds the reason an Abort message carries.

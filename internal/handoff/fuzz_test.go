@@ -14,6 +14,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(frameOf(KindListener, EncodeListener("listen.address", "127.0.0.1:6432")))
 	f.Add(append(frameOf(KindReady, nil), frameOf(KindDone, nil)...))
 	f.Add(frameOf(KindAbort, AbortText("config: bad")))
+	f.Add(frameOf(KindAdopted, EncodeAdopted(errors.New("no slot"))))
 	f.Add([]byte{2, 1, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -51,6 +52,8 @@ func FuzzDecode(f *testing.F) {
 				DecodeHello(payload)
 			case KindListener:
 				DecodeListener(payload)
+			case KindAdopted:
+				DecodeAdopted(payload)
 			}
 		}
 	})
