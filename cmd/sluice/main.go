@@ -38,12 +38,13 @@ then write a config file (see docs/configuration.md) and use 'sluice run'.`,
 		Version: version.Version,
 	}
 	root.SetVersionTemplate(version.String() + "\n")
-	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd(), healthcheckCmd(), manCmd())
+	root.AddCommand(runCmd(), checkCmd(), versionCmd(), demoCmd(), tokenCmd(), healthcheckCmd(), manCmd(), upgradeCmd())
 	return root
 }
 
 func runCmd() *cobra.Command {
 	var path string
+	var o daemon.RunOptions
 	c := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the proxy in the foreground, logging to stderr",
@@ -52,14 +53,27 @@ func runCmd() *cobra.Command {
 Signals: SIGHUP reloads users, pool sizes and the log level without dropping
 sessions (an invalid file is logged and the running config kept); SIGTERM or
 SIGINT stops accepting clients, lets sessions finish for shutdown_timeout,
-then ends the rest with SQLSTATE 57P01.`,
+then ends the rest with SQLSTATE 57P01; SIGUSR2 (or 'sluice upgrade') starts
+--upgrade-binary with the same arguments and hands it the listening sockets
+without refusing a connection, then this process drains and exits (a new
+process that fails to start leaves this one serving). Under systemd
+(Type=notify) it reports READY, RELOADING, STOPPING, MAINPID and pings the
+watchdog.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stopProfile, err := startCPUProfile()
 			if err != nil {
 				return err
 			}
-			err = daemon.Run(context.Background(), path, os.Stderr)
+			if o.UpgradeBinary == "" {
+				// Resolved now: after a package upgrade replaced the
+				// file, this is the path of the new binary.
+				if o.UpgradeBinary, err = os.Executable(); err != nil {
+					return err
+				}
+			}
+			o.UpgradeArgs = os.Args[1:]
+			err = daemon.RunWith(context.Background(), path, os.Stderr, o)
 			stopProfile()
 			var ps config.Problems
 			if errors.As(err, &ps) {
@@ -74,6 +88,9 @@ then ends the rest with SQLSTATE 57P01.`,
 		SilenceErrors: true,
 	}
 	c.Flags().StringVarP(&path, "config", "c", "sluice.yaml", "path to the YAML config file")
+	c.Flags().StringVar(&o.Pidfile, "pidfile", "", "write the serving process's pid to this file (the new one's after an upgrade)")
+	c.Flags().StringVar(&o.UpgradeBinary, "upgrade-binary", "", "the binary SIGUSR2 starts (default: the path sluice was started from)")
+	c.Flags().DurationVar(&o.UpgradeTimeout, "upgrade-timeout", daemon.DefaultUpgradeTimeout, "how long an upgrade waits for the new process to serve before giving up")
 	return c
 }
 

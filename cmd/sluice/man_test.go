@@ -21,7 +21,7 @@ func TestManWritesAPageListingEveryCommand(t *testing.T) {
 	require.Contains(t, text, `.TH "SLUICE" "1"`)
 	require.Contains(t, text, "sluice - PostgreSQL proxy and connection pooler")
 	require.Contains(t, text, `\fB--version\fP`)
-	for _, c := range []string{"run", "check-config", "version", "demo", "token", "healthcheck", "man"} {
+	for _, c := range []string{"run", "check-config", "version", "demo", "token", "healthcheck", "man", "upgrade"} {
 		require.Contains(t, text, `\fBsluice-`+c+`(1)\fP`, "sluice.1 refers to %s", c)
 		sub, err := os.ReadFile(filepath.Join(dir, "sluice-"+c+".1"))
 		require.NoError(t, err, c)

@@ -9,10 +9,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,13 +54,20 @@ type Options struct {
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS.
 	TLSCertFile, TLSKeyFile string
 	Log                     *slog.Logger
+	// Inherited, when not nil, is the listening socket to serve instead
+	// of binding Address: the previous process's, during an upgrade.
+	// StartWith owns it (and closes it).
+	Inherited *os.File
 }
 
 // Server is the admin HTTP server.
 type Server struct {
 	http *http.Server
 	ln   net.Listener
+	tcp  *net.TCPListener // ln without TLS, the socket an upgrade hands over
 	done chan struct{}
+	// handedOver is set by StopAccepting: Serve's error is expected.
+	handedOver atomic.Bool
 }
 
 // Start listens on addr and serves until Close. healthy reports whether
@@ -77,10 +87,11 @@ func StartWith(o Options) (*Server, error) {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln, err := net.Listen("tcp", o.Address)
+	ln, err := listen(o)
 	if err != nil {
 		return nil, err
 	}
+	tcp, _ := ln.(*net.TCPListener)
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
@@ -126,16 +137,45 @@ func StartWith(o Options) (*Server, error) {
 	s := &Server{
 		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		ln:   ln,
+		tcp:  tcp,
 		done: make(chan struct{}),
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.handedOver.Load() {
 			o.Log.Error("admin server failed", "error", err)
 		}
 	}()
 	o.Log.Info("admin endpoint listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
 	return s, nil
+}
+
+func listen(o Options) (net.Listener, error) {
+	if o.Inherited == nil {
+		return net.Listen("tcp", o.Address)
+	}
+	defer o.Inherited.Close()
+	ln, err := net.FileListener(o.Inherited)
+	if err != nil {
+		return nil, fmt.Errorf("inherited admin socket: %w", err)
+	}
+	return ln, nil
+}
+
+// ListenerFile duplicates the listening socket for the process an upgrade
+// starts; the caller owns and closes the file.
+func (s *Server) ListenerFile() (*os.File, error) {
+	if s.tcp == nil {
+		return nil, fmt.Errorf("the admin listener is a %T", s.ln)
+	}
+	return s.tcp.File()
+}
+
+// StopAccepting closes the listening socket once another process serves
+// it (an upgrade); requests in flight finish, Close follows.
+func (s *Server) StopAccepting() {
+	s.handedOver.Store(true)
+	s.ln.Close()
 }
 
 // Addr is the address the admin server listens on.

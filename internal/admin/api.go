@@ -107,7 +107,7 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 var commands = map[string]console.Verb{
 	"pause": console.Pause, "resume": console.Resume, "reconnect": console.Reconnect, "kill": console.Kill,
 	"kill_client": console.KillClient, "disable": console.Disable, "enable": console.Enable, "wait_close": console.WaitClose,
-	"reload": console.Reload, "shutdown": console.Shutdown, "switchover": console.Switchover,
+	"reload": console.Reload, "shutdown": console.Shutdown, "switchover": console.Switchover, "upgrade": console.Upgrade,
 }
 
 // read serves GET /api/{view}: the console's view as JSON.

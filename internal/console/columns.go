@@ -63,4 +63,5 @@ const Help = `Console usage
 	KILL_CLIENT <id>
 	WAIT_CLOSE [<db>]
 	SWITCHOVER <db> [TO <host>]
-	SHUTDOWN [WAIT_FOR_CLIENTS]`
+	SHUTDOWN [WAIT_FOR_CLIENTS]
+	UPGRADE`

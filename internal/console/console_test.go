@@ -32,6 +32,7 @@ func TestParse(t *testing.T) {
 		{"RECONNECT appdb", Command{Verb: Reconnect, Arg: "appdb"}},
 		{"KILL appdb", Command{Verb: Kill, Arg: "appdb"}},
 		{"RELOAD;", Command{Verb: Reload}},
+		{"upgrade;", Command{Verb: Upgrade}},
 		{"SHUTDOWN", Command{Verb: Shutdown}},
 		{"shutdown wait_for_clients", Command{Verb: Shutdown, WaitForClients: true}},
 		{"SWITCHOVER appdb", Command{Verb: Switchover, Arg: "appdb"}},
@@ -48,7 +49,7 @@ func TestParse(t *testing.T) {
 
 func TestParseRefusesWithPgBouncersWords(t *testing.T) {
 	for _, in := range []string{"SELECT 1", "SHOW", "SHOW POOLS; SHOW STATS", "SHOW POOLS;;", "PAUSE a b",
-		"KILL_CLIENT x", "KILL_CLIENT -1", "SHUTDOWN NOW", `PAUSE "unterminated`, "BEGIN", "SHOW pools-x", `"SHOW" POOLS`,
+		"KILL_CLIENT x", "KILL_CLIENT -1", "SHUTDOWN NOW", "UPGRADE now", `PAUSE "unterminated`, "BEGIN", "SHOW pools-x", `"SHOW" POOLS`,
 		"SWITCHOVER a FROM b", "SET a", strings.Repeat("x", 5000)} {
 		_, ok, err := Parse(in)
 		require.False(t, ok, in)
@@ -220,7 +221,7 @@ func TestPoolsColumnsArePgBouncers(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"SHOW POOLS;", `PAUSE "a""b"`, "SET x = 'y''z'", "SWITCHOVER db TO h:1", "KILL_CLIENT 18446744073709551615",
-		"SHOW POOLS; SHOW STATS", "'", `"`, "", ";;", "shutdown wait_for_clients"} {
+		"SHOW POOLS; SHOW STATS", "'", `"`, "", ";;", "shutdown wait_for_clients", "UPGRADE;"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {

@@ -28,6 +28,7 @@ const (
 	WaitClose  Verb = "WAIT_CLOSE"
 	Reload     Verb = "RELOAD"
 	Shutdown   Verb = "SHUTDOWN"
+	Upgrade    Verb = "UPGRADE"
 	Switchover Verb = "SWITCHOVER"
 )
 
@@ -158,7 +159,7 @@ func Parse(query string) (cmd Command, ok bool, err error) {
 			return invalid()
 		}
 		cmd.ClientID = id
-	case Reload:
+	case Reload, Upgrade:
 		if len(args) != 0 {
 			return invalid()
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/dashboard"
 	"github.com/sluice-proxy/sluice/internal/proxy"
+	"github.com/sluice-proxy/sluice/internal/sdnotify"
 	"github.com/sluice-proxy/sluice/internal/version"
 )
 
@@ -54,6 +55,26 @@ type Daemon struct {
 	// stopReq carries a shutdown asked for by the console or the API
 	// (true: wait for clients) to Wait.
 	stopReq chan bool
+
+	// The process side of upgrades (upgrade.go, inherit.go, process.go):
+	// notify speaks to systemd (a no-op outside it); pidfile is
+	// --pidfile ("" for none); upgradeCfg says what SIGUSR2 starts;
+	// adminAddress is admin.address as configured (the admin socket's
+	// name in a hand-off); handedOver is set once a new process serves;
+	// succ, in a process started by an upgrade, is the socket clients
+	// arrive on, read by one goroutine counted in adoptWG.
+	notify       *sdnotify.Notifier
+	pidfile      string
+	upgradeCfg   upgradeSettings
+	adminAddress string
+	handedOver   atomic.Bool
+	// upgradeMu lets one upgrade run at a time (SIGUSR2, the console's
+	// UPGRADE, the API); handOverReq carries a success of the latter two
+	// to Wait.
+	upgradeMu   sync.Mutex
+	handOverReq chan pendingHandOver
+	succ        *successor
+	adoptWG     sync.WaitGroup
 }
 
 // NewLogger builds the process logger; its level can change on reload.
@@ -78,17 +99,31 @@ func parseLevel(s string) slog.Level {
 // Start starts the proxy and admin endpoint for cfg, loaded from path
 // (which Reload reads again; "" disables reloading).
 func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
+	return start(cfg, path, logOut, nil, upgradeSettings{}, "")
+}
+
+// start is Start, serving the listeners succ brings when not nil (they
+// are the server's from here on, taken or closed).
+// up says what an upgrade starts (binary "": it cannot); pidfile is
+// --pidfile. Both are set before the console and the API can upgrade.
+func start(cfg *config.Config, path string, logOut io.Writer, succ *successor, up upgradeSettings, pidfile string) (*Daemon, error) {
 	log, level := NewLogger(cfg, logOut)
 	raiseOpenFilesLimit(cfg, log)
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	if succ != nil {
+		srv.Inherit(succ.listeners)
+		succ.listeners = nil
+	}
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
 	d := &Daemon{Proxy: srv, Log: log, path: path, level: level, stopReq: make(chan bool, 1),
-		leaveTimeout: cfg.Cluster.Etcd.DialTimeout.D() + time.Second}
+		leaveTimeout: cfg.Cluster.Etcd.DialTimeout.D() + time.Second,
+		notify:       sdnotify.FromEnv(), adminAddress: cfg.Admin.Address,
+		upgradeCfg: up, pidfile: pidfile, handOverReq: make(chan pendingHandOver, 1)}
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
 	member, err := startCluster(cfg, srv, log)
 	if err != nil {
@@ -109,6 +144,9 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 		}
 	}
 	op := proxy.Operator{Version: version.String(), Reload: d.Reload, Shutdown: d.requestStop}
+	if up.binary != "" {
+		op.Upgrade = d.requestUpgrade
+	}
 	var fleet func() *console.FleetHealth
 	if member != nil {
 		op.Peers = func() []console.Peer { return peersView(member) }
@@ -120,7 +158,8 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 		reg := srv.Metrics().Registry
 		a, err := admin.StartWith(admin.Options{Address: cfg.Admin.Address, Registry: reg, Dashboard: dashboard.New(reg.Gather),
 			Healthy: func() bool { return !d.stopping.Load() }, Proxy: srv, Fleet: fleet,
-			TLSCertFile: cfg.Admin.TLSCertFile, TLSKeyFile: cfg.Admin.TLSKeyFile, Log: log})
+			TLSCertFile: cfg.Admin.TLSCertFile, TLSKeyFile: cfg.Admin.TLSKeyFile, Log: log,
+			Inherited: succ.adminFor(cfg.Admin.Address)})
 		if err != nil {
 			d.leaveBudget()
 			d.leaveFleet()
@@ -138,6 +177,8 @@ func Start(cfg *config.Config, path string, logOut io.Writer) (*Daemon, error) {
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.notify.Reloading()
+	defer d.notify.Ready() // a failed reload keeps the service as it was: ready
 	if d.path == "" {
 		return errors.New("sluice was started without a configuration file to reload")
 	}
@@ -182,6 +223,9 @@ func (d *Daemon) Shutdown() {
 // client to leave.
 func (d *Daemon) shutdownWithin(wait time.Duration) {
 	d.stopping.Store(true)
+	if !d.handedOver.Load() {
+		d.notify.Stopping() // not after a hand-over: the unit goes on
+	}
 	d.Log.Info("shutting down", "wait_for_clients", wait)
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})
 	if wait >= 0 {
@@ -194,22 +238,19 @@ func (d *Daemon) shutdownWithin(wait time.Duration) {
 	if d.Admin != nil {
 		d.Admin.Close()
 	}
+	if d.succ != nil {
+		d.succ.conn.Close() // ends the adoption of clients, if still on
+	}
+	d.adoptWG.Wait()
+	d.removePidfile()
+	d.notify.Close()
 	d.Log.Info("stopped")
 }
 
 // Run starts sluice from the config file at path and serves until SIGTERM
 // or SIGINT (or ctx ends), reloading on SIGHUP.
 func Run(ctx context.Context, path string, logOut io.Writer) error {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	d, err := Start(cfg, path, logOut)
-	if err != nil {
-		return err
-	}
-	d.Wait(ctx)
-	return nil
+	return RunWith(ctx, path, logOut, RunOptions{})
 }
 
 // Wait serves until ctx ends or a stop signal arrives, reloading on
@@ -217,11 +258,23 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 func (d *Daemon) Wait(ctx context.Context) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	d.waitOn(ctx, sigs)
+}
+
+// waitOn is Wait on signals registered by the caller (RunWith registers
+// them before it writes the pid file, so that a SIGUSR2 sent as soon as
+// the pid is known is never taken for the default action).
+func (d *Daemon) waitOn(ctx context.Context, sigs chan os.Signal) {
 	defer signal.Stop(sigs)
+	stopWatchdog := d.startWatchdog()
+	defer stopWatchdog()
 	for {
 		select {
 		case <-ctx.Done():
 			d.Shutdown()
+			return
+		case h := <-d.handOverReq:
+			d.handOver(h.conn, h.peer)
 			return
 		case wait := <-d.stopReq:
 			d.Log.Info("shutdown asked by an operator", "wait_for_clients", wait)
@@ -234,6 +287,14 @@ func (d *Daemon) Wait(ctx context.Context) {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				d.Reload()
+				continue
+			}
+			if sig == syscall.SIGUSR2 {
+				d.Log.Info("upgrade asked", "signal", sig.String(), "binary", d.upgradeCfg.binary)
+				if conn, peer, err := d.tryUpgrade(); err == nil {
+					d.handOver(conn, peer)
+					return
+				}
 				continue
 			}
 			d.Log.Info("signal received", "signal", sig.String())

@@ -20,7 +20,12 @@ import (
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(fakePeerEnv); mode != "" {
+		fakePeer(mode) // started by an upgrade test as the new process
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

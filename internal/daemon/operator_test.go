@@ -66,6 +66,11 @@ func TestConsoleAndAPIReloadAndShutdown(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, version.String(), string(rs[0].Rows[0][0]), "SHOW VERSION names the version, the commit and the Go release")
 
+	// A daemon not started by 'sluice run' cannot upgrade itself, and says so.
+	_, err = adm.Exec(ctx, "UPGRADE").ReadAll()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "cannot upgrade itself")
+
 	writeOperatorConfig(t, path, adminPort, "debug")
 	_, err = adm.Exec(ctx, "RELOAD").ReadAll()
 	require.NoError(t, err)

@@ -57,7 +57,7 @@ func TestAcceptErrorsBackOffAndAreLoggedOncePerInterval(t *testing.T) {
 
 		l := &erringListener{errs: 1000}
 		start := time.Now()
-		s.bgWG.Add(1)
+		s.acceptWG.Add(1)
 		s.acceptLoop(l, false)
 		took := l.last.Sub(start)
 		require.Greater(t, took, 900*5*time.Millisecond, "it paused between attempts")

@@ -26,7 +26,7 @@ import (
 // server connection's socket second). The files are HandOffClients': send
 // must not keep them past its return (SCM_RIGHTS copies them; a test
 // passes dups). nil: the new process adopted the client and serves it.
-type SendClient func(state []byte, files []*os.File) error
+type SendClient = func(state []byte, files []*os.File) error
 
 // handOffRecheck is how often HandOffClients looks again whether any
 // client is left that could still move, besides each offer's signal.
@@ -240,3 +240,9 @@ func dupFile(conn any, name string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(nfd), name), nil
 }
+
+// ClientStateFormat is the version of the client state HandOffClients
+// exports and AdoptClient reads (clientstate.Version), told to the other
+// process in the hand-off's hello: an upgrade moves clients only between
+// binaries naming the same non-zero format; otherwise they drain.
+const ClientStateFormat uint32 = clientstate.Version

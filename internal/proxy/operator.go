@@ -23,6 +23,11 @@ type Operator struct {
 	// after shutdown_timeout. It must return at once (it is called from
 	// a console session, which the shutdown ends).
 	Shutdown func(waitForClients bool)
+	// Upgrade starts the new binary and hands it the listeners (UPGRADE,
+	// POST /api/upgrade); it returns once the new process serves (nil:
+	// this process then stops accepting and drains) or has failed (this
+	// process serves on). nil when sluice cannot upgrade itself.
+	Upgrade func() error
 	// Peers lists the live instances of the fleet (SHOW PEERS, GET
 	// /api/peers); nil without a cluster section.
 	Peers func() []console.Peer
@@ -82,6 +87,13 @@ func (s *Server) Exec(ctx context.Context, cmd console.Command) (*console.Result
 			err = errors.New("this sluice was started without a configuration file to reload")
 		} else {
 			err = op.Reload()
+		}
+	case console.Upgrade:
+		op := s.operator()
+		if op.Upgrade == nil {
+			err = errors.New("this sluice cannot upgrade itself: only 'sluice run' can")
+		} else {
+			err = op.Upgrade()
 		}
 	case console.Shutdown:
 		op := s.operator()

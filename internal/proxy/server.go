@@ -71,9 +71,14 @@ type Server struct {
 	refusals *refusal.Summariser
 	pids     atomic.Uint32  // process IDs issued to transaction-pooled clients
 	sessWG   sync.WaitGroup // session goroutines
-	bgWG     sync.WaitGroup // accept loops and pool fillers
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup // pool fillers, sweeps, refusal summaries
+	// acceptWG counts the accept loops, which StopAccepting waits for
+	// (listeners.go); inherited are listening sockets taken over from
+	// the process this one upgrades (Inherit), until Start uses them.
+	acceptWG  sync.WaitGroup
+	inherited []ListenerFile
+	bgCtx     context.Context
+	bgCancel  context.CancelFunc
 	// sweepsStop ends the transaction-mode sweeps (txpool.Env.RunSweeps),
 	// after the sessions: a client reading an answer inline needs the
 	// inline watch until it ends.
@@ -146,7 +151,8 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 // comes up even while PostgreSQL is down).
 func (s *Server) Start() error {
 	cfg := s.state.Load().cfg
-	tcp, err := net.Listen("tcp", cfg.Listen.Address)
+	defer s.closeInherited() // those the configuration no longer names
+	tcp, err := s.listen(RoleAddress, "tcp", cfg.Listen.Address)
 	if err != nil {
 		return fmt.Errorf("listen.address: %w", err)
 	}
@@ -154,17 +160,15 @@ func (s *Server) Start() error {
 	if cfg.Listen.SocketDir != "" {
 		port := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
 		path := filepath.Join(cfg.Listen.SocketDir, ".s.PGSQL."+port)
-		removeStaleSocket(path)
-		ul, err := net.Listen("unix", path)
+		ul, err := s.listen(RoleSocket, "unix", path)
 		if err != nil {
 			tcp.Close()
 			return fmt.Errorf("listen.socket_dir: %w", err)
 		}
-		os.Chmod(path, 0o777)
 		s.listeners = append(s.listeners, ul)
 	}
 	if ro := cfg.Listen.ReadOnlyAddress; ro != "" {
-		rl, err := net.Listen("tcp", ro)
+		rl, err := s.listen(RoleReadOnly, "tcp", ro)
 		if err != nil {
 			for _, l := range s.listeners {
 				l.Close()
@@ -180,12 +184,12 @@ func (s *Server) Start() error {
 	go func() { defer s.bgWG.Done(); s.txEnv.RunSweeps(s.sweepsCtx) }()
 	for _, l := range s.listeners {
 		s.log.Info("listening", "address", l.Addr().String())
-		s.bgWG.Add(1)
+		s.acceptWG.Add(1)
 		go s.acceptLoop(l, false)
 	}
 	if s.roListener != nil {
 		s.log.Info("listening for read-only sessions", "address", s.roListener.Addr().String())
-		s.bgWG.Add(1)
+		s.acceptWG.Add(1)
 		go s.acceptLoop(s.roListener, true)
 	}
 	for _, db := range cfg.Databases {
@@ -222,7 +226,7 @@ func removeStaleSocket(path string) {
 // answered and closed right here (see clientSlots), and an accept error
 // (out of descriptors) costs a short pause and one log line per interval.
 func (s *Server) acceptLoop(l net.Listener, readOnly bool) {
-	defer s.bgWG.Done()
+	defer s.acceptWG.Done()
 	var pause acceptBackoff
 	for {
 		nc, err := l.Accept()
@@ -360,6 +364,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		<-done
 	}
 	s.sweepsStop()
+	s.acceptWG.Wait()
 	s.bgWG.Wait()
 	for _, p := range s.readPools() {
 		p.pool.Close()

@@ -1,0 +1,213 @@
+// Package handoff is the transport between a running sluice and the new
+// process it starts for an upgrade: a versioned exchange of messages over
+// a Unix stream socket, each a kind, a bounded payload and up to MaxFiles
+// file descriptors passed with SCM_RIGHTS.
+//
+// The framing is fixed for Protocol 1 (an 8-byte header: kind, number of
+// files, two zero bytes, the payload's length big-endian). What a client's
+// state looks like is versioned apart (Hello.ClientFormat), so that two
+// binaries whose client states differ still hand over their listeners and
+// fall back to draining clients, never to dropping them.
+//
+// This file has no I/O: the header and payload decoders the fuzz target
+// (FuzzDecode) runs.
+package handoff
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Protocol is the version of the framing and of the listener, ready, done
+// and abort messages. Two processes with different Protocol values do not
+// hand anything over (the old one keeps serving).
+const Protocol = 1
+
+// EnvFD names the environment variable that tells a new process which
+// inherited descriptor is its end of the hand-off socket.
+const EnvFD = "SLUICE_HANDOFF_FD"
+
+// Limits on one message: payloads are read in growing steps up to
+// MaxPayload (a client's state with its prepared statements can be
+// large), so a bogus length costs at most what the peer really sent.
+const (
+	MaxPayload   = 64 << 20
+	MaxFiles     = 8
+	headerLen    = 8
+	maxRole      = 64
+	maxAddress   = 1024
+	maxAbortText = 4096
+	maxVersion   = 256
+)
+
+// Kind is what a message is.
+type Kind uint8
+
+// The message kinds. Hello goes both ways first; then the old process
+// sends Listener messages and Done, the new one Ready (or Abort), and the
+// old one Client messages, each answered by Adopted, then Done.
+const (
+	KindHello    Kind = 1
+	KindListener Kind = 2 // payload: EncodeListener; one file: the listening socket
+	KindReady    Kind = 3 // the new process serves on the listeners
+	KindClient   Kind = 4 // payload: the client's state (proxy's codec); files: its sockets
+	KindDone     Kind = 5 // no more listeners / clients follow
+	KindAbort    Kind = 6 // payload: why (text); the sender gives up the upgrade
+	KindAdopted  Kind = 7 // payload: EncodeAdopted; the answer to each Client
+	maxKind           = KindAdopted
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindHello:
+		return "hello"
+	case KindListener:
+		return "listener"
+	case KindReady:
+		return "ready"
+	case KindClient:
+		return "client"
+	case KindDone:
+		return "done"
+	case KindAbort:
+		return "abort"
+	case KindAdopted:
+		return "adopted"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ErrFrame is wrapped by every error about a malformed message.
+var ErrFrame = errors.New("malformed hand-off message")
+
+type header struct {
+	kind   Kind
+	files  int
+	length int
+}
+
+func putHeader(b []byte, kind Kind, files, length int) {
+	b[0] = byte(kind)
+	b[1] = byte(files)
+	b[2], b[3] = 0, 0
+	binary.BigEndian.PutUint32(b[4:8], uint32(length))
+}
+
+// parseHeader checks one message's header.
+func parseHeader(b []byte) (header, error) {
+	if len(b) != headerLen {
+		return header{}, fmt.Errorf("%w: header of %d bytes", ErrFrame, len(b))
+	}
+	h := header{kind: Kind(b[0]), files: int(b[1]), length: int(binary.BigEndian.Uint32(b[4:8]))}
+	switch {
+	case h.kind == 0 || h.kind > maxKind:
+		return h, fmt.Errorf("%w: unknown kind %d", ErrFrame, b[0])
+	case b[2] != 0 || b[3] != 0:
+		return h, fmt.Errorf("%w: reserved header bytes set", ErrFrame)
+	case h.files > MaxFiles:
+		return h, fmt.Errorf("%w: %d files (at most %d)", ErrFrame, h.files, MaxFiles)
+	case h.length > MaxPayload:
+		return h, fmt.Errorf("%w: payload of %d bytes (at most %d)", ErrFrame, h.length, MaxPayload)
+	}
+	return h, nil
+}
+
+// Hello is what each side says first.
+type Hello struct {
+	Protocol uint16
+	// ClientFormat is the version of the client state the sender's proxy
+	// exports and adopts (0: it moves no clients). Clients are handed
+	// over only when both sides name the same format; else they drain.
+	ClientFormat uint32
+	PID          int
+	Version      string // sluice's version, for the logs
+}
+
+var helloMagic = [8]byte{'s', 'l', 'u', 'i', 'c', 'e', 'H', 'O'}
+
+// EncodeHello is the payload of a KindHello message.
+func EncodeHello(h Hello) []byte {
+	v := h.Version
+	if len(v) > maxVersion {
+		v = v[:maxVersion]
+	}
+	b := make([]byte, 0, 18+len(v))
+	b = append(b, helloMagic[:]...)
+	b = binary.BigEndian.AppendUint16(b, h.Protocol)
+	b = binary.BigEndian.AppendUint32(b, h.ClientFormat)
+	b = binary.BigEndian.AppendUint32(b, uint32(h.PID))
+	return append(b, v...)
+}
+
+// DecodeHello reads a KindHello payload.
+func DecodeHello(b []byte) (Hello, error) {
+	if len(b) < 18 || [8]byte(b[:8]) != helloMagic {
+		return Hello{}, fmt.Errorf("%w: not a sluice hand-off hello", ErrFrame)
+	}
+	if len(b)-18 > maxVersion {
+		return Hello{}, fmt.Errorf("%w: hello version text of %d bytes", ErrFrame, len(b)-18)
+	}
+	return Hello{
+		Protocol:     binary.BigEndian.Uint16(b[8:10]),
+		ClientFormat: binary.BigEndian.Uint32(b[10:14]),
+		PID:          int(binary.BigEndian.Uint32(b[14:18])),
+		Version:      string(b[18:]),
+	}, nil
+}
+
+// EncodeListener is the payload of a KindListener message: the
+// listener's role (which setting it serves: "listen.address", ...) and
+// the address as configured, which the new process compares with its own
+// configuration before taking the socket.
+func EncodeListener(role, address string) []byte {
+	b := make([]byte, 0, 1+len(role)+len(address))
+	b = append(b, byte(len(role)))
+	b = append(b, role...)
+	return append(b, address...)
+}
+
+// DecodeListener reads a KindListener payload.
+func DecodeListener(b []byte) (role, address string, err error) {
+	if len(b) < 1 || int(b[0]) > len(b)-1 || b[0] == 0 || int(b[0]) > maxRole {
+		return "", "", fmt.Errorf("%w: listener role", ErrFrame)
+	}
+	n := int(b[0])
+	if len(b)-1-n > maxAddress {
+		return "", "", fmt.Errorf("%w: listener address of %d bytes", ErrFrame, len(b)-1-n)
+	}
+	return string(b[1 : 1+n]), string(b[1+n:]), nil
+}
+
+// EncodeAdopted is the payload of a KindAdopted message: empty when the
+// new process adopted the client, else why not (the old process then
+// still owns it).
+func EncodeAdopted(err error) []byte {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if msg == "" {
+		msg = "refused"
+	}
+	return AbortText(msg)
+}
+
+// DecodeAdopted reads a KindAdopted payload: nil when adopted.
+func DecodeAdopted(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > maxAbortText {
+		return fmt.Errorf("%w: adopted reason of %d bytes", ErrFrame, len(b))
+	}
+	return fmt.Errorf("the new process did not adopt the client: %s", b)
+}
+
+// AbortText bounds the reason an Abort message carries.
+func AbortText(reason string) []byte {
+	if len(reason) > maxAbortText {
+		reason = reason[:maxAbortText]
+	}
+	return []byte(reason)
+}
