@@ -62,6 +62,9 @@ func (c *Client) Serve() ServeEnd {
 		} else {
 			c.armIdle()
 		}
+		if sub, ok := c.pendingNotifications(); ok {
+			c.deliverNotifications(sub) // after arming: see notifyWake
+		}
 		err := c.poll.Wait()
 		if err == wire.ErrNoRawConn {
 			err = nil
@@ -103,6 +106,9 @@ func (c *Client) Serve() ServeEnd {
 				c.grownNoted = true
 				w.enroll(c)
 			}
+			continue
+		case isTimeout(err) && c.has(flagNotify):
+			c.staleDeadline = true // notifyWake's: deliver, re-arm, wait again
 			continue
 		case isTimeout(err):
 			if c.onTimeout() {
