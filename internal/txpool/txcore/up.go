@@ -189,10 +189,10 @@ func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 		c.ensureUnnamed(a)
 		c.Out = appendBindHead(c.Out, portal, "", restLen)
 		a.LastSent = 'B'
-		if c.unnamed != nil && c.unnamed.effects != 0 {
-			c.noteEffects(a, c.unnamed.effects)
-			if c.unnamed.effects&sqlscan.Listens != 0 {
-				a.noteListens(c.unnamed.query)
+		if st := c.unnamed; st != nil && st.effects != 0 {
+			c.noteEffects(a, st.effects) // DISCARD ALL forgets c.unnamed
+			if st.effects&sqlscan.Listens != 0 {
+				a.noteListens(st.query)
 			}
 		}
 		return nil

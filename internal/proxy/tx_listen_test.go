@@ -1,0 +1,128 @@
+package proxy_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
+)
+
+// listener is a client whose notifications are collected as they
+// arrive (pgconn hands them to OnNotification while it reads).
+type listener struct {
+	*pgconn.PgConn
+	ch chan *pgconn.Notification
+}
+
+// connectListening connects a client whose notifications are kept for
+// nextNotification.
+func connectListening(t *testing.T, h *harness) *listener {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(h.dsn(pgtest.AppUser, pgtest.AppPassword))
+	require.NoError(t, err)
+	l := &listener{ch: make(chan *pgconn.Notification, 100000)}
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { l.ch <- n }
+	l.PgConn, err = pgconn.ConnectConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close(context.Background()) })
+	return l
+}
+
+// nextNotification returns l's next notification, reading the
+// connection until one comes; the minute guards against a hang on a
+// loaded machine, it is not a measured limit.
+func nextNotification(t *testing.T, l *listener) *pgconn.Notification {
+	t.Helper()
+	select {
+	case n := <-l.ch:
+		return n
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, l.WaitForNotification(ctx))
+	return <-l.ch
+}
+
+// simple runs sql (maybe several statements) with the simple protocol.
+func simple(t *testing.T, c *pgconn.PgConn, sql string) {
+	t.Helper()
+	_, err := c.Exec(context.Background(), sql).ReadAll()
+	require.NoError(t, err, sql)
+}
+
+// LISTEN in transaction mode no longer pins: the listening client's
+// server connection goes back to the pool at once (a second client runs
+// on the pool's only connection), and notifications reach it through
+// the pool's listener connection, with the notifying server process's
+// PID. UNLISTEN stops them, and the listener closes when nobody listens.
+func TestTxListenDoesNotPin(t *testing.T) {
+	h := start(t, txPool(1))
+	m := h.srv.Metrics()
+	a := connectListening(t, h)
+	b := h.connect(context.Background())
+	query(t, a.PgConn, "LISTEN tx_listen_ch")
+	require.Equal(t, 0.0, metricValue(t, m.PinnedClients.WithLabelValues("listen")), "LISTEN does not pin")
+	require.Equal(t, 0.0, metricValue(t, m.Pins.WithLabelValues("listen")))
+	require.Equal(t, 1.0, metricValue(t, m.Notify.ListenerConnections.WithLabelValues(pgtest.AppDB, pgtest.AppUser)))
+	require.Equal(t, []string{"b"}, query(t, b, "SELECT 'b'"), "the pool's only connection is free")
+	require.Empty(t, query(t, b, "SELECT pg_listening_channels()"), "the pooled connection listens to nothing")
+
+	pid := query(t, b, "SELECT pg_backend_pid() FROM (SELECT pg_notify('tx_listen_ch', 'hello')) n")
+	n := nextNotification(t, a)
+	require.Equal(t, "tx_listen_ch", n.Channel)
+	require.Equal(t, "hello", n.Payload)
+	require.Equal(t, pid[0], strconv.Itoa(int(n.PID)), "the PID of the server process that sent it")
+
+	simple(t, a.PgConn, "UNLISTEN tx_listen_ch; LISTEN tx_listen_other")
+	simple(t, b, "NOTIFY tx_listen_ch, 'gone'; NOTIFY tx_listen_other, 'other'")
+	n = nextNotification(t, a)
+	require.Equal(t, "other", n.Payload, "nothing on the channel a stopped listening to")
+
+	query(t, a.PgConn, "UNLISTEN *")
+	eventuallyMetric(t, m.Notify.ListenerConnections.WithLabelValues(pgtest.AppDB, pgtest.AppUser), 0)
+	waitServerConns(t, "", 1)
+}
+
+// A LISTEN takes effect when its transaction commits, as in PostgreSQL:
+// one rolled back registers nothing, one inside a committed block works,
+// and DISCARD ALL stops listening.
+func TestTxListenFollowsTransactions(t *testing.T) {
+	h := start(t, txPool(2))
+	a := connectListening(t, h)
+	b := h.connect(context.Background())
+	simple(t, a.PgConn, "BEGIN; LISTEN tx_rolled_back; ROLLBACK")
+	query(t, a.PgConn, "BEGIN")
+	query(t, a.PgConn, "LISTEN tx_committed")
+	query(t, a.PgConn, "COMMIT")
+	query(t, b, "NOTIFY tx_rolled_back, 'no'")
+	query(t, b, "NOTIFY tx_committed, 'yes'")
+	n := nextNotification(t, a)
+	require.Equal(t, "tx_committed", n.Channel, "the rolled-back LISTEN registered nothing")
+
+	query(t, a.PgConn, "DISCARD ALL")
+	query(t, a.PgConn, "LISTEN tx_after_discard")
+	query(t, b, "NOTIFY tx_committed, 'no'")
+	query(t, b, "NOTIFY tx_after_discard, 'yes'")
+	n = nextNotification(t, a)
+	require.Equal(t, "tx_after_discard", n.Channel, "DISCARD ALL stopped tx_committed")
+}
+
+// With limits.max_pending_notifications 0 the fan-out is off: LISTEN
+// pins the client as before.
+func TestTxListenPinsWhenFanOutIsOff(t *testing.T) {
+	h := startWith(t, txPool(1), "limits:\n  max_pending_notifications: 0\n")
+	m := h.srv.Metrics()
+	a := h.connect(context.Background())
+	query(t, a, "LISTEN tx_pinned_ch")
+	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 1)
+	require.Equal(t, []string{"tx_pinned_ch"}, query(t, a, "SELECT pg_listening_channels()"))
+	query(t, a, "UNLISTEN *")
+	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 0)
+}
+
