@@ -125,4 +125,3 @@ func TestTxListenPinsWhenFanOutIsOff(t *testing.T) {
 	query(t, a, "UNLISTEN *")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 0)
 }
-
