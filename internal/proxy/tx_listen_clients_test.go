@@ -34,7 +34,7 @@ func TestTxListenPgxWaitForNotification(t *testing.T) {
 	require.NoError(t, err)
 	other := h.connect(ctx)
 	query(t, other, "SELECT pg_notify('tx_pgx_ch', 'from pgx test')") // the pool's only connection is free
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)               // a guard against a hang
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)             // a guard against a hang
 	defer cancel()
 	n, err := conn.WaitForNotification(wctx)
 	require.NoError(t, err)
@@ -157,7 +157,9 @@ func TestTxListenQueueIsBounded(t *testing.T) {
 	cfg, err := pgconn.ParseConfig(h.dsn(pgtest.AppUser, pgtest.AppPassword))
 	require.NoError(t, err)
 	var notices []string
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Severity+" "+n.Code+" "+n.Message) }
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		notices = append(notices, n.Severity+" "+n.Code+" "+n.Message)
+	}
 	got := make(chan *pgconn.Notification, sent)
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { got <- n }
 	// A small receive buffer, set before connecting (set later, it
