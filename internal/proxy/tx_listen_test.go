@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -124,4 +125,37 @@ func TestTxListenPinsWhenFanOutIsOff(t *testing.T) {
 	require.Equal(t, []string{"tx_pinned_ch"}, query(t, a, "SELECT pg_listening_channels()"))
 	query(t, a, "UNLISTEN *")
 	eventuallyMetric(t, m.PinnedClients.WithLabelValues("listen"), 0)
+}
+
+// A listening client parked while idle (no goroutine, txpool's park.go)
+// is woken for a notification, gets it, and parks again.
+func TestTxListenWakesParkedClient(t *testing.T) {
+	h := start(t, txPool(1))
+	h.srv.SetParkAfter(20 * time.Millisecond)
+	a := connectListening(t, h)
+	query(t, a.PgConn, "LISTEN tx_parked_ch")
+	require.Eventually(t, func() bool { return h.srv.ParkedClients() == 1 }, time.Minute, 5*time.Millisecond, "the idle listener parks")
+	b := h.connect(context.Background())
+	for i := range 3 {
+		query(t, b, fmt.Sprintf("SELECT pg_notify('tx_parked_ch', 'wake %d')", i))
+		require.Equal(t, fmt.Sprintf("wake %d", i), nextNotification(t, a).Payload)
+		require.Eventually(t, func() bool { return h.srv.ParkedClients() >= 1 }, time.Minute, 5*time.Millisecond, "it parks again")
+	}
+}
+
+// A listening client pinned for another reason (a temp table) gets the
+// notifications that came during its transaction when it ends, and
+// those that come while it idles on its connection at once.
+func TestTxListenPinnedClient(t *testing.T) {
+	h := start(t, txPool(2))
+	a := connectListening(t, h)
+	b := h.connect(context.Background())
+	simple(t, a.PgConn, "LISTEN tx_pinned_listen; CREATE TEMP TABLE tx_pin_listen_t (n int)")
+	query(t, b, "NOTIFY tx_pinned_listen, 'idle'")
+	require.Equal(t, "idle", nextNotification(t, a).Payload)
+	simple(t, a.PgConn, "BEGIN")
+	query(t, b, "NOTIFY tx_pinned_listen, 'during'")
+	require.Equal(t, []string{"0"}, query(t, a.PgConn, "SELECT count(*) FROM tx_pin_listen_t"))
+	simple(t, a.PgConn, "COMMIT")
+	require.Equal(t, "during", nextNotification(t, a).Payload)
 }
