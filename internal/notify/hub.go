@@ -143,13 +143,6 @@ func (s *Subscriber) Take() (frames [][]byte, dropped int) {
 	return s.q.Take()
 }
 
-// Listening reports whether the client listens to any channel.
-func (s *Subscriber) Listening() bool {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-	return len(s.channels) > 0
-}
-
 // push queues frame; first: the queue was empty (wake the client).
 func (s *Subscriber) push(frame []byte) (first, dropped bool) {
 	s.mu.Lock()
@@ -202,14 +195,6 @@ func (h *Hub) Channels() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.reg.Channels()
-}
-
-// Listening reports whether the listener connection is open and every
-// command sent on it was answered (tests wait on it).
-func (h *Hub) Listening() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.conn != nil && len(h.inflight) == 0
 }
 
 // syncLocked makes the listener connection follow the union (h.mu

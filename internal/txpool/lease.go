@@ -190,14 +190,16 @@ func (a *attachment) detach() (stay bool) {
 		pins = p
 		c.Want = cloneSettings(a.tx.Settings)
 	}
-	if hub := c.fanOut(); hub != nil && (unlistens.Any() || slices.Contains(pins, backend.PinListen)) {
-		p, err := c.moveListens(a, hub, pins, unlistens)
-		if err != nil {
-			a.releaseReady()
-			a.serverLost(err)
-			return false
+	if unlistens.Any() || slices.Contains(pins, backend.PinListen) {
+		if hub := c.fanOut(); hub != nil {
+			p, err := c.moveListens(a, hub, pins, unlistens)
+			if err != nil {
+				a.releaseReady()
+				a.serverLost(err)
+				return false
+			}
+			pins = p
 		}
-		pins = p
 	}
 	a.releaseReady() // before the client may send again (detaching still holds it)
 	if c.Load && len(pins) == 0 || c.Load && pins[len(pins)-1] != backend.PinLoad {
