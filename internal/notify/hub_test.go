@@ -22,7 +22,7 @@ func (d *downDialer) DialListener(context.Context) (*backend.Conn, error) {
 	d.dials.Add(1)
 	return nil, errors.New("down")
 }
-func (d *downDialer) CloseListener(*backend.Conn)         {}
+func (d *downDialer) CloseListener(*backend.Conn)       {}
 func (d *downDialer) ListenerUsable(*backend.Conn) bool { return true }
 
 type nopMetric struct{}
