@@ -167,7 +167,7 @@ func writeNotifications(c *Client, sub *notify.Subscriber) {
 // returns what to write now.
 func (a *attachment) holdReadyLocked(out []byte) []byte {
 	const zLen = 6
-	if len(out) < zLen || out[len(out)-1] != 'I' || !a.Listens() || a.client.fanOut() == nil {
+	if len(out) < zLen || out[len(out)-1] != 'I' || !a.Listens() || a.client.maxPending <= 0 {
 		return out
 	}
 	copy(a.heldZ[:], out[len(out)-zLen:])
