@@ -28,6 +28,11 @@ type Env struct {
 	// InlineRead, if set, runs in a client's goroutine when it begins to
 	// read an answer itself (tests count the inline reads).
 	InlineRead func(Probe)
+	// NotificationsDelivered, if set, runs in a client's goroutine after
+	// it took its notifications at the top of its loop; lateWake sets
+	// the past read deadline notifyWake would (tests force a wake-up's
+	// deadline to land after its flag was taken).
+	NotificationsDelivered func(lateWake func())
 
 	sweeps sweeps // sweep.go
 }

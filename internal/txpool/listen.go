@@ -97,6 +97,25 @@ func (c *Client) notifyWake() {
 	c.Wake() // a parked client is resumed
 }
 
+// notifyTimeout reports whether a client read deadline that passed was
+// notifyWake's rather than the client's own: its flag is set, or the
+// client listens and its own deadline (idleAt) has not come. notifyWake
+// sets the flag before the deadline, so the client goroutine may take
+// the flag (at the top of Serve's loop) before the past deadline lands;
+// that late deadline must not pass for client_idle_timeout.
+func (c *Client) notifyTimeout() bool {
+	if c.has(flagNotify) {
+		return true
+	}
+	if c.listen.Load() == nil {
+		return false
+	}
+	at := c.idleAt.Load()
+	return at == 0 || time.Now().UnixNano() < at
+}
+
+func (c *Client) lateWake() { c.conn.SetReadDeadline(time.Unix(1, 0)) }
+
 // pendingNotifications reports whether the client has notifications to
 // take (the client goroutine's; one atomic load for a client that never
 // listened).

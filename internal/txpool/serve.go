@@ -64,6 +64,9 @@ func (c *Client) Serve() ServeEnd {
 		}
 		if sub, ok := c.pendingNotifications(); ok {
 			c.deliverNotifications(sub) // after arming: see notifyWake
+			if h := c.env.NotificationsDelivered; h != nil {
+				h(c.lateWake)
+			}
 		}
 		err := c.poll.Wait()
 		if err == wire.ErrNoRawConn {
@@ -107,7 +110,7 @@ func (c *Client) Serve() ServeEnd {
 				w.enroll(c)
 			}
 			continue
-		case isTimeout(err) && c.has(flagNotify):
+		case isTimeout(err) && c.notifyTimeout():
 			c.staleDeadline = true // notifyWake's: deliver, re-arm, wait again
 			continue
 		case isTimeout(err):
