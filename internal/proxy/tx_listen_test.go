@@ -159,4 +159,3 @@ func TestTxListenPinnedClient(t *testing.T) {
 	simple(t, a.PgConn, "COMMIT")
 	require.Equal(t, "during", nextNotification(t, a).Payload)
 }
-
