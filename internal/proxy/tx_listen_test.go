@@ -159,3 +159,22 @@ func TestTxListenPinnedClient(t *testing.T) {
 	simple(t, a.PgConn, "COMMIT")
 	require.Equal(t, "during", nextNotification(t, a).Payload)
 }
+
+// A listening client pinned for another reason ends a transaction with a
+// slow statement: notifications queued during the transaction are
+// written after its ReadyForQuery by the attachment's reader, even
+// though the client goroutine looked for them before the answer came
+// (the pg_sleep makes that order likely; the assertion only waits).
+// Without the reader's delivery, the notification would wait for the
+// client's next message.
+func TestTxListenPinnedSlowCommit(t *testing.T) {
+	h := start(t, txPool(2))
+	h.srv.SetParkAfter(time.Hour) // no hop sweep to wake the client goroutine meanwhile
+	a := connectListening(t, h)
+	b := h.connect(context.Background())
+	simple(t, a.PgConn, "LISTEN tx_slow_commit; CREATE TEMP TABLE tx_slow_commit_t (n int)")
+	simple(t, a.PgConn, "BEGIN")
+	query(t, b, "NOTIFY tx_slow_commit, 'during'")
+	simple(t, a.PgConn, "SELECT pg_sleep(0.3); COMMIT")
+	require.Equal(t, "during", nextNotification(t, a).Payload)
+}

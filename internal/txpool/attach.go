@@ -258,7 +258,7 @@ func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 				if _, werr := a.client.conn.Write(out); werr != nil {
 					return clientWriteError{werr}
 				}
-				a.client.env.Metrics.BytesSrvToClient.Add(float64(len(res.Out)))
+				a.client.env.Metrics.BytesSrvToClient.Add(float64(len(out)))
 				a.serverFatal = a.serverFatal || res.Fatal
 			}
 			if res.StmtBreach {
@@ -283,6 +283,13 @@ func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 					return errDetach
 				}
 				a.releaseReady() // not detaching now: the client sent more meanwhile
+				if sub := a.client.listen.Load(); sub != nil && res.Status == 'I' && sub.Pending() {
+					// Staying attached (pinned) at the end of a transaction:
+					// what was queued during it goes now, after its
+					// ReadyForQuery (the client goroutine may have looked
+					// before the answer came, and then waits for its client).
+					writeNotifications(a.client, sub)
+				}
 			}
 		}
 		if err != nil {
