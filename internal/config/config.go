@@ -171,6 +171,11 @@ type Limits struct {
 	// IdleTransactionTimeout ends a transaction-pooled client that sits
 	// idle inside a transaction while holding a server connection (25P03).
 	IdleTransactionTimeout Duration `yaml:"idle_transaction_timeout"` // default 0 = none
+	// MaxPendingNotifications bounds, per transaction-pooled client, the
+	// notifications the LISTEN fan-out (internal/notify) holds for it;
+	// beyond it the oldest are dropped and the client is told with a
+	// NoticeResponse. 0 turns the fan-out off: LISTEN pins the client.
+	MaxPendingNotifications int `yaml:"max_pending_notifications"` // default 1000
 	// Failed logins per source address: each takes a token from a bucket
 	// of AuthFailureBurst tokens refilled at AuthFailuresPerMinute; an
 	// address with none left is refused with 28000. Burst 0 disables.
@@ -274,6 +279,7 @@ const (
 	DefaultClientLoginTimeout    = 15 * time.Second
 	DefaultMaxStartupPacket      = 10000
 	DefaultMaxMessageSize        = 1<<30 - 1
+	DefaultMaxPendingNotify      = 1000
 	DefaultPoolMode              = PoolSession
 	DefaultPoolMinSize           = 0
 	DefaultPoolMaxSize           = 20
@@ -335,12 +341,13 @@ func defaultConfig() *Config {
 		Cluster: Cluster{Prefix: DefaultClusterPrefix, LeaseTTL: Duration(DefaultClusterLeaseTTL),
 			Etcd: Etcd{DialTimeout: Duration(DefaultEtcdDialTimeout)}},
 		Limits: Limits{
-			MaxClientConnections:  DefaultMaxClientConnections,
-			ClientLoginTimeout:    Duration(DefaultClientLoginTimeout),
-			MaxStartupPacket:      DefaultMaxStartupPacket,
-			MaxMessageSize:        DefaultMaxMessageSize,
-			AuthFailuresPerMinute: DefaultAuthFailuresPerMinute,
-			AuthFailureBurst:      DefaultAuthFailureBurst,
+			MaxClientConnections:    DefaultMaxClientConnections,
+			ClientLoginTimeout:      Duration(DefaultClientLoginTimeout),
+			MaxStartupPacket:        DefaultMaxStartupPacket,
+			MaxMessageSize:          DefaultMaxMessageSize,
+			MaxPendingNotifications: DefaultMaxPendingNotify,
+			AuthFailuresPerMinute:   DefaultAuthFailuresPerMinute,
+			AuthFailureBurst:        DefaultAuthFailureBurst,
 		},
 	}
 }

@@ -85,7 +85,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
 	require.Contains(t, paths, "cluster.etcd.endpoints")
-	require.Len(t, paths, 91)
+	require.Len(t, paths, 92)
 }
 
 func TestExampleFile(t *testing.T) {

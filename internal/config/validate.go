@@ -39,6 +39,7 @@ func validate(cfg *Config, c *collector, src sources) {
 	intRange(c, "limits.max_message_size", cfg.Limits.MaxMessageSize, 1024, DefaultMaxMessageSize)
 	nonNegative(c, "limits.client_idle_timeout", cfg.Limits.ClientIdleTimeout)
 	nonNegative(c, "limits.idle_transaction_timeout", cfg.Limits.IdleTransactionTimeout)
+	intRange(c, "limits.max_pending_notifications", cfg.Limits.MaxPendingNotifications, 0, 1000000)
 	validateTLS(cfg.TLS, c)
 
 	validateUsers(cfg, c, src)

@@ -75,6 +75,8 @@ type Metrics struct {
 	// NoPrimaryTotal accumulates, per database, the time without a
 	// writable primary (added when a primary is back).
 	NoPrimaryTotal *prometheus.CounterVec
+	// Notify: the LISTEN fan-out's (notify.go).
+	Notify NotifyMetrics
 
 	topo    topoCollector
 	pool    poolVecs
@@ -140,6 +142,7 @@ func New(pools func() []PoolStat) *Metrics {
 	m.pool = newPoolVecs(reg)
 	m.process = newProcessMetrics(reg)
 	m.PeerCancelsSent, m.PeerCancelsReceived = newPeerCancels(reg)
+	m.Notify = newNotifyMetrics(reg)
 	reg.MustRegister(m.NoPrimaryTotal, &m.topo)
 	reg.MustRegister(m.ClientConnections, m.ClientSessions, m.ClientLoginFailure, bytes,
 		m.ConnectAttempts, m.ConnectFailures, m.CancelRequests, m.Pins, m.PinnedClients, &poolCollector{pools: pools},

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/metrics"
+	"github.com/sluice-proxy/sluice/internal/notify"
 	"github.com/sluice-proxy/sluice/internal/pool"
 	"github.com/sluice-proxy/sluice/internal/token"
 	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
@@ -86,6 +87,9 @@ type poolEntry struct {
 	// stats are the (database, user) pool's metrics, shared by its
 	// standby pools; nil in unit tests (observes nothing).
 	stats *metrics.PoolMetrics
+	// hub is the pool's LISTEN fan-out (tx_notify.go), made at the first
+	// LISTEN of a transaction-pooled client.
+	hub atomic.Pointer[notify.Hub]
 }
 
 // dial opens a server connection for the pool and observes how long it

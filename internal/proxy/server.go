@@ -58,8 +58,9 @@ type Server struct {
 
 	// roListener is listen.read_only_address (nil when unset): its
 	// sessions are read-only, served by standbys (readonly.go).
-	roListener net.Listener
-	closing    bool
+	roListener   net.Listener
+	closing      bool
+	notifyClosed bool // closeNotifiers ran: no new LISTEN fan-out (tx_notify.go)
 	// ctl is the operator's state of the databases (control.go).
 	ctl controlState
 	// gates are the databases' max_db_connections (db_gates.go).
@@ -366,6 +367,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.sweepsStop()
 	s.acceptWG.Wait()
 	s.bgWG.Wait()
+	s.closeNotifiers() // their clients are gone: each listener has stopped or stops now
 	for _, p := range s.readPools() {
 		p.pool.Close()
 	}

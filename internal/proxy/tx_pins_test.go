@@ -103,7 +103,8 @@ func awaitResult(t *testing.T, ch <-chan queryResult) []string {
 	}
 }
 
-// Every pin reason, each with each way of undoing it, over a pool of one
+// Every pin reason (but listen, which pins only with the LISTEN fan-out
+// off: TestTxListenPinsWhenFanOutIsOff), each with each way of undoing it, over a pool of one
 // connection: while the client is pinned its state works, it keeps its
 // backend between transactions and a second client waits; once the state
 // is gone the very same backend goes to the waiting client. Pin and unpin
@@ -123,8 +124,6 @@ func TestTxEveryPinReasonPinsAndUnpins(t *testing.T) {
 	}{
 		{"temp_table", "CREATE TEMP TABLE tx_pin_t AS SELECT 42 AS n", "SELECT n FROM tx_pin_t", []string{"42"},
 			[]string{"DROP TABLE tx_pin_t", "DISCARD TEMP", "DISCARD ALL"}},
-		{"listen", "LISTEN tx_pin_ch", "SELECT pg_listening_channels()", []string{"tx_pin_ch"},
-			[]string{"UNLISTEN tx_pin_ch", "UNLISTEN *", "DISCARD ALL"}},
 		{"advisory_lock", "SELECT pg_advisory_lock(4711)",
 			"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", []string{"1"},
 			[]string{"SELECT pg_advisory_unlock(4711)", "DISCARD ALL"}},

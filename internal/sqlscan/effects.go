@@ -28,12 +28,15 @@ const (
 	DropsStatements
 	// Begins: a statement-leading BEGIN or START TRANSACTION.
 	Begins
+	// Listens: LISTEN, UNLISTEN or DISCARD ALL, which change the channels
+	// the session listens to (Unlistens names what was unlistened).
+	Listens
 
-	all = SetsSession | MayPin | MayUnpin | Load | DropsStatements | Begins
+	all = SetsSession | MayPin | MayUnpin | Load | DropsStatements | Begins | Listens
 )
 
 // names follow the bit order of the constants above.
-var names = [...]string{"SetsSession", "MayPin", "MayUnpin", "Load", "DropsStatements", "Begins"}
+var names = [...]string{"SetsSession", "MayPin", "MayUnpin", "Load", "DropsStatements", "Begins", "Listens"}
 
 // String names the flags joined by "|" ("SetsSession|MayPin"), or "" for
 // none. It is for logs and tests, not the hot path; unknown bits are shown

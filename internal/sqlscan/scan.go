@@ -104,11 +104,15 @@ func leading(k keyword) (Effects, bool) {
 		return MayUnpin, true
 	case kwReset:
 		return SetsSession, false
-	case kwListen, kwPrepare:
+	case kwListen:
+		return MayPin | Listens, false
+	case kwPrepare:
 		return MayPin, false
 	case kwLoad:
 		return MayPin | Load, false
-	case kwUnlisten, kwClose, kwDrop:
+	case kwUnlisten:
+		return MayUnpin | Listens, false
+	case kwClose, kwDrop:
 		return MayUnpin, false
 	case kwDeallocate:
 		return MayUnpin | DropsStatements, false
@@ -131,7 +135,7 @@ func decide(lead, next keyword) Effects {
 		}
 	case kwDiscard:
 		if next == kwAll {
-			return SetsSession | DropsStatements
+			return SetsSession | DropsStatements | Listens
 		}
 	case kwStart:
 		if next == kwTransaction {

@@ -12,6 +12,7 @@ const (
 	setsS  = SetsSession
 	drops  = DropsStatements
 	begins = Begins
+	lis    = Listens
 )
 
 var cases = []struct {
@@ -61,8 +62,8 @@ var cases = []struct {
 	{"(SET x = 1)", setsS}, // not valid SQL: a false positive is fine
 
 	// DISCARD.
-	{"DISCARD ALL", setsS | unpin | drops},
-	{"discard all;", setsS | unpin | drops},
+	{"DISCARD ALL", setsS | unpin | drops | lis},
+	{"discard all;", setsS | unpin | drops | lis},
 	{"DISCARD TEMP", unpin},
 	{"DISCARD PLANS", unpin},
 
@@ -84,8 +85,8 @@ var cases = []struct {
 	{"SELECT 1 INTO TEMPORARY TABLE t", pin},
 	{"SELECT 1 INTO LOCAL TEMP t", pin},
 	{"SELECT 1 INTO t", 0},
-	{"LISTEN chan", pin},
-	{"listen \"Chan\"", pin},
+	{"LISTEN chan", pin | lis},
+	{"listen \"Chan\"", pin | lis},
 	{"SELECT pg_advisory_lock(1)", pin},
 	{"SELECT PG_ADVISORY_LOCK_SHARED(1)", pin},
 	{"SELECT pg_try_advisory_lock(1, 2)", pin},
@@ -103,7 +104,7 @@ var cases = []struct {
 	{"LOAD 'auto_explain'", pin | Load},
 
 	// Unpinning.
-	{"UNLISTEN *", unpin},
+	{"UNLISTEN *", unpin | lis},
 	{"SELECT pg_advisory_unlock(1)", unpin},
 	{"SELECT pg_advisory_unlock_shared(1)", unpin},
 	{"SELECT pg_advisory_unlock_all()", unpin},
@@ -124,16 +125,16 @@ var cases = []struct {
 	// Statement-leading only.
 	{"SELECT listen, unlisten, discard, load, drop, prepare, close, begin FROM t", 0},
 	{"SELECT 1 AS set", 0},
-	{"((SELECT 1)); LISTEN x", pin},
-	{"(((LISTEN x)))", pin},
+	{"((SELECT 1)); LISTEN x", pin | lis},
+	{"(((LISTEN x)))", pin | lis},
 	{"SELECT (1; LISTEN x)", 0}, // ';' inside parentheses does not split
-	{";;; LISTEN x", pin},
-	{"SELECT 1; /* c */ -- d\n LISTEN x", pin},
+	{";;; LISTEN x", pin | lis},
+	{"SELECT 1; /* c */ -- d\n LISTEN x", pin | lis},
 	{"SELECT 1--2; LISTEN x", 0},
 	{"SELECT 1+/*; LISTEN x */2", 0},
 
 	// Multi-statement.
-	{"SET x = 1; LISTEN y; DISCARD TEMP; BEGIN", setsS | pin | unpin | begins},
+	{"SET x = 1; LISTEN y; DISCARD TEMP; BEGIN", setsS | pin | unpin | begins | lis},
 	{"SELECT 1;SET x=1", setsS},
 	{"DISCARD ALL; LOAD 'x'; BEGIN; LISTEN a", all},
 
@@ -142,41 +143,41 @@ var cases = []struct {
 	{"SELECT 'a;SET x = 1'", 0},
 	{"SELECT 'it''s; LISTEN x'", 0},
 	{"SELECT 1 -- LISTEN x", 0},
-	{"SELECT 1 -- x\n; LISTEN x", pin},
-	{"SELECT 1 -- x\r; LISTEN x", pin},
+	{"SELECT 1 -- x\n; LISTEN x", pin | lis},
+	{"SELECT 1 -- x\r; LISTEN x", pin | lis},
 	{"/* SET x = 1 */ SELECT 1", 0},
 	{"/* outer /* inner */ ; LISTEN x */ SELECT 1", 0},
-	{"/* outer /* inner */ still */ LISTEN x", pin},
+	{"/* outer /* inner */ still */ LISTEN x", pin | lis},
 	{"SELECT $$; SET x = 1$$", 0},
 	{"SELECT $tag$ $$; SET x = 1 $$ $tag$", 0},
 	{"SELECT $a$ x $A$; LISTEN y $a$", 0},
-	{"SELECT $1; LISTEN x", pin},
-	{"SELECT a$$b; LISTEN x", pin},
-	{"SELECT $a; LISTEN x", pin},
+	{"SELECT $1; LISTEN x", pin | lis},
+	{"SELECT a$$b; LISTEN x", pin | lis},
+	{"SELECT $a; LISTEN x", pin | lis},
 	{"SELECT 'pg_advisory_lock(1)', \"x;LISTEN y\"", 0},
 	{`SELECT "pg_advisory_lock"(1)`, pin},
 	{`SELECT 1 AS "set"; SELECT "a""b; LISTEN x"`, 0},
-	{`SELECT E'\''; LISTEN x`, pin},
+	{`SELECT E'\''; LISTEN x`, pin | lis},
 	{`SELECT E'\'; LISTEN x'`, 0},
-	{`SELECT e'\\'; LISTEN x`, pin},
-	{`SELECT xe'\'; LISTEN x`, pin}, // xe is an identifier: a plain '\' string
-	{`SELECT '\'; LISTEN x`, pin},   // standard_conforming_strings
+	{`SELECT e'\\'; LISTEN x`, pin | lis},
+	{`SELECT xe'\'; LISTEN x`, pin | lis}, // xe is an identifier: a plain '\' string
+	{`SELECT '\'; LISTEN x`, pin | lis},   // standard_conforming_strings
 	{`SELECT U&'d\0061t\+000061; LISTEN x'`, 0},
 	{`SELECT U&"pg_temp".t`, pin},
 	{`SELECT U&"pg\005ftemp".t`, SetsSession | pin | unpin},
 	{`SELECT U&"pg!005ftemp" UESCAPE '!'`, SetsSession | pin | unpin},
-	{`SELECT B'01'; LISTEN x`, pin},
+	{`SELECT B'01'; LISTEN x`, pin | lis},
 	{`SELECT X'1f'`, 0},
 
 	// Malformed input stops.
 	{"SELECT 'unterminated; LISTEN x", 0},
-	{"LISTEN x; SELECT 'unterminated", pin},
+	{"LISTEN x; SELECT 'unterminated", pin | lis},
 	{"SELECT /* unterminated; LISTEN x", 0},
 	{"SELECT $$ unterminated; LISTEN x", 0},
 	{`SELECT "unterminated; LISTEN x`, 0},
 	{`SELECT E'\`, 0},
 	{"SET", setsS},
-	{")))); LISTEN x", pin},
+	{")))); LISTEN x", pin | lis},
 }
 
 func TestScan(t *testing.T) {
@@ -194,6 +195,6 @@ func TestScanIsAllocationFree(t *testing.T) {
 func TestEffectsString(t *testing.T) {
 	require.Equal(t, "", Effects(0).String())
 	require.Equal(t, "SetsSession|MayPin", (SetsSession | MayPin).String())
-	require.Equal(t, "SetsSession|MayPin|MayUnpin|Load|DropsStatements|Begins", all.String())
+	require.Equal(t, "SetsSession|MayPin|MayUnpin|Load|DropsStatements|Begins|Listens", all.String())
 	require.Equal(t, "Begins|0x100", (Begins | 1<<8).String())
 }

@@ -121,8 +121,14 @@ type attachment struct {
 	detached   bool // the connection is gone from this client
 	fatal      bool // the client must be disconnected (set with detached)
 
+	notify bool // the client goroutine asked run to write queued notifications (listen.go)
+
 	// Owned by run's goroutine.
 	serverFatal bool // a FATAL from the server was relayed: the client knows why it ends
+	// The reader's: a ReadyForQuery held back until the transaction's
+	// LISTENs are moved to the pool's listener (listen.go).
+	heldZ [6]byte
+	zHeld bool
 }
 
 func newAttachment(c *Client, l Lease) *attachment {
@@ -191,6 +197,7 @@ func (a *attachment) run() {
 			woken := a.wake
 			a.wake = false
 			gone := a.clientGone
+			notify := a.takeNotifyLocked()
 			detach := a.detachableLocked()
 			if detach {
 				a.detaching = true
@@ -204,6 +211,9 @@ func (a *attachment) run() {
 			case detach:
 				err = errDetach
 			case woken:
+				if sub := a.client.listen.Load(); notify && sub != nil {
+					writeNotifications(a.client, sub) // pinned and idle: run is the client's writer
+				}
 				continue
 			}
 		}
@@ -241,11 +251,17 @@ func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 			if res.Unexpected > 0 {
 				a.client.env.Log.Warn("transaction pooling: unexpected answer from server; passing it on", "type", string(res.UnexpectedType), "count", res.Unexpected)
 			}
-			if len(res.Out) > 0 {
-				if _, werr := a.client.conn.Write(res.Out); werr != nil {
+			out := res.Out
+			if res.EndsWithZ && a.Listens() {
+				a.mu.Lock()
+				out = a.holdReadyLocked(out)
+				a.mu.Unlock()
+			}
+			if len(out) > 0 {
+				if _, werr := a.client.conn.Write(out); werr != nil {
 					return clientWriteError{werr}
 				}
-				a.client.env.Metrics.BytesSrvToClient.Add(float64(len(res.Out)))
+				a.client.env.Metrics.BytesSrvToClient.Add(float64(len(out)))
 				a.serverFatal = a.serverFatal || res.Fatal
 			}
 			if res.StmtBreach {
@@ -268,6 +284,14 @@ func (a *attachment) pumpDown(f *txcore.DownFilter, bufs *wire.Buffers) error {
 				a.mu.Unlock()
 				if d {
 					return errDetach
+				}
+				a.releaseReady() // not detaching now: the client sent more meanwhile
+				if sub := a.client.listen.Load(); sub != nil && res.Status == 'I' && sub.Pending() {
+					// Staying attached (pinned) at the end of a transaction:
+					// what was queued during it goes now, after its
+					// ReadyForQuery (the client goroutine may have looked
+					// before the answer came, and then waits for its client).
+					writeNotifications(a.client, sub)
 				}
 			}
 		}

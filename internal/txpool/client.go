@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/notify"
 	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
@@ -62,6 +63,11 @@ type Client struct {
 	// (guarded like armClientDeadline's callers). With the other flags,
 	// so that they share a word.
 	deadlineSet bool
+	// listen is the client's side of the LISTEN fan-out (listen.go), set
+	// at its first LISTEN (by the reader that detaches); maxPending
+	// bounds its queue (0: the fan-out is off).
+	listen     atomic.Pointer[notify.Subscriber]
+	maxPending int
 }
 
 func (c *Client) lastActiveGen() int64 { return c.lastActive.Load() }
@@ -71,6 +77,7 @@ const (
 	flagParkable                      // the client may be parked when idle (park.go)
 	flagEpollAdded                    // its socket is in the epoll set, perhaps disabled by ONESHOT
 	flagNoPark                        // the session is closing: never register again
+	flagNotify                        // notifications were queued for the client (listen.go)
 )
 
 func (c *Client) has(f uint32) bool { return c.flags.Load()&f != 0 }
@@ -121,7 +128,7 @@ func (c *Client) Init(p Params) {
 	*c = Client{Client: txcore.Client{ID: clientIDs.Add(1), PerStatement: p.DB.PoolMode == config.PoolStatement,
 		MaxStatements: p.DB.Pool.MaxPreparedStatements},
 		DB: p.DB, env: p.Env, sess: p.Session, conn: p.Conn, draining: p.Draining,
-		idleTx: p.Limits.IdleTransactionTimeout.D(), clientIdle: p.Limits.ClientIdleTimeout.D(),
+		idleTx: p.Limits.IdleTransactionTimeout.D(), clientIdle: p.Limits.ClientIdleTimeout.D(), maxPending: p.Limits.MaxPendingNotifications,
 		bufs: p.Bufs, up: wire.Framer{MaxLen: uint32(p.Limits.MaxMessageSize)}, ctx: p.Ctx, cancel: p.Cancel}
 }
 
@@ -145,6 +152,7 @@ func (c *Client) End() {
 	c.endParking() // before the session closes the socket
 	c.cancel()
 	c.setPins(nil)
+	c.leaveListens()
 }
 
 // setPins records why the client now holds its server connection between

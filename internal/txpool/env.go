@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/metrics"
+	"github.com/sluice-proxy/sluice/internal/notify"
 )
 
 // Env is what every transaction-pooled client of one server shares; one
@@ -27,6 +28,11 @@ type Env struct {
 	// InlineRead, if set, runs in a client's goroutine when it begins to
 	// read an answer itself (tests count the inline reads).
 	InlineRead func(Probe)
+	// NotificationsDelivered, if set, runs in a client's goroutine after
+	// it took its notifications at the top of its loop; lateWake sets
+	// the past read deadline notifyWake would (tests force a wake-up's
+	// deadline to land after its flag was taken).
+	NotificationsDelivered func(lateWake func())
 
 	sweeps sweeps // sweep.go
 }
@@ -87,6 +93,9 @@ type Session interface {
 	// NotePins is told the client's pins whenever they are set (the
 	// console's SHOW PINS).
 	NotePins(pins []string)
+	// Notifier is the LISTEN fan-out of the client's (database, user)
+	// pool (nil: none, LISTEN pins), created on first use.
+	Notifier() *notify.Hub
 	// Resume runs the client's loop (Serve) again on a fresh goroutine,
 	// which then owns the client and the session's end, after it was
 	// parked (park.go); Serve returned Parked on the old one.

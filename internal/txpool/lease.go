@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
@@ -171,6 +172,7 @@ func (a *attachment) detach() (stay bool) {
 	c := a.client
 	a.mu.Lock()
 	snap, load := a.TakeEffects()
+	unlistens := a.TakeUnlistens()
 	a.mu.Unlock()
 	if load {
 		c.Load = true
@@ -181,12 +183,25 @@ func (a *attachment) detach() (stay bool) {
 		p, err := a.Conn.Snapshot(ctx, c.MaxStatements)
 		cancel()
 		if err != nil {
+			a.releaseReady()
 			a.serverLost(err)
 			return false
 		}
 		pins = p
 		c.Want = cloneSettings(a.tx.Settings)
 	}
+	if unlistens.Any() || slices.Contains(pins, backend.PinListen) {
+		if hub := c.fanOut(); hub != nil {
+			p, err := c.moveListens(a, hub, pins, unlistens)
+			if err != nil {
+				a.releaseReady()
+				a.serverLost(err)
+				return false
+			}
+			pins = p
+		}
+	}
+	a.releaseReady() // before the client may send again (detaching still holds it)
 	if c.Load && len(pins) == 0 || c.Load && pins[len(pins)-1] != backend.PinLoad {
 		pins = append(pins, backend.PinLoad)
 	}
@@ -204,6 +219,9 @@ func (a *attachment) detach() (stay bool) {
 	a.client.sess.DetachServer()
 	a.Lease.End(a.client.env.Log, LeaseIdle, 'I', a.client.sess.CancelSent())
 	a.client.armClientDeadline(a)
+	if sub := c.listen.Load(); sub != nil && sub.Pending() {
+		c.notifyWake() // queued during the transaction: the client goroutine writes them now
+	}
 	return false
 }
 

@@ -124,8 +124,8 @@ func (p *parking) park(c *Client) parkOutcome {
 	switch {
 	case p.state == parkUnavailable:
 		return parkNever
-	case p.state != parkOpen, c.has(flagNoPark), c.draining.Load():
-		return parkLater
+	case p.state != parkOpen, c.has(flagNoPark), c.draining.Load(), c.has(flagNotify):
+		return parkLater // flagNotify: notifications to write first (the flag is set before Wake takes mu)
 	}
 	p.gen++
 	op := ctlAdd

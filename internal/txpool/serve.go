@@ -62,6 +62,12 @@ func (c *Client) Serve() ServeEnd {
 		} else {
 			c.armIdle()
 		}
+		if sub, ok := c.pendingNotifications(); ok {
+			c.deliverNotifications(sub) // after arming: see notifyWake
+			if h := c.env.NotificationsDelivered; h != nil {
+				h(c.lateWake)
+			}
+		}
 		err := c.poll.Wait()
 		if err == wire.ErrNoRawConn {
 			err = nil
@@ -109,6 +115,9 @@ func (c *Client) Serve() ServeEnd {
 				c.grownNoted = true
 				w.enroll(c)
 			}
+			continue
+		case isTimeout(err) && c.notifyTimeout():
+			c.staleDeadline = true // notifyWake's: deliver, re-arm, wait again
 			continue
 		case isTimeout(err):
 			if c.onTimeout() {

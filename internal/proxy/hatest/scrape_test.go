@@ -54,7 +54,9 @@ func TestScrapeIsCleanAndDocumented(t *testing.T) {
 			require.NoError(t, err)
 		}
 		if db == pgtest.AppDB {
-			_, err := c.Exec(ctx, "LISTEN scrape_test").ReadAll() // pins the transaction-mode client
+			_, err := c.Exec(ctx, "LISTEN scrape_test").ReadAll() // opens the pool's listener connection
+			require.NoError(t, err)
+			_, err = c.Exec(ctx, "SELECT pg_advisory_lock(4711)").ReadAll() // pins the transaction-mode client
 			require.NoError(t, err)
 		}
 		defer c.Close(ctx)

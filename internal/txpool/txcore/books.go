@@ -32,6 +32,8 @@ type Books struct {
 	LastSent       byte         // type of the last message sent
 	Effects        sqlscan.Effects
 	SawParamStatus bool
+	unlistens      Unlistens   // listens.go
+	listens        atomic.Bool // listens.go: noteListens ran since the last detach
 }
 
 // Init readies b for a new attachment of c to a server connection whose

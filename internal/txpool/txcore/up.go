@@ -21,7 +21,11 @@ func (c *Client) Message(msg []byte) error {
 		return c.onTarget(a, msg)
 	case 'Q':
 		if len(msg) > 5 {
-			c.noteEffects(a, sqlscan.Scan(text(msg[5:len(msg)-1])))
+			e := sqlscan.Scan(text(msg[5 : len(msg)-1]))
+			c.noteEffects(a, e)
+			if e&sqlscan.Listens != 0 {
+				a.noteListens(msg[5 : len(msg)-1])
+			}
 		}
 		// A simple Query destroys the unnamed statement.
 		*a.UnnamedOwner, c.unnamed = 0, nil
@@ -185,8 +189,11 @@ func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 		c.ensureUnnamed(a)
 		c.Out = appendBindHead(c.Out, portal, "", restLen)
 		a.LastSent = 'B'
-		if c.unnamed != nil && c.unnamed.effects != 0 {
-			c.noteEffects(a, c.unnamed.effects)
+		if st := c.unnamed; st != nil && st.effects != 0 {
+			c.noteEffects(a, st.effects) // DISCARD ALL forgets c.unnamed
+			if st.effects&sqlscan.Listens != 0 {
+				a.noteListens(st.query)
+			}
 		}
 		return nil
 	}
@@ -201,6 +208,9 @@ func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 	a.LastSent = 'B'
 	if st.effects != 0 {
 		c.noteEffects(a, st.effects) // after the Bind: it is what runs the statement
+		if st.effects&sqlscan.Listens != 0 {
+			a.noteListens(st.query)
+		}
 	}
 	return nil
 }
