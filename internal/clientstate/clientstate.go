@@ -23,7 +23,7 @@ import (
 // Any change to the layout takes a new number: a new binary that reads
 // an old one's state (or the reverse) then refuses it, and the client
 // stays on the old process.
-const Version = 1
+const Version = 2
 
 // Limits of the format: what a real client can have, with room; a state
 // beyond them is refused as corrupt.
@@ -33,6 +33,7 @@ const (
 	MaxQuery     = 16 << 20 // a prepared statement's text (wire.MaxHeldParse)
 	MaxParamOIDs = 1 << 16  // a statement's parameter types (Parse's int16 count)
 	MaxSecret    = 256      // a server's cancel secret (protocol 3.2 allows up to 256 bytes)
+	MaxChannels  = 1 << 16  // channels one client LISTENs to
 )
 
 // Pool modes a state carries: the client's, which the new process's
@@ -104,6 +105,10 @@ type State struct {
 	// Server is the server connection that moves with a session-mode
 	// client (nil otherwise).
 	Server *Server
+	// Listen are the channels the client LISTENs to through its pool's
+	// fan-out (transaction pooling; in session mode they live on the
+	// server connection). Version 2.
+	Listen []string
 }
 
 func corrupt(format string, args ...any) error {

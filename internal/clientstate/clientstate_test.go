@@ -21,6 +21,7 @@ func txState() *State {
 			{Name: "", Query: []byte("SELECT 1")},
 		},
 		CancelPID: 1<<30 | 7, CancelSecret: 0xdeadbeef, AppName: "moved", StartedUnixNano: 1234567890, Load: true,
+		Listen: []string{"jobs", "Mixed Case"},
 	}
 }
 
@@ -80,6 +81,7 @@ func TestAppendRefusesOverLimits(t *testing.T) {
 		{Mode: ModeTransaction, User: "u", Database: "d", Settings: []Param{{"", "x"}}},
 		{Mode: ModeTransaction, User: "u", Database: "d", Statements: []Statement{{Name: "s", Query: make([]byte, MaxQuery+1)}}},
 		{Mode: ModeSession, User: "u", Database: "d", Server: &Server{Secret: make([]byte, MaxSecret+1)}},
+		{Mode: ModeTransaction, User: "u", Database: "d", Listen: []string{""}},
 	}
 	for i, st := range bad {
 		_, err := Append(nil, st)

@@ -5,12 +5,13 @@ import (
 	"fmt"
 )
 
-// The layout, version 1 (docs/design/upgrade-handoff.md): the version
+// The layout, version 2 (docs/design/upgrade-handoff.md): the version
 // byte, then the fields of State in order; a string or byte string is
 // its length (uvarint) and its bytes, a list its count (uvarint) and its
 // elements, a uint32 four bytes big-endian, an int64 eight, a bool one
 // byte (0 or 1), and the optional Server a presence byte (0 or 1) before
-// its fields.
+// its fields, then the channels listened to (a list of strings; added
+// in version 2).
 
 // Append encodes st after buf. It refuses a state the decoder would
 // refuse (a field over its limit), so that what one process writes the
@@ -50,6 +51,10 @@ func Append(buf []byte, st *State) ([]byte, error) {
 		e.b = binary.BigEndian.AppendUint64(e.b, uint64(sv.CreatedUnixNano))
 		e.params(sv.Opened)
 		e.params(sv.Applied)
+	}
+	e.uvarint(uint64(len(st.Listen)))
+	for _, ch := range st.Listen {
+		e.str(ch)
 	}
 	return e.b, nil
 }
@@ -100,6 +105,14 @@ func Decode(b []byte) (*State, error) {
 		sv.Applied = d.params()
 		st.Server = sv
 	}
+	if n := d.count(1); n > MaxChannels {
+		d.fail("%d channels", n)
+	} else if n > 0 {
+		st.Listen = make([]string, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			st.Listen = append(st.Listen, d.str(MaxName))
+		}
+	}
 	if d.err == nil && len(d.b) > 0 {
 		d.fail("%d bytes after the state", len(d.b))
 	}
@@ -136,6 +149,14 @@ func (st *State) check() error {
 	for _, s := range st.Statements {
 		if len(s.Name) > MaxName || len(s.Server) > MaxName || len(s.Query) > MaxQuery || len(s.ParamOIDs) > MaxParamOIDs {
 			return corrupt("statement %q over the limits", s.Name)
+		}
+	}
+	if len(st.Listen) > MaxChannels {
+		return corrupt("%d channels", len(st.Listen))
+	}
+	for _, ch := range st.Listen {
+		if ch == "" || len(ch) > MaxName {
+			return corrupt("channel %.40q", ch)
 		}
 	}
 	if sv := st.Server; sv != nil {

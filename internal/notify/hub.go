@@ -3,6 +3,8 @@ package notify
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -299,3 +301,11 @@ func (h *Hub) stopLocked() bool { return h.closed || h.reg.Len() == 0 }
 
 // Leave forgets the subscriber's client, which is gone.
 func (s *Subscriber) Leave() { s.hub.Leave(s) }
+
+// Channels is what the client listens to, sorted (an upgrade carries
+// them to the new process).
+func (s *Subscriber) Channels() []string {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.channels))
+}

@@ -106,6 +106,11 @@ func (s *Server) admitAdopted(ss *session, cfg *config.Config) error {
 	return nil
 }
 
+// adoptListenWait bounds how long adopting a listening client waits for
+// the pool's listener connection to listen to its channels when the pool
+// has no borrow_timeout; past it the client stays on the old process.
+const adoptListenWait = 10 * time.Second
+
 // adoptTx makes the txHost of an adopted transaction-pooled client, as
 // runTx does at login, with the client's cancel key and the settings
 // and statements it had; on success ss.then serves it.
@@ -130,6 +135,20 @@ func (ss *session) adoptTx(db *config.Database, u *config.User, st *clientstate.
 		cancel()
 		return fmt.Errorf("cancel key of process %d is taken here", st.CancelPID)
 	}
+	if len(st.Listen) > 0 {
+		wait := db.Pool.BorrowTimeout.D()
+		if wait <= 0 {
+			wait = adoptListenWait
+		}
+		lctx, lcancel := context.WithTimeout(ctx, wait)
+		err := h.RestoreListens(lctx, st.Listen)
+		lcancel()
+		if err != nil {
+			s.cancels.remove(st.CancelPID, st.CancelSecret)
+			cancel()
+			return fmt.Errorf("listening to its %d channels: %w", len(st.Listen), err)
+		}
+	}
 	ss.keyPID, ss.keySecret = st.CancelPID, st.CancelSecret
 	ss.mu.Lock()
 	ss.stop, ss.tx = cancel, h
@@ -140,6 +159,6 @@ func (ss *session) adoptTx(db *config.Database, u *config.User, st *clientstate.
 	h.Ready()
 	ss.then = h.serveThenEnd
 	s.log.Info("session adopted from the previous process", "user", u.Name, "database", db.Name, "remote", ss.remote(),
-		"prepared_statements", len(saved), "settings", len(want))
+		"prepared_statements", len(saved), "settings", len(want), "channels", len(st.Listen))
 	return nil
 }

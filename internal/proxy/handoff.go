@@ -165,6 +165,7 @@ func (s *Server) sendTx(h *txHost, send SendClient) error {
 	for _, p := range stmts {
 		st.Statements = append(st.Statements, clientstate.Statement{Name: p.Name, Query: p.Query, ParamOIDs: oids(p.Params), Server: p.Server})
 	}
+	st.Listen = h.Listening()
 	b, err := clientstate.Append(nil, st)
 	if err != nil {
 		return err

@@ -105,6 +105,9 @@ func (c *Client) offer() bool {
 	if a, err := c.liveAttachment(); a != nil || err != nil || len(c.Pins) > 0 || c.Load {
 		return false
 	}
+	if sub := c.listen.Load(); sub != nil && sub.Pending() {
+		return false // deliver what is queued here first (Serve does, next round)
+	}
 	p := &c.env.sweeps.park
 	p.mu.Lock()
 	defer p.mu.Unlock()
