@@ -19,6 +19,7 @@ type Client struct {
 	Pins []string
 
 	stmts      map[string]*stmt
+	sqlStmts   map[string]*sqlStmt // SQL-level PREPAREs, by the client's name (sqlprepare.go)
 	unnamed    *stmt
 	unnamedSeq uint64
 

@@ -20,11 +20,15 @@ func (c *Client) Message(msg []byte) error {
 	case 'D', 'C':
 		return c.onTarget(a, msg)
 	case 'Q':
-		if len(msg) > 5 {
-			c.noteEffects(a, sqlscan.Scan(text(msg[5:len(msg)-1])))
-		}
 		// A simple Query destroys the unnamed statement.
 		*a.UnnamedOwner, c.unnamed = 0, nil
+		if len(msg) > 5 {
+			q := text(msg[5 : len(msg)-1])
+			if sqlscan.LeadsPrepared(q) && c.onPreparedQuery(a, q) {
+				return nil
+			}
+			c.noteEffects(a, sqlscan.Scan(q))
+		}
 		c.emit(a, msg)
 		a.Asks++
 	case 'S', 'F':
@@ -87,6 +91,7 @@ func (c *Client) noteEffects(a *Books, e sqlscan.Effects) {
 		// every Parse sluice sends is preceded by a Close).
 		a.Statements.Clear()
 		clear(c.stmts)
+		clear(c.sqlStmts)
 		c.unnamed = nil
 		*a.UnnamedOwner = 0
 	}
