@@ -85,8 +85,8 @@ func (c *Client) onPreparedQuery(a *Books, q string) bool {
 		name := strings.Clone(p.Name)
 		c.sqlStmts[name] = st
 		c.closeForPrepare(a, st.srv)
-		c.emitQuery(a, q[:p.NameStart]+" "+st.srv+" "+q[p.NameEnd:])
 		a.enqueue(pending{answer: 'C', tag: tagPrepare, action: answerPass, srv: st.srv, sqlName: name, sql: st})
+		c.emitQuery(a, q[:p.NameStart]+" "+st.srv+" "+q[p.NameEnd:])
 		return true
 	case sqlscan.Execute:
 		st := c.sqlStmts[p.Name]
@@ -98,8 +98,8 @@ func (c *Client) onPreparedQuery(a *Books, q string) bool {
 			c.emitQuery(a, exec)
 		} else {
 			c.closeForPrepare(a, st.srv)
-			c.emitQuery(a, "PREPARE "+st.srv+" "+st.rest+"\n;"+exec)
 			a.enqueue(pending{answer: 'C', tag: tagPrepare, action: answerDrop, srv: st.srv})
+			c.emitQuery(a, "PREPARE "+st.srv+" "+st.rest+"\n;"+exec)
 		}
 		if st.effects != 0 {
 			c.noteEffects(a, st.effects)
@@ -115,12 +115,12 @@ func (c *Client) onPreparedQuery(a *Books, q string) bool {
 		delete(c.stmts, name)
 		c.Out = appendTarget(c.Out, 'C', 'S', throwaway)
 		a.enqueue(pending{answer: '3', action: answerDrop})
-		c.emitQuery(a, "PREPARE "+throwaway+" AS SELECT\n;DEALLOCATE "+throwaway)
 		a.enqueue(pending{answer: 'C', tag: tagPrepare, action: answerDrop})
 		// Refused (in a failed transaction), the DEALLOCATE changed
 		// nothing: the client keeps the statement.
 		a.enqueue(pending{answer: 'C', tag: tagDeallocate, action: answerPass, restore: true,
 			sqlName: name, sql: st, clientName: name, stmt: proto})
+		c.emitQuery(a, "PREPARE "+throwaway+" AS SELECT\n;DEALLOCATE "+throwaway)
 		return true
 	}
 	return false
@@ -140,6 +140,8 @@ func (c *Client) closeForPrepare(a *Books, srv string) {
 }
 
 // emitQuery sends a Query of sluice's making in place of the client's.
+// Entries for its answers are queued before it: an entry's batch is the
+// ReadyForQuery after the requests sent so far.
 func (c *Client) emitQuery(a *Books, q string) {
 	c.Out = header(c.Out, 'Q', len(q)+1)
 	c.Out = append(append(c.Out, q...), 0)
