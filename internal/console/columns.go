@@ -37,7 +37,8 @@ var (
 	// pool_size), then sluice's.
 	PeerColumns = cols("peer_id:i", "host:s", "port:i", "pool_size:i", "instance_id:s", "address:s", "version:s", "started:s",
 		"databases:s", "config_matches:i", "config_differs:s", "self:i")
-	PinColumns = cols("id:q", "user:s", "database:s", "addr:s", "reasons:s", "since:s", "pinned_for_ms:q")
+	PinColumns = cols("id:q", "user:s", "database:s", "addr:s", "reasons:s", "since:s", "pinned_for_ms:q",
+		"port:i", "server_pid:i", "statement:s", "release:s")
 )
 
 // fakeParams are answered to SHOW <name> as PgBouncer does, for drivers

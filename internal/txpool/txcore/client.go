@@ -28,7 +28,14 @@ type Client struct {
 	Cur *Books
 	Out []byte
 
+	// Policy says whether statements that would pin are refused
+	// (pool.pin_policy error; nil: never). PinCause is the beginning of
+	// the last statement seen that may pin, to explain a pin (pins.go).
+	Policy   PinPolicy
+	PinCause string
+
 	PerStatement bool // pool_mode statement: a transaction that would span statements is refused
+	dropRest     bool // the rest of the Bind being sent is dropped (refuseBind)
 	Load         bool
 	Terminated   bool // the client sent Terminate
 }

@@ -93,6 +93,13 @@ func (c *Client) onPreparedQuery(a *Books, q string) bool {
 		if st == nil {
 			return false
 		}
+		if st.effects&pinnable != 0 {
+			if k := c.refusal(st.effects, st.rest); k != sqlscan.NoPin {
+				c.refuseQuery(a, k)
+				return true
+			}
+			c.notePinCause(q)
+		}
 		exec := q[:p.NameStart] + " " + st.srv + " " + q[p.NameEnd:]
 		if a.Statements.Has(st.srv) {
 			c.emitQuery(a, exec)

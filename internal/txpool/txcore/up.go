@@ -27,7 +27,15 @@ func (c *Client) Message(msg []byte) error {
 			if sqlscan.LeadsPrepared(q) && c.onPreparedQuery(a, q) {
 				return nil
 			}
-			c.noteEffects(a, sqlscan.Scan(q))
+			e := sqlscan.Scan(q)
+			if e&pinnable != 0 {
+				if k := c.refusal(e, q); k != sqlscan.NoPin {
+					c.refuseQuery(a, k)
+					return nil
+				}
+				c.notePinCause(q)
+			}
+			c.noteEffects(a, e)
 		}
 		c.emit(a, msg)
 		a.Asks++
@@ -61,6 +69,7 @@ func (c *Client) StreamStart(hdr []byte, _ bool) error {
 	switch hdr[0] {
 	case 'Q':
 		c.noteEffects(a, unscannedQuery)
+		c.PinCause = "(a Query over 1 MiB, not lexed)"
 		a.Statements.Clear()
 		*a.UnnamedOwner, c.unnamed = 0, nil
 		a.Asks++
@@ -73,7 +82,11 @@ func (c *Client) StreamStart(hdr []byte, _ bool) error {
 }
 
 // StreamBytes forwards part of a streamed message (wire.FrameSink).
-func (c *Client) StreamBytes(b []byte, _ bool) error {
+func (c *Client) StreamBytes(b []byte, end bool) error {
+	if c.dropRest {
+		c.dropRest = !end // a refused Bind's parameters (refuseBind)
+		return nil
+	}
 	c.Out = append(c.Out, b...)
 	return nil
 }
@@ -177,6 +190,10 @@ func (c *Client) onBind(a *Books, msg []byte) error {
 		return err
 	}
 	c.BindHead(portal, stmt, uint32(len(rest)), true)
+	if c.dropRest {
+		c.dropRest = false // a refused Bind's parameters (refuseBind)
+		return nil
+	}
 	c.Out = append(c.Out, rest...)
 	return nil
 }
@@ -186,6 +203,14 @@ func (c *Client) onBind(a *Books, msg []byte) error {
 // restLen body bytes follow, appended or streamed by the caller (wire.FrameSink).
 func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 	a := c.Cur
+	if st := c.bound(name); st != nil && st.effects&pinnable != 0 {
+		if k := c.refusal(st.effects, text(st.query)); k != sqlscan.NoPin {
+			c.refuseBind(a, portal, k)
+			c.dropRest = restLen > 0 // dropped by onBind, or as StreamBytes brings it
+			return nil
+		}
+		c.notePinCause(text(st.query))
+	}
 	if len(name) == 0 {
 		c.ensureUnnamed(a)
 		c.Out = appendBindHead(c.Out, portal, "", restLen)
@@ -208,6 +233,14 @@ func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 		c.noteEffects(a, st.effects) // after the Bind: it is what runs the statement
 	}
 	return nil
+}
+
+// bound is the statement a Bind names (nil: unknown to sluice).
+func (c *Client) bound(name []byte) *stmt {
+	if len(name) == 0 {
+		return c.unnamed
+	}
+	return c.stmts[string(name)]
 }
 
 // onTarget handles Describe and Close.
