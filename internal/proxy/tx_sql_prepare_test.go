@@ -144,6 +144,8 @@ func TestTxSQLPrepareAnswersAsPostgres(t *testing.T) {
 	requireSimple(t, a, "EXECUTE p1(21)", "42")
 	requireSQLState(t, a, "EXECUTE nope", "26000", `prepared statement "nope" does not exist`)
 	requireSQLState(t, b, "EXECUTE p1(1)", "26000", `prepared statement "p1" does not exist`)
+	requireSQLState(t, a, "DEALLOCATE nope", "26000", `prepared statement "nope" does not exist`)
+	requireSimple(t, a, "EXECUTE p1(4)", "8") // a failed DEALLOCATE of another name keeps p1
 
 	requireSQLState(t, a, "PREPARE bad AS SELECT * FROM tx_no_such_table", "42P01", `relation "tx_no_such_table" does not exist`)
 	requireSQLState(t, a, "EXECUTE bad", "26000", `prepared statement "bad" does not exist`)

@@ -115,7 +115,13 @@ func (c *Client) onPreparedQuery(a *Books, q string) bool {
 	case sqlscan.Deallocate:
 		st, proto := c.sqlStmts[p.Name], c.stmts[p.Name]
 		if st == nil && proto == nil {
-			return false
+			// Not the client's: the server answers 26000, unless the
+			// connection has the name from a PREPARE sluice did not take
+			// over (the client is pinned by it). Either way none of
+			// sluice's statements goes, as Scan's DropsStatements would say.
+			c.emitQuery(a, q)
+			c.noteEffects(a, sqlscan.MayUnpin)
+			return true
 		}
 		name := strings.Clone(p.Name)
 		delete(c.sqlStmts, name)
