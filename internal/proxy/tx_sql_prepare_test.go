@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
 // simple runs sql with the simple protocol (one Query message, as psql
@@ -176,4 +178,31 @@ func TestTxSQLPrepareAnswersAsPostgres(t *testing.T) {
 	requireSQLState(t, a, "EXECUTE p1", "26000", `prepared statement "p1" does not exist`)
 
 	require.Zero(t, metricValue(t, m.Pins.WithLabelValues("sql_prepare")), "SQL PREPARE pinned a client")
+}
+
+// psql's PREPARE, EXECUTE and DEALLOCATE (each -c is one Query) through
+// a one-connection pool that another client uses in between: psql sees
+// PostgreSQL's answers, and with pin_policy error a temp table is
+// refused with the documented message while the session goes on.
+func TestTxSQLPrepareWithPsql(t *testing.T) {
+	h := start(t, "max_size: 1\n      pin_policy: error\n    pool_mode: transaction")
+	other := h.connect(context.Background())
+	requireSimple(t, other, "SELECT 1", "1")
+	run := func(cmds ...string) (string, error) {
+		args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(h.port), "-U", pgtest.AppUser, "-d", pgtest.AppDB}
+		for _, c := range cmds {
+			args = append(args, "-c", c)
+		}
+		return psql(t, []string{"PGPASSWORD=" + pgtest.AppPassword}, args...)
+	}
+	out, err := run("PREPARE psql_p (int) AS SELECT $1 * 3", "EXECUTE psql_p(14)", "DEALLOCATE psql_p")
+	require.NoError(t, err, out)
+	require.Equal(t, "PREPARE\n42\nDEALLOCATE\n", out)
+	out, err = run("PREPARE psql_p AS SELECT 1", "EXECUTE nope")
+	require.Error(t, err)
+	require.Contains(t, out, `ERROR:  prepared statement "nope" does not exist`)
+	out, err = run("CREATE TEMP TABLE psql_t (x int)")
+	require.Error(t, err)
+	require.Contains(t, out, "ERROR:  "+tempTableRefusal)
+	requireSimple(t, other, "SELECT 2", "2")
 }
