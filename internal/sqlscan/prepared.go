@@ -199,6 +199,13 @@ func foldName(s string) string {
 // LeadsPrepared reports cheaply whether query's first word is PREPARE,
 // EXECUTE or DEALLOCATE, so that SplitPrepared runs only for those.
 func LeadsPrepared(query string) bool {
+	if len(query) > 0 && class[query[0]]&cStart != 0 {
+		switch query[0] | 0x20 {
+		case 'p', 'e', 'd':
+		default:
+			return false // SELECT, INSERT, BEGIN...: without lexing a token
+		}
+	}
 	l := lexer{s: query}
 	t := l.next()
 	if t.kind != kWord {

@@ -122,10 +122,15 @@ func (c *Client) refuseBind(a *Books, portal []byte, k sqlscan.PinKind) {
 // maxPinCause bounds the statement text kept to explain a pin.
 const maxPinCause = 60
 
-// notePinCause keeps the beginning of a statement that may pin, to name
-// it when a pin appears (log, SHOW PINS). Only the text the client sent,
-// never parameter values; allocated only when the text changes.
-func (c *Client) notePinCause(text string) {
+// notePinCause keeps the beginning of a statement that may pin (effects
+// e), to name it when a pin appears (log, SHOW PINS). Only the text the
+// client sent, never parameter values; allocated only when the text
+// changes. Of the statements that only set settings, which are common
+// and often differ in their values, only a SET ROLE is kept.
+func (c *Client) notePinCause(e sqlscan.Effects, text string) {
+	if e&(sqlscan.MayPin|sqlscan.Load) == 0 && sqlscan.WouldPin(text) != sqlscan.PinRole {
+		return
+	}
 	text = strings.TrimSpace(text)
 	cut := len(text) > maxPinCause
 	if cut {

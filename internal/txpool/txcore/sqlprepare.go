@@ -98,7 +98,7 @@ func (c *Client) onPreparedQuery(a *Books, q string) bool {
 				c.refuseQuery(a, k)
 				return true
 			}
-			c.notePinCause(q)
+			c.notePinCause(st.effects, q)
 		}
 		exec := q[:p.NameStart] + " " + st.srv + " " + q[p.NameEnd:]
 		if a.Statements.Has(st.srv) {

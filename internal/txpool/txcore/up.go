@@ -33,7 +33,7 @@ func (c *Client) Message(msg []byte) error {
 					c.refuseQuery(a, k)
 					return nil
 				}
-				c.notePinCause(q)
+				c.notePinCause(e, q)
 			}
 			c.noteEffects(a, e)
 		}
@@ -209,7 +209,7 @@ func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 			c.dropRest = restLen > 0 // dropped by onBind, or as StreamBytes brings it
 			return nil
 		}
-		c.notePinCause(text(st.query))
+		c.notePinCause(st.effects, text(st.query))
 	}
 	if len(name) == 0 {
 		c.ensureUnnamed(a)
