@@ -121,6 +121,13 @@ func sqlPrepareClient(ctx context.Context, c *pgconn.PgConn, id, rounds int) (in
 		if err := check(fmt.Sprintf("EXECUTE shared (%d * 2)", id), strconv.Itoa(id*2+1000)); err != nil {
 			return checked, err
 		}
+		onServer, err := simple(ctx, c, `SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'sluice\_%'`)
+		if err != nil {
+			return checked, err
+		}
+		if n, _ := strconv.Atoi(onServer[0]); n > 3 {
+			return checked, fmt.Errorf("%d of sluice's statements on a server connection, over max_prepared_statements", n)
+		}
 		if _, err := simple(ctx, c, "COMMIT"); err != nil {
 			return checked, err
 		}
