@@ -80,3 +80,36 @@ func TestCoreSQLPrepareRefusedLeavesNothing(t *testing.T) {
 	got := feed(t, &up, c, b, encode(t, &pgproto3.Query{String: "EXECUTE bad"}))
 	require.Equal(t, encode(t, &pgproto3.Query{String: "EXECUTE bad"}), got, "an unknown name goes as it is: the server answers 26000")
 }
+
+type refuseAll struct{}
+
+func (refuseAll) RefusePins() bool { return true }
+
+// pin_policy error at Bind: a Bind of a statement that would pin, even
+// one streamed in pieces (a parameter over the framer's hold limit), is
+// replaced by a Bind without parameters of sluice's refusing statement,
+// and none of the client's parameter bytes reach the server.
+func TestCoreRefusedBindDropsItsParameters(t *testing.T) {
+	b, _ := newFuzzBooks(false, 10)
+	c := b.Client
+	c.Policy = refuseAll{}
+	up := wire.Framer{MaxLen: 1 << 30}
+	feed(t, &up, c, b, encode(t, &pgproto3.Parse{Name: "lock", Query: "SELECT pg_advisory_lock($1)"}))
+	big := bytes.Repeat([]byte("7"), 3<<20)
+	bind := encode(t, &pgproto3.Bind{PreparedStatement: "lock", Parameters: [][]byte{big}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	var got []byte
+	for len(bind) > 0 {
+		n := min(len(bind), 64<<10)
+		got = append(got, feed(t, &up, c, b, bind[:n])...)
+		bind = bind[n:]
+	}
+	require.False(t, bytes.Contains(got, []byte("7777")), "a parameter of the refused Bind reached the server")
+	require.True(t, bytes.Contains(got, []byte("ERRCODE = '0A000'")), "the refusing statement is prepared")
+	require.True(t, bytes.HasSuffix(got, encode(t, &pgproto3.Execute{}, &pgproto3.Sync{})))
+	i := bytes.LastIndexByte(got[:len(got)-len(encode(t, &pgproto3.Execute{}, &pgproto3.Sync{}))], 'B')
+	require.GreaterOrEqual(t, i, 0)
+	var m pgproto3.Bind
+	require.NoError(t, m.Decode(got[i+5:len(got)-len(encode(t, &pgproto3.Execute{}, &pgproto3.Sync{}))]))
+	require.Empty(t, m.Parameters)
+	require.Contains(t, m.PreparedStatement, "sluice_")
+}
