@@ -160,7 +160,9 @@ func (c *Conn) reportedOK(name string) (string, bool) {
 }
 
 // snapshotSQL reads the session-level settings and the state that pins a
-// session, in one round trip. The first statement's parameter list is
+// session, in one round trip. SQL-level prepared statements named as
+// sluice names its own (transaction pooling rewrites a lone PREPARE to
+// one, txcore's sqlprepare.go) do not pin: sluice tracks them. The first statement's parameter list is
 // filled with the reported parameters so that Params is refreshed too.
 const snapshotSettingsSQL = `SELECT name, setting, source = 'session' FROM pg_catalog.pg_settings WHERE source = 'session' OR name IN (%s)`
 
@@ -169,7 +171,7 @@ const snapshotPinsSQL = `SELECT
  (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()),
  (SELECT count(*) FROM pg_catalog.pg_listening_channels()),
  (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable),
- (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql),
+ (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql AND name !~ '^sluice_([0-9a-f]{24}|none)$'),
  current_user <> session_user`
 
 var pinColumns = []string{PinTempTable, PinAdvisory, PinListen, PinHoldCursor, PinSQLPrepare, PinRole}

@@ -64,6 +64,9 @@ type Statement struct {
 	Query     []byte
 	ParamOIDs []uint32
 	Server    string
+	// SQL: made by SQL-level PREPARE; Query is its text after the name
+	// and ParamOIDs is empty. Version 2.
+	SQL bool
 }
 
 // Server is a session-mode client's server connection: what backend.Conn

@@ -19,6 +19,7 @@ func txState() *State {
 		Statements: []Statement{
 			{Name: "s1", Query: []byte("SELECT $1::int"), ParamOIDs: []uint32{23}, Server: "sluice_abc"},
 			{Name: "", Query: []byte("SELECT 1")},
+			{Name: "sq", Query: []byte("(int) AS SELECT $1"), Server: "sluice_def", SQL: true},
 		},
 		CancelPID: 1<<30 | 7, CancelSecret: 0xdeadbeef, AppName: "moved", StartedUnixNano: 1234567890, Load: true,
 		Listen: []string{"jobs", "Mixed Case"},
@@ -82,6 +83,7 @@ func TestAppendRefusesOverLimits(t *testing.T) {
 		{Mode: ModeTransaction, User: "u", Database: "d", Statements: []Statement{{Name: "s", Query: make([]byte, MaxQuery+1)}}},
 		{Mode: ModeSession, User: "u", Database: "d", Server: &Server{Secret: make([]byte, MaxSecret+1)}},
 		{Mode: ModeTransaction, User: "u", Database: "d", Listen: []string{""}},
+		{Mode: ModeTransaction, User: "u", Database: "d", Statements: []Statement{{Name: "s", SQL: true, ParamOIDs: []uint32{23}}}},
 	}
 	for i, st := range bad {
 		_, err := Append(nil, st)

@@ -10,8 +10,9 @@ import (
 // its length (uvarint) and its bytes, a list its count (uvarint) and its
 // elements, a uint32 four bytes big-endian, an int64 eight, a bool one
 // byte (0 or 1), and the optional Server a presence byte (0 or 1) before
-// its fields, then the channels listened to (a list of strings; added
-// in version 2).
+// its fields, then the channels listened to (a list of strings). Version
+// 2 added the channels and, after each statement's server name, its SQL
+// flag (a SQL-level PREPARE's).
 
 // Append encodes st after buf. It refuses a state the decoder would
 // refuse (a field over its limit), so that what one process writes the
@@ -34,6 +35,7 @@ func Append(buf []byte, st *State) ([]byte, error) {
 			e.b = binary.BigEndian.AppendUint32(e.b, oid)
 		}
 		e.str(s.Server)
+		e.bool(s.SQL)
 	}
 	e.b = binary.BigEndian.AppendUint32(e.b, st.CancelPID)
 	e.b = binary.BigEndian.AppendUint32(e.b, st.CancelSecret)
@@ -75,7 +77,7 @@ func Decode(b []byte) (*State, error) {
 	st.Database = d.str(MaxName)
 	st.Startup = d.params()
 	st.Settings = d.params()
-	n := d.count(3) // a statement takes at least 3 bytes
+	n := d.count(4) // a statement takes at least 4 bytes
 	if n > 0 {
 		st.Statements = make([]Statement, 0, n)
 	}
@@ -90,6 +92,7 @@ func Decode(b []byte) (*State, error) {
 			}
 		}
 		s.Server = d.str(MaxName)
+		s.SQL = d.bool()
 		st.Statements = append(st.Statements, s)
 	}
 	st.CancelPID, st.CancelSecret = d.u32(), d.u32()
@@ -149,6 +152,9 @@ func (st *State) check() error {
 	for _, s := range st.Statements {
 		if len(s.Name) > MaxName || len(s.Server) > MaxName || len(s.Query) > MaxQuery || len(s.ParamOIDs) > MaxParamOIDs {
 			return corrupt("statement %q over the limits", s.Name)
+		}
+		if s.SQL && (s.Name == "" || len(s.ParamOIDs) > 0) {
+			return corrupt("SQL statement %q with no name or with parameter types", s.Name)
 		}
 	}
 	if len(st.Listen) > MaxChannels {

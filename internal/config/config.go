@@ -248,6 +248,12 @@ type Pool struct {
 	// sluice keeps on each server connection in transaction and statement
 	// mode (least recently used are closed first).
 	MaxPreparedStatements int `yaml:"max_prepared_statements"` // default 500
+	// PinPolicy says what transaction and statement mode do with a
+	// statement that would pin the client to its server connection
+	// (a temp table, a session advisory lock, ...): pin it (default), or
+	// refuse it with 0A000, for operators who prefer failing fast to an
+	// exhausted pool. Applies at RELOAD, to connected clients too.
+	PinPolicy PinPolicy `yaml:"pin_policy"` // default "pin"; or "error"
 }
 
 // Backend tunes server connections (names follow GatewayD's client settings).
@@ -321,6 +327,7 @@ var (
 	TLSVersions       = slices.Clone(tlsVersionNames)
 	// ServerTLSModes are libpq's sslmode values (except allow).
 	ServerTLSModes = slices.Clone(serverTLSModeNames)
+	PinPolicies    = slices.Clone(pinPolicyNames)
 )
 
 // Defaults returns a Config holding every top-level default (no users,

@@ -85,7 +85,7 @@ func TestKeyPathsSanity(t *testing.T) {
 	require.Contains(t, paths, "shutdown_timeout")
 	require.NotContains(t, paths, "databases.<name>.name")
 	require.Contains(t, paths, "cluster.etcd.endpoints")
-	require.Len(t, paths, 92)
+	require.Len(t, paths, 93)
 }
 
 func TestExampleFile(t *testing.T) {
@@ -153,7 +153,7 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	for _, p := range keyPaths(reflect.TypeFor[Config](), "") {
 		require.Contains(t, doc, "`"+p+"`", "docs/configuration.md does not document %s", p)
 	}
-	for _, v := range slices.Concat(LogLevels, LogFormats, AuthMethods, PoolModes, ReadOnlyFallbacks, TLSModes, TLSVersions, ServerTLSModes) {
+	for _, v := range slices.Concat(LogLevels, LogFormats, AuthMethods, PoolModes, ReadOnlyFallbacks, TLSModes, TLSVersions, ServerTLSModes, PinPolicies) {
 		require.Contains(t, doc, "`"+v+"`", "docs/configuration.md does not mention value %s", v)
 	}
 

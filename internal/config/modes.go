@@ -92,6 +92,17 @@ const (
 	AccessTLSForbidden                      // TCP clients that do not
 )
 
+// PinPolicy is databases.<name>.pool.pin_policy: what transaction and
+// statement mode do with a statement that would pin its client to a
+// server connection.
+type PinPolicy uint8
+
+// Pin policies.
+const (
+	PinPolicyPin   PinPolicy = iota // the client keeps its connection while the state lasts (default)
+	PinPolicyError                  // the statement is refused with 0A000 and nothing is held
+)
+
 // Names tables, index = value. The access package's spellings are used
 // where it has its own (reject, required, forbidden), so compileAccess
 // maps to it with String.
@@ -102,6 +113,7 @@ var (
 	tlsVersionNames    = []string{"1.2", "1.3"}
 	serverTLSModeNames = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
 	accessTLSNames     = []string{"", access.TLSRequired, access.TLSForbidden}
+	pinPolicyNames     = []string{"pin", "error"}
 )
 
 func (m PoolMode) String() string      { return modeName(poolModeNames, m) }
@@ -110,6 +122,7 @@ func (m TLSMode) String() string       { return modeName(tlsModeNames, m) }
 func (v TLSVersion) String() string    { return modeName(tlsVersionNames, v) }
 func (m ServerTLSMode) String() string { return modeName(serverTLSModeNames, m) }
 func (m AccessTLSMode) String() string { return modeName(accessTLSNames, m) }
+func (p PinPolicy) String() string     { return modeName(pinPolicyNames, p) }
 
 // MarshalText writes the YAML spelling, so that logs (slog's text and
 // JSON handlers), JSON and YAML show "transaction", not 1.
@@ -119,6 +132,7 @@ func (m TLSMode) MarshalText() ([]byte, error)       { return modeText(tlsModeNa
 func (v TLSVersion) MarshalText() ([]byte, error)    { return modeText(tlsVersionNames, v) }
 func (m ServerTLSMode) MarshalText() ([]byte, error) { return modeText(serverTLSModeNames, m) }
 func (m AccessTLSMode) MarshalText() ([]byte, error) { return modeText(accessTLSNames, m) }
+func (p PinPolicy) MarshalText() ([]byte, error)     { return modeText(pinPolicyNames, p) }
 
 // UnmarshalText reads the YAML spelling, so that plain yaml.Unmarshal (and
 // JSON) decode the modes too; Parse uses setSpelling instead, to report
@@ -139,6 +153,9 @@ func (m *ServerTLSMode) UnmarshalText(b []byte) error {
 func (m *AccessTLSMode) UnmarshalText(b []byte) error {
 	return unmarshalMode(accessTLSNames, m, b, "access TLS requirement")
 }
+func (p *PinPolicy) UnmarshalText(b []byte) error {
+	return unmarshalMode(pinPolicyNames, p, b, "pin policy")
+}
 
 // spelledMode is a mode field the decoder sets from its YAML spelling:
 // setSpelling stores the value spelt s, or unknownMode and false.
@@ -150,6 +167,7 @@ func (m *TLSMode) setSpelling(s string) bool       { return setMode(tlsModeNames
 func (v *TLSVersion) setSpelling(s string) bool    { return setMode(tlsVersionNames, v, s) }
 func (m *ServerTLSMode) setSpelling(s string) bool { return setMode(serverTLSModeNames, m, s) }
 func (m *AccessTLSMode) setSpelling(s string) bool { return setMode(accessTLSNames, m, s) }
+func (p *PinPolicy) setSpelling(s string) bool     { return setMode(pinPolicyNames, p, s) }
 
 func modeName[T ~uint8](names []string, v T) string {
 	if int(v) < len(names) {

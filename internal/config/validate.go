@@ -260,6 +260,7 @@ func validateDatabase(db *Database, p string, c *collector) {
 	nonNegative(c, p+".pool.max_lifetime", db.Pool.MaxLifetime)
 	nonNegative(c, p+".pool.health_check_period", db.Pool.HealthCheckPeriod)
 	intRange(c, p+".pool.max_prepared_statements", db.Pool.MaxPreparedStatements, 1, 100000)
+	enum(c, p+".pool.pin_policy", c.spelled(p+".pool.pin_policy", db.Pool.PinPolicy), PinPolicies)
 
 	b := db.Backend
 	if b.Network != "" {

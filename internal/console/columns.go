@@ -40,7 +40,8 @@ var (
 	// FailoverColumns: sluice's own (PgBouncer has no failover).
 	FailoverColumns = cols("database:s", "primary:s", "timeline:q", "epoch:q", "done:i", "decided_by:s", "decided_at:s",
 		"leader:s", "leading:i", "etcd_up:i", "can_promote:i", "why_not:s")
-	PinColumns = cols("id:q", "user:s", "database:s", "addr:s", "reasons:s", "since:s", "pinned_for_ms:q")
+	PinColumns = cols("id:q", "user:s", "database:s", "addr:s", "reasons:s", "since:s", "pinned_for_ms:q",
+		"port:i", "server_pid:i", "statement:s", "release:s")
 )
 
 // fakeParams are answered to SHOW <name> as PgBouncer does, for drivers

@@ -153,14 +153,19 @@ type Host struct {
 }
 
 // Pin is a transaction-pooled client holding its server connection
-// between transactions.
+// between transactions: why, since when, because of which statement (its
+// beginning, as the client sent it), and how the client can end it.
 type Pin struct {
-	ClientID uint64    `json:"client_id"`
-	User     string    `json:"user"`
-	Database string    `json:"database"`
-	Addr     string    `json:"addr"`
-	Reasons  []string  `json:"reasons"`
-	Since    time.Time `json:"since"`
+	ClientID  uint64    `json:"client_id"`
+	User      string    `json:"user"`
+	Database  string    `json:"database"`
+	Addr      string    `json:"addr"`
+	Port      int       `json:"port"`
+	Reasons   []string  `json:"reasons"`
+	Since     time.Time `json:"since"`
+	ServerPID uint32    `json:"server_pid"`
+	Statement string    `json:"statement"`
+	Release   string    `json:"release"`
 }
 
 // Setting is one configuration value as SHOW CONFIG lists it (secrets

@@ -256,7 +256,7 @@ func pins(snap *Snapshot) *Result {
 	r := &Result{Columns: PinColumns}
 	for _, p := range snap.Pins {
 		r.Rows = append(r.Rows, []any{p.ClientID, p.User, p.Database, p.Addr, strings.Join(p.Reasons, ","), p.Since,
-			snap.Taken.Sub(p.Since).Milliseconds()})
+			snap.Taken.Sub(p.Since).Milliseconds(), p.Port, p.ServerPID, p.Statement, p.Release})
 	}
 	return r
 }

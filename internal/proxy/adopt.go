@@ -58,7 +58,10 @@ func (s *Server) AdoptClient(state []byte, files []*os.File) error {
 	}
 	saved := make([]txcore.SavedStatement, len(st.Statements))
 	for i, p := range st.Statements {
-		saved[i] = txcore.SavedStatement{Name: p.Name, Query: p.Query, Params: paramsBytes(p.ParamOIDs), Server: p.Server}
+		saved[i] = txcore.SavedStatement{Name: p.Name, Query: p.Query, Params: paramsBytes(p.ParamOIDs), Server: p.Server, SQL: p.SQL}
+		if p.SQL {
+			saved[i].Params = nil
+		}
 	}
 	want := make(map[string]string, len(st.Settings))
 	for _, p := range st.Settings {

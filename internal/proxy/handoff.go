@@ -163,7 +163,7 @@ func (s *Server) sendTx(h *txHost, send SendClient) error {
 		st.Settings = append(st.Settings, clientstate.Param{Name: k, Value: v})
 	}
 	for _, p := range stmts {
-		st.Statements = append(st.Statements, clientstate.Statement{Name: p.Name, Query: p.Query, ParamOIDs: oids(p.Params), Server: p.Server})
+		st.Statements = append(st.Statements, clientstate.Statement{Name: p.Name, Query: p.Query, ParamOIDs: oids(p.Params), Server: p.Server, SQL: p.SQL})
 	}
 	st.Listen = h.Listening()
 	b, err := clientstate.Append(nil, st)

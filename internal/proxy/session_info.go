@@ -30,6 +30,10 @@ type clientInfo struct {
 type pinRecord struct {
 	reasons []string
 	since   time.Time
+	// statement is the beginning of the statement that made the first
+	// reason (txcore.Client.PinCause); serverPID the connection's.
+	statement string
+	serverPID uint32
 }
 
 // noteLogin records who the client logged in as, for the console.
@@ -43,7 +47,7 @@ func (ss *session) noteLogin(user, database, appName string, poolMode config.Poo
 // called at every detach, so the common case (no pins, none before)
 // costs one atomic load and allocates nothing; a change of reasons
 // allocates one record.
-func (ss *session) notePins(pins []string) {
+func (ss *session) notePins(pins []string, cause string, serverPID uint32) {
 	cur := ss.pins.Load()
 	switch {
 	case len(pins) == 0 && cur == nil:
@@ -53,11 +57,12 @@ func (ss *session) notePins(pins []string) {
 	case cur != nil && slices.Equal(cur.reasons, pins):
 		return
 	default:
-		since := time.Now()
+		rec := &pinRecord{reasons: slices.Clone(pins), since: time.Now(), statement: cause, serverPID: serverPID}
 		if cur != nil {
-			since = cur.since // pinned since the first reason, whatever came after
+			// Pinned since the first reason, by its statement, whatever came after.
+			rec.since, rec.statement = cur.since, cur.statement
 		}
-		ss.pins.Store(&pinRecord{reasons: slices.Clone(pins), since: since})
+		ss.pins.Store(rec)
 	}
 }
 

@@ -131,7 +131,21 @@ func (h *txHost) DetachServer()                   { h.ss.detachServer() }
 func (h *txHost) CancelSent() bool                { return h.ss.cancelSent() }
 func (h *txHost) TerminatedBySluice() bool        { return h.ss.isTerminated() }
 func (h *txHost) Remote() string                  { return h.ss.remote() }
-func (h *txHost) NotePins(pins []string)          { h.ss.notePins(pins) }
+func (h *txHost) NotePins(pins []string, cause string, serverPID uint32) {
+	h.ss.notePins(pins, cause, serverPID)
+}
+
+// RefusePins is txpool.Session's: the pool's pin_policy as configured now
+// (a RELOAD stores the new database entry in the pool).
+func (h *txHost) RefusePins() bool {
+	db := h.DB
+	if h.entry != nil {
+		if cur := h.entry.db.Load(); cur != nil {
+			db = cur
+		}
+	}
+	return db.Pool.PinPolicy == config.PinPolicyError
+}
 
 // ParkedClients reports how many transaction-pooled clients are parked:
 // idle, with no goroutine (txpool's park.go). Tests and measurements

@@ -5,10 +5,12 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/console"
+	"github.com/sluice-proxy/sluice/internal/txpool/txcore"
 )
 
 // Snapshot copies what the admin console and the HTTP API show out of
@@ -67,8 +69,7 @@ func (s *Server) Snapshot() *console.Snapshot {
 		dbClients[c.Database]++
 		snap.Clients = append(snap.Clients, c)
 		if rec := ss.pins.Load(); rec != nil {
-			snap.Pins = append(snap.Pins, console.Pin{ClientID: c.ID, User: c.User, Database: c.Database, Addr: c.Addr,
-				Reasons: rec.reasons, Since: rec.since})
+			snap.Pins = append(snap.Pins, pinView(c, rec))
 		}
 		if conn != nil {
 			sv := serverView(conn, c.Database, c.User, "active")
@@ -219,6 +220,18 @@ func (ss *session) view(now time.Time) (c console.Client, conn *backend.Conn, ok
 		c.TLS = tls.VersionName(tc.ConnectionState().Version)
 	}
 	return c, conn, true
+}
+
+// pinView is SHOW PINS' row of a pinned client c: how to end each
+// reason, in order.
+func pinView(c console.Client, rec *pinRecord) console.Pin {
+	release := make([]string, len(rec.reasons))
+	for i, r := range rec.reasons {
+		release[i] = r + ": " + txcore.PinRelease(r)
+	}
+	return console.Pin{ClientID: c.ID, User: c.User, Database: c.Database, Addr: c.Addr, Port: c.Port,
+		Reasons: rec.reasons, Since: rec.since, ServerPID: rec.serverPID, Statement: rec.statement,
+		Release: strings.Join(release, "; ")}
 }
 
 func serverView(conn *backend.Conn, database, user, state string) console.Server {

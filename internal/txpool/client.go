@@ -126,7 +126,8 @@ var clientIDs atomic.Uint64
 // it, and Serve serves it.
 func (c *Client) Init(p Params) {
 	*c = Client{Client: txcore.Client{ID: clientIDs.Add(1), PerStatement: p.DB.PoolMode == config.PoolStatement,
-		MaxStatements: p.DB.Pool.MaxPreparedStatements},
+		MaxStatements: p.DB.Pool.MaxPreparedStatements, Policy: p.Session,
+		ListensUnpinned: p.Limits.MaxPendingNotifications > 0},
 		DB: p.DB, env: p.Env, sess: p.Session, conn: p.Conn, draining: p.Draining,
 		idleTx: p.Limits.IdleTransactionTimeout.D(), clientIdle: p.Limits.ClientIdleTimeout.D(), maxPending: p.Limits.MaxPendingNotifications,
 		bufs: p.Bufs, up: wire.Framer{MaxLen: uint32(p.Limits.MaxMessageSize)}, ctx: p.Ctx, cancel: p.Cancel}
@@ -151,19 +152,22 @@ func (c *Client) End() {
 	c.env.sweeps.forget(c)
 	c.endParking() // before the session closes the socket
 	c.cancel()
-	c.setPins(nil)
+	c.setPins(nil, 0)
 	c.leaveListens()
 }
 
-// setPins records why the client now holds its server connection between
-// transactions, counting each new reason in metrics and logging it.
-func (c *Client) setPins(pins []string) {
+// setPins records why the client now holds its server connection (whose
+// process ID is serverPID) between transactions, counting each new
+// reason in metrics and logging it once, at info, with the statement
+// that made it and how the client can end it.
+func (c *Client) setPins(pins []string, serverPID uint32) {
 	m := c.env.Metrics
 	for _, r := range pins {
 		if !slices.Contains(c.Pins, r) {
 			m.Pins.WithLabelValues(r).Inc()
 			m.PinnedClients.WithLabelValues(r).Inc()
-			c.env.Log.Debug("client pinned to its server connection", "reason", r, "remote", c.sess.Remote(), "database", c.DB.Name)
+			c.env.Log.Info("client pinned to its server connection", "reason", r, "statement", c.pinCause(),
+				"release", txcore.PinRelease(r), "remote", c.sess.Remote(), "database", c.DB.Name, "server_pid", serverPID)
 		}
 	}
 	for _, r := range c.Pins {
@@ -173,5 +177,14 @@ func (c *Client) setPins(pins []string) {
 		}
 	}
 	c.Pins = pins
-	c.sess.NotePins(pins)
+	c.sess.NotePins(pins, c.pinCause(), serverPID)
+	c.PinCause = "" // a pin the lexer did not see is not blamed on an older statement
+}
+
+// pinCause is the statement to blame for a new pin.
+func (c *Client) pinCause() string {
+	if c.PinCause == "" {
+		return "(not seen by sluice: a function or a statement it does not lex)"
+	}
+	return c.PinCause
 }

@@ -91,8 +91,15 @@ type Session interface {
 	// Remote names the client's address for logs.
 	Remote() string
 	// NotePins is told the client's pins whenever they are set (the
-	// console's SHOW PINS).
-	NotePins(pins []string)
+	// console's SHOW PINS), with the beginning of the statement that made
+	// the newest one (txcore.Client.PinCause) and the server connection's
+	// process ID.
+	NotePins(pins []string, cause string, serverPID uint32)
+	// RefusePins reports whether the client's pool refuses statements
+	// that would pin (pool.pin_policy error), as configured now: asked
+	// only when the lexer flags a statement, so a RELOAD applies to
+	// connected clients.
+	RefusePins() bool
 	// Notifier is the LISTEN fan-out of the client's (database, user)
 	// pool (nil: none, LISTEN pins), created on first use.
 	Notifier() *notify.Hub

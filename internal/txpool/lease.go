@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
@@ -205,7 +206,11 @@ func (a *attachment) detach() (stay bool) {
 	if c.Load && len(pins) == 0 || c.Load && pins[len(pins)-1] != backend.PinLoad {
 		pins = append(pins, backend.PinLoad)
 	}
-	c.setPins(pins)
+	if added := newPins(c.Pins, pins); added != nil && c.sess.RefusePins() {
+		a.refusePinned(added)
+		return false
+	}
+	c.setPins(pins, a.Conn.PID)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.detaching = false
@@ -223,6 +228,47 @@ func (a *attachment) detach() (stay bool) {
 		c.notifyWake() // queued during the transaction: the client goroutine writes them now
 	}
 	return false
+}
+
+// newPins returns the reasons in pins that are not in old (nil: none).
+func newPins(old, pins []string) []string {
+	var added []string
+	for _, r := range pins {
+		if !slices.Contains(old, r) {
+			added = append(added, r)
+		}
+	}
+	return added
+}
+
+// refusePinned ends the session of a client whose transaction left state
+// that pins (added) although its pool's pin_policy is error: state the
+// lexer could not see coming (made by a function, a SET ROLE inside
+// another statement...), so the statement already ran. Its connection
+// is cleaned (DISCARD ALL) before it goes back to the pool, or closed
+// after LOAD, which nothing undoes; the client gets 0A000 and is
+// disconnected, rather than keep a server connection the operator
+// refused to let it hold, or go on without state it counts on.
+func (a *attachment) refusePinned(added []string) {
+	c := a.client
+	a.mu.Lock()
+	a.detached, a.detaching, a.fatal = true, false, true
+	a.clearWakeLocked()
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	c.sess.DetachServer()
+	outcome := LeaseDirty
+	if c.Load {
+		outcome = LeaseLost
+	}
+	a.Lease.End(c.env.Log, outcome, 'I', c.sess.CancelSent())
+	msg := wire.Error(wire.CodeFeatureNotSupported, "sluice: the session now holds state that pins it to a server connection (%s), which pool.pin_policy error refuses; the state was discarded and the session ends",
+		strings.Join(added, ", "))
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	wire.Write(c.conn, msg)
+	c.env.Log.Warn("session ended by sluice: pinned under pin_policy error", "remote", c.sess.Remote(), "database", c.DB.Name,
+		"reason", strings.Join(added, ","), "statement", c.pinCause(), "server_pid", a.Conn.PID)
+	c.conn.Close()
 }
 
 // cleanup handles a client that left while attached; it returns whether

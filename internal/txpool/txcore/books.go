@@ -105,16 +105,24 @@ const (
 	answerAsParse                     // a Close standing in for the Parse of a statement already prepared: answer ParseComplete
 )
 
-// pending is one Parse or Close awaiting its answer.
+// pending is one Parse or Close awaiting its answer, or one statement
+// of a Query sluice rewrote awaiting its CommandComplete ('C', with the
+// command tag expected: sqlprepare.go).
 type pending struct {
-	answer byte // '1' or '3'
+	answer byte // '1', '3' or 'C'
 	action answerAction
-	z      int64 // the ReadyForQuery (counted from attach) ending its batch
+	tag    string // for 'C'
+	z      int64  // the ReadyForQuery (counted from attach) ending its batch
 	// Undone if the server skipped it: srv leaves the statement cache,
-	// and the client's statement clientName (if still stmt) is forgotten.
+	// and the client's statement clientName (if still stmt) and SQL-level
+	// statement sqlName (if still sql) are forgotten; with restore, they
+	// are given back instead (a DEALLOCATE that failed).
 	srv        string
 	clientName string
 	stmt       *stmt
+	sqlName    string
+	sql        *sqlStmt
+	restore    bool
 }
 
 // enqueue records a message about to be sent (mu held).
@@ -139,6 +147,25 @@ func (b *Books) answer(typ byte) (act answerAction, unexpected bool) {
 	return act, false
 }
 
+// answerCommand pops the entry for a CommandComplete whose body is
+// bodyLen bytes starting with first, if the head of the queue awaits it
+// (mu held); the client's own CommandCompletes find no such head.
+func (b *Books) answerCommand(first byte, bodyLen uint32) (act answerAction, ok bool) {
+	if len(b.queue) == 0 || b.queue[0].answer != 'C' {
+		return answerPass, false
+	}
+	p := b.queue[0]
+	if first != p.tag[0] || int(bodyLen) != len(p.tag)+1 {
+		return answerPass, false // not the answer awaited: Books.ready undoes the entry at its ReadyForQuery
+	}
+	b.pop()
+	return p.action, true
+}
+
+// awaitsCommand reports whether the next answer awaited is a
+// CommandComplete (mu held).
+func (b *Books) awaitsCommand() bool { return len(b.queue) > 0 && b.queue[0].answer == 'C' }
+
 func (b *Books) pop() {
 	b.queue[0] = pending{}
 	b.queue = b.queue[1:]
@@ -160,8 +187,15 @@ func (b *Books) ready(z int64) {
 				b.Parsed.remove(p.srv) // skipped, maybe refused: no longer known to parse
 			}
 		}
-		if p.clientName != "" && b.Client.stmts[p.clientName] == p.stmt {
-			delete(b.Client.stmts, p.clientName)
+		if p.restore {
+			b.Client.restore(p)
+		} else {
+			if p.clientName != "" && b.Client.stmts[p.clientName] == p.stmt {
+				delete(b.Client.stmts, p.clientName)
+			}
+			if p.sqlName != "" && b.Client.sqlStmts[p.sqlName] == p.sql {
+				delete(b.Client.sqlStmts, p.sqlName)
+			}
 		}
 		b.pop()
 	}

@@ -19,6 +19,7 @@ type Client struct {
 	Pins []string
 
 	stmts      map[string]*stmt
+	sqlStmts   map[string]*sqlStmt // SQL-level PREPAREs, by the client's name (sqlprepare.go)
 	unnamed    *stmt
 	unnamedSeq uint64
 
@@ -27,7 +28,18 @@ type Client struct {
 	Cur *Books
 	Out []byte
 
+	// Policy says whether statements that would pin are refused
+	// (pool.pin_policy error; nil: never). PinCause is the beginning of
+	// the last statement seen that may pin, to explain a pin (pins.go).
+	Policy   PinPolicy
+	PinCause string
+	// ListensUnpinned: LISTEN goes through the pool's fan-out rather
+	// than pinning (limits.max_pending_notifications > 0), so
+	// pin_policy error does not refuse it.
+	ListensUnpinned bool
+
 	PerStatement bool // pool_mode statement: a transaction that would span statements is refused
+	dropRest     bool // the rest of the Bind being sent is dropped (refuseBind)
 	Load         bool
 	Terminated   bool // the client sent Terminate
 }

@@ -17,7 +17,7 @@ import (
 // ready.
 type DownFilter struct {
 	scan    frames.Scanner
-	carry   [frames.HeaderLen]byte
+	carry   [maxHeldCommand]byte
 	carryN  int
 	scratch []byte
 	edits   []downEdit
@@ -25,8 +25,13 @@ type DownFilter struct {
 
 type downEdit struct {
 	at   int // offset of the message in carry+chunk
+	n    int // its length, when dropped
 	drop bool
 }
+
+// maxHeldCommand bounds the CommandComplete the filter holds back while
+// it awaits one to drop (sqlprepare.go: "PREPARE" is 13 bytes in all).
+const maxHeldCommand = 32
 
 // DownResult says what a chunk contained that the attachment acts on.
 type DownResult struct {
@@ -83,7 +88,26 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 				visitErr = ErrMalformed // cannot happen: headers are carried while answers are awaited
 				return
 			}
-			f.edits = append(f.edits, downEdit{at: msgStart, drop: act == answerDrop})
+			f.edits = append(f.edits, downEdit{at: msgStart, n: frames.HeaderLen, drop: act == answerDrop})
+		case 'C':
+			// Only while sluice awaits the CommandComplete of a statement
+			// it added to a Query (sqlprepare.go): an atomic load otherwise.
+			if b.queued.Load() == 0 {
+				return
+			}
+			mu.Lock()
+			act, ok := b.answerCommand(first, bodyLen)
+			mu.Unlock()
+			if !ok || act != answerDrop {
+				return
+			}
+			if msgStart < 0 {
+				// Cannot happen: such a CommandComplete is held back whole.
+				res.Unexpected++
+				res.UnexpectedType = typ
+				return
+			}
+			f.edits = append(f.edits, downEdit{at: msgStart, n: frames.HeaderLen + int(bodyLen), drop: true})
 		case 'Z':
 			res.Status = first
 			res.Ready++
@@ -131,6 +155,17 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 	if hold == 0 && f.scan.AwaitingBody() == 'Z' {
 		hold = frames.HeaderLen
 	}
+	if hold == 0 && b.queued.Load() != 0 {
+		// A short CommandComplete cut by the read, while one may be
+		// awaited to drop: hold it back, so that it is dropped whole.
+		if typ, seen := f.scan.InMessage(); typ == 'C' && seen <= maxHeldCommand && seen <= base+len(chunk) {
+			mu.Lock()
+			if b.awaitsCommand() {
+				hold = seen
+			}
+			mu.Unlock()
+		}
+	}
 	res.EndsWithZ = lastEnd == total && res.Status != 0 && f.scan.AtBoundary()
 	if base == 0 && hold == 0 && len(f.edits) == 0 && cut < 0 {
 		res.Out = chunk
@@ -146,11 +181,11 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 	// Apply edits back to front so earlier offsets stay valid.
 	for i := len(f.edits) - 1; i >= 0; i-- {
 		e := f.edits[i]
-		if e.at+frames.HeaderLen > len(buf) {
+		if e.at+e.n > len(buf) {
 			continue // past the statement-mode cut
 		}
 		if e.drop {
-			buf = append(buf[:e.at], buf[e.at+frames.HeaderLen:]...)
+			buf = append(buf[:e.at], buf[e.at+e.n:]...)
 		} else {
 			buf[e.at] = '1'
 		}

@@ -59,6 +59,19 @@ func genServerStream(in *fuzzkit.Input) (msgs []downMsg, entries []downEntry, st
 			if q := in.Byte(); q&3 != 0 {
 				entries = append(entries, downEntry{p: pending{answer: typ, action: answerAction(q&3 - 1)}, batch: batch, when: in.Byte()})
 			}
+		case 'C':
+			// A CommandComplete "PREPARE" awaited (passed or dropped:
+			// sqlprepare.go), or any other.
+			if q := in.Byte(); q&3 != 0 {
+				act := answerPass
+				if q&1 != 0 {
+					act = answerDrop
+				}
+				entries = append(entries, downEntry{p: pending{answer: 'C', tag: tagPrepare, action: act}, batch: batch, when: in.Byte()})
+				body = []byte(tagPrepare + "\x00")
+				break
+			}
+			body = in.Bytes(int(in.Byte()) % 24)
 		case 'Z':
 			k := in.Byte()
 			for i := range int(k >> 6) {
@@ -113,6 +126,12 @@ func downModel(msgs []downMsg, entries []downEntry, statement bool) (out []byte,
 		switch typ {
 		case '1', '3':
 			if head < len(entries) && entries[head].p.answer == typ {
+				act = entries[head].p.action
+				entries[head].popMsg = i
+				head++
+			}
+		case 'C':
+			if head < len(entries) && entries[head].p.answer == 'C' && string(m.raw[5:]) == entries[head].p.tag+"\x00" {
 				act = entries[head].p.action
 				entries[head].popMsg = i
 				head++
@@ -333,7 +352,12 @@ func fuzzDownRaw(t *testing.T, data, splits []byte, statement bool, n int) {
 	mu.Lock()
 	for i := range n {
 		a.Asks = int64(i / 2)
-		a.enqueue(pending{answer: "13"[i%2], action: answerAction(i % 3)})
+		switch i % 3 {
+		case 2:
+			a.enqueue(pending{answer: 'C', tag: tagPrepare, action: answerDrop})
+		default:
+			a.enqueue(pending{answer: "13"[i%2], action: answerAction(i % 3)})
+		}
 	}
 	mu.Unlock()
 	var fl DownFilter
@@ -349,8 +373,8 @@ func fuzzDownRaw(t *testing.T, data, splits []byte, statement bool, n int) {
 			return
 		}
 		fed += len(c)
-		if res.StmtBreach {
-			return
+		if res.StmtBreach || res.Unsolicited {
+			return // the output stops before the breach or the unsolicited error
 		}
 		out = append(out, res.Out...)
 		if n == 0 && (!bytes.HasPrefix(data[:fed], out) || fed-len(out) > wire.HeaderLen) {

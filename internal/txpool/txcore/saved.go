@@ -17,6 +17,10 @@ type SavedStatement struct {
 	Name          string
 	Query, Params []byte
 	Server        string
+	// SQL: a statement of SQL-level PREPARE (sqlprepare.go); Query is
+	// then its text after the name ("(int) AS SELECT $1") and Params is
+	// unused.
+	SQL bool
 }
 
 // SavedStatements lists the client's prepared statements, the unnamed one
@@ -32,6 +36,9 @@ func (c *Client) SavedStatements() []SavedStatement {
 	if u := c.unnamed; u != nil {
 		out = append(out, SavedStatement{Query: u.query, Params: u.params})
 	}
+	for name, st := range c.sqlStmts {
+		out = append(out, SavedStatement{Name: name, Query: []byte(st.rest), Server: st.srv, SQL: true})
+	}
 	return out
 }
 
@@ -44,6 +51,12 @@ func (c *Client) SavedStatements() []SavedStatement {
 // after any attach. ErrMalformed: nothing was restored.
 func (c *Client) RestoreStatements(saved []SavedStatement) error {
 	for _, s := range saved {
+		if s.SQL {
+			if !validSQLStatement(s) {
+				return ErrMalformed
+			}
+			continue
+		}
 		p := s.Params
 		if bytes.IndexByte(s.Query, 0) >= 0 || bytes.IndexByte([]byte(s.Name), 0) >= 0 || bytes.IndexByte([]byte(s.Server), 0) >= 0 ||
 			len(p) < 2 || len(p) != 2+4*int(binary.BigEndian.Uint16(p)) || (s.Name != "") == (s.Server == "") {
@@ -51,6 +64,14 @@ func (c *Client) RestoreStatements(saved []SavedStatement) error {
 		}
 	}
 	for _, s := range saved {
+		if s.SQL {
+			if c.sqlStmts == nil {
+				c.sqlStmts = make(map[string]*sqlStmt)
+			}
+			rest := string(s.Query)
+			c.sqlStmts[s.Name] = &sqlStmt{rest: rest, srv: s.Server, effects: sqlscan.Scan(rest)}
+			continue
+		}
 		st := &stmt{query: clone(s.Query), params: clone(s.Params), srv: s.Server, effects: sqlscan.Scan(text(s.Query))}
 		if s.Name == "" {
 			c.unnamed = st
@@ -77,4 +98,31 @@ func (c *Client) SeedParsed(set *ParsedSet) {
 	for _, st := range c.stmts {
 		set.add(st.srv)
 	}
+}
+
+// validSQLStatement checks a saved SQL-level statement as the client's
+// PREPARE was checked: the server name is sluice's form (it is spliced
+// into SQL text unquoted), and "PREPARE name" + its text is exactly one
+// PREPARE statement of that name (no second statement rides along).
+func validSQLStatement(s SavedStatement) bool {
+	if s.Name == "" || !serverNameForm(s.Server) || bytes.IndexByte(s.Query, 0) >= 0 {
+		return false
+	}
+	p := sqlscan.SplitPrepared("PREPARE " + s.Server + " " + string(s.Query))
+	return p.Kind == sqlscan.Prepare && p.Name == s.Server
+}
+
+// serverNameForm reports whether name is "sluice_" and 24 lower-case hex
+// digits (txpool's statementName).
+func serverNameForm(name string) bool {
+	const prefix = "sluice_"
+	if len(name) != len(prefix)+24 || name[:len(prefix)] != prefix {
+		return false
+	}
+	for _, r := range name[len(prefix):] {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }

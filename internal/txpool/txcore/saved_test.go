@@ -62,3 +62,35 @@ func TestRestoreStatementsRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// A SQL-level statement is spliced into SQL text ("PREPARE " + server
+// name + " " + text), so what arrives must be exactly one PREPARE of a
+// name of sluice's form: no second statement, no other name.
+func TestRestoreSQLStatementsRefusesWhatIsNotOnePrepare(t *testing.T) {
+	const srv = "sluice_0123456789abcdef01234567"
+	good := SavedStatement{Name: "q", Query: []byte("(int) AS SELECT $1"), Server: srv, SQL: true}
+	c := &Client{}
+	if err := c.RestoreStatements([]SavedStatement{good}); err != nil {
+		t.Fatalf("a well-formed statement: %v", err)
+	}
+	if st := c.sqlStmts["q"]; st == nil || st.rest != "(int) AS SELECT $1" || st.srv != srv {
+		t.Fatalf("restored %+v", c.sqlStmts["q"])
+	}
+	bad := []SavedStatement{
+		{Name: "q", Query: []byte("AS SELECT 1; DROP TABLE t"), Server: srv, SQL: true},
+		{Name: "q", Query: []byte("AS SELECT 1"), Server: "x; DROP TABLE t; PREPARE sluice_0123456789abcdef01234567", SQL: true},
+		{Name: "q", Query: []byte("AS SELECT 1"), Server: "sluice_0123456789ABCDEF01234567", SQL: true},
+		{Name: "q", Query: []byte("AS SELECT '"), Server: srv, SQL: true},
+		{Name: "", Query: []byte("AS SELECT 1"), Server: srv, SQL: true},
+		{Name: "q", Query: []byte("AS SELECT 1\x00"), Server: srv, SQL: true},
+	}
+	for i, s := range bad {
+		c := &Client{}
+		if err := c.RestoreStatements([]SavedStatement{good, s}); err != ErrMalformed {
+			t.Errorf("statement %d: %v, want ErrMalformed", i, err)
+		}
+		if len(c.sqlStmts) != 0 {
+			t.Errorf("statement %d: something was restored", i)
+		}
+	}
+}

@@ -20,15 +20,26 @@ func (c *Client) Message(msg []byte) error {
 	case 'D', 'C':
 		return c.onTarget(a, msg)
 	case 'Q':
+		// A simple Query destroys the unnamed statement.
+		*a.UnnamedOwner, c.unnamed = 0, nil
 		if len(msg) > 5 {
-			e := sqlscan.Scan(text(msg[5 : len(msg)-1]))
+			q := text(msg[5 : len(msg)-1])
+			if sqlscan.LeadsPrepared(q) && c.onPreparedQuery(a, q) {
+				return nil
+			}
+			e := sqlscan.Scan(q)
+			if e&pinnable != 0 {
+				if k := c.refusal(e, q); k != sqlscan.NoPin {
+					c.refuseQuery(a, k)
+					return nil
+				}
+				c.notePinCause(e, q)
+			}
 			c.noteEffects(a, e)
 			if e&sqlscan.Listens != 0 {
 				a.noteListens(msg[5 : len(msg)-1])
 			}
 		}
-		// A simple Query destroys the unnamed statement.
-		*a.UnnamedOwner, c.unnamed = 0, nil
 		c.emit(a, msg)
 		a.Asks++
 	case 'S', 'F':
@@ -61,6 +72,7 @@ func (c *Client) StreamStart(hdr []byte, _ bool) error {
 	switch hdr[0] {
 	case 'Q':
 		c.noteEffects(a, unscannedQuery)
+		c.PinCause = "(a Query over 1 MiB, not lexed)"
 		a.Statements.Clear()
 		*a.UnnamedOwner, c.unnamed = 0, nil
 		a.Asks++
@@ -73,7 +85,11 @@ func (c *Client) StreamStart(hdr []byte, _ bool) error {
 }
 
 // StreamBytes forwards part of a streamed message (wire.FrameSink).
-func (c *Client) StreamBytes(b []byte, _ bool) error {
+func (c *Client) StreamBytes(b []byte, end bool) error {
+	if c.dropRest {
+		c.dropRest = !end // a refused Bind's parameters (refuseBind)
+		return nil
+	}
 	c.Out = append(c.Out, b...)
 	return nil
 }
@@ -91,6 +107,7 @@ func (c *Client) noteEffects(a *Books, e sqlscan.Effects) {
 		// every Parse sluice sends is preceded by a Close).
 		a.Statements.Clear()
 		clear(c.stmts)
+		clear(c.sqlStmts)
 		c.unnamed = nil
 		*a.UnnamedOwner = 0
 	}
@@ -176,6 +193,10 @@ func (c *Client) onBind(a *Books, msg []byte) error {
 		return err
 	}
 	c.BindHead(portal, stmt, uint32(len(rest)), true)
+	if c.dropRest {
+		c.dropRest = false // a refused Bind's parameters (refuseBind)
+		return nil
+	}
 	c.Out = append(c.Out, rest...)
 	return nil
 }
@@ -185,6 +206,14 @@ func (c *Client) onBind(a *Books, msg []byte) error {
 // restLen body bytes follow, appended or streamed by the caller (wire.FrameSink).
 func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 	a := c.Cur
+	if st := c.bound(name); st != nil && st.effects&pinnable != 0 {
+		if k := c.refusal(st.effects, text(st.query)); k != sqlscan.NoPin {
+			c.refuseBind(a, portal, k)
+			c.dropRest = restLen > 0 // dropped by onBind, or as StreamBytes brings it
+			return nil
+		}
+		c.notePinCause(st.effects, text(st.query))
+	}
 	if len(name) == 0 {
 		c.ensureUnnamed(a)
 		c.Out = appendBindHead(c.Out, portal, "", restLen)
@@ -213,6 +242,14 @@ func (c *Client) BindHead(portal, name []byte, restLen uint32, _ bool) error {
 		}
 	}
 	return nil
+}
+
+// bound is the statement a Bind names (nil: unknown to sluice).
+func (c *Client) bound(name []byte) *stmt {
+	if len(name) == 0 {
+		return c.unnamed
+	}
+	return c.stmts[string(name)]
 }
 
 // onTarget handles Describe and Close.

@@ -111,6 +111,18 @@ func (s *Scanner) AwaitingBody() byte {
 	return 0
 }
 
+// InMessage returns the type of the message the bytes scanned so far end
+// inside of, past its header, and how many of its bytes (header
+// included) were seen; 0, 0 at a boundary or inside a header. A caller
+// that must see a short message whole can hold back that many bytes.
+func (s *Scanner) InMessage() (typ byte, seen int) {
+	if s.hdrLen < HeaderLen || s.remain == 0 {
+		return 0, 0
+	}
+	bodyLen := binary.BigEndian.Uint32(s.hdr[1:]) - 4
+	return s.typ, HeaderLen + int(bodyLen-s.remain)
+}
+
 // ErrTooLarge is a client message longer than the configured bound.
 // Length and Limit count as the length field does (body + 4).
 type ErrTooLarge struct {

@@ -62,3 +62,38 @@ func TestHandOffListeningClientKeepsItsChannels(t *testing.T) {
 	require.Equal(t, port, c.Conn().LocalAddr().String(), "on its own connection")
 	require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"))
 }
+
+// A transaction-pooled client's SQL-level prepared statements (PREPARE,
+// tracked without a pin) move with it: after the hand-off EXECUTE runs
+// them on the new sluice's connections, which never saw the PREPARE, and
+// DEALLOCATE forgets them as PostgreSQL would.
+func TestHandOffKeepsSQLPreparedStatements(t *testing.T) {
+	text := handOffConfig(t, "transaction")
+	old := startSluice(t, text)
+	c := connectTo(t, old, "")
+	sq := func(sql string) []string { // the simple protocol: what psql sends, and what sluice takes over
+		t.Helper()
+		out, err := simpleQuery(context.Background(), c, sql)
+		require.NoError(t, err, sql)
+		return out
+	}
+	port := c.Conn().LocalAddr().String()
+	sq("PREPARE moved_sql (int) AS SELECT $1 * 2")
+	sq(`PREPARE "Quoted Name" AS SELECT 'quoted'`)
+	require.Equal(t, []string{"42"}, sq("EXECUTE moved_sql(21)"))
+
+	next := startSluice(t, text)
+	handOff(t, old, sendTo(t, next))
+	require.Empty(t, old.Snapshot().Clients, "the client moved")
+	shutdownNow(old)
+
+	require.Equal(t, port, c.Conn().LocalAddr().String(), "on its own connection")
+	require.Equal(t, []string{"14"}, sq("EXECUTE moved_sql(7)"))
+	require.Equal(t, []string{"quoted"}, sq(`EXECUTE "Quoted Name"`))
+	sq("DEALLOCATE moved_sql")
+	err := c.Exec(context.Background(), "EXECUTE moved_sql(1)").Close()
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "26000", pgErr.Code, "deallocated, as PostgreSQL says")
+	require.Equal(t, []string{"quoted"}, sq(`EXECUTE "Quoted Name"`))
+}
