@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
@@ -171,4 +172,19 @@ func TestConsoleShowPinsExplains(t *testing.T) {
 		require.NoError(t, err)
 		return len(res.Rows) == 0
 	}, waitLong, tick, "no pin once unlocked")
+}
+
+// With pin_policy error and the LISTEN fan-out on (the default), LISTEN
+// pins nothing, so it is not refused: the client listens and hears a
+// NOTIFY, and the pool's only connection stays free for others.
+func TestTxPinPolicyErrorLetsListenThrough(t *testing.T) {
+	h := start(t, "max_size: 1\n      pin_policy: error\n    pool_mode: transaction")
+	ctx := context.Background()
+	a, b := h.connect(ctx), h.connect(ctx)
+	_, err := simpleQuery(ctx, a, "LISTEN tx_policy_ch")
+	require.NoError(t, err, "LISTEN is not refused while the fan-out is on")
+	requireSimple(t, b, "NOTIFY tx_policy_ch, 'heard'") // the only connection is free
+	wctx, cancel := context.WithTimeout(ctx, time.Minute) // a guard against a hang
+	defer cancel()
+	require.NoError(t, a.WaitForNotification(wctx))
 }
