@@ -23,13 +23,24 @@ import (
 // startTxHooked starts a sluice with one transaction-mode pool of one
 // connection; hooks sets the engine's test hooks before Start.
 func startTxHooked(t *testing.T, hooks func(*txpool.Env)) (*Server, *pgconn.PgConn) {
+	s, c, _ := startTxHookedWith(t, 1, "", hooks)
+	return s, c
+}
+
+// startTxHookedWith is startTxHooked with a pool of maxSize connections
+// and a limits section (YAML lines under "limits:", indented by two
+// spaces; "" for none); it also returns the log, kept at debug level.
+func startTxHookedWith(t *testing.T, maxSize int, limits string, hooks func(*txpool.Env)) (*Server, *pgconn.PgConn, *syncbuf.Buffer) {
 	cl := pgtest.Cluster(t)
+	if limits != "" {
+		limits = "limits:\n" + limits
+	}
 	text := fmt.Sprintf(`listen:
   address: 127.0.0.1:0
   socket_dir: %s
 admin:
   address: ""
-users:
+%susers:
   - name: %s
     password: %s
 databases:
@@ -37,8 +48,8 @@ databases:
     hosts: ["127.0.0.1:%d"]
     pool_mode: transaction
     pool:
-      max_size: 1
-`, t.TempDir(), pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, cl.Port)
+      max_size: %d
+`, t.TempDir(), limits, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, cl.Port, maxSize)
 	cfg, err := config.ParseWith([]byte(text), func(string) (string, bool) { return "", false }, config.ReadSecretFile)
 	require.NoError(t, err)
 	logs := &syncbuf.Buffer{}
@@ -54,7 +65,7 @@ databases:
 			t.Logf("sluice log:\n%s", logs.String())
 		}
 	})
-	return s, connectTo(t, s)
+	return s, connectTo(t, s), logs
 }
 
 func connectTo(t *testing.T, s *Server) *pgconn.PgConn {

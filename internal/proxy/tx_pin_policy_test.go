@@ -183,7 +183,7 @@ func TestTxPinPolicyErrorLetsListenThrough(t *testing.T) {
 	a, b := h.connect(ctx), h.connect(ctx)
 	_, err := simpleQuery(ctx, a, "LISTEN tx_policy_ch")
 	require.NoError(t, err, "LISTEN is not refused while the fan-out is on")
-	requireSimple(t, b, "NOTIFY tx_policy_ch, 'heard'") // the only connection is free
+	requireSimple(t, b, "NOTIFY tx_policy_ch, 'heard'")   // the only connection is free
 	wctx, cancel := context.WithTimeout(ctx, time.Minute) // a guard against a hang
 	defer cancel()
 	require.NoError(t, a.WaitForNotification(wctx))
