@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/clientstate"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
 )
 
@@ -110,15 +108,7 @@ func TestHandOffSessionFailedSendKeepsClient(t *testing.T) {
 	c := connectTo(t, old, "")
 	query(t, c, "SET application_name = 'stays_in_session'")
 	pid := backendPID(t, c)
-	deliver := sendTo(t, next)
-	var adoptErr error
-	handOff(t, old, func(state []byte, files []*os.File) error {
-		other := append([]byte(nil), state...)
-		other[0] = clientstate.Version + 1
-		adoptErr = deliver(other, files)
-		return adoptErr
-	})
-	require.ErrorIs(t, adoptErr, clientstate.ErrVersion)
+	handOffAsOtherVersion(t, old, next)
 	require.Empty(t, next.Snapshot().Clients)
 	require.Equal(t, pid, backendPID(t, c))
 	require.Equal(t, []string{"stays_in_session"}, query(t, c, "SHOW application_name"))

@@ -226,13 +226,11 @@ func TestHandOffFailedSendKeepsClient(t *testing.T) {
 	require.Equal(t, []string{"3"}, query(t, c, "SELECT 3"))
 }
 
-// A state of another format version is refused by the new process, and
-// the client stays on the old one (a drain, never a drop).
-func TestHandOffOtherVersionKeepsClient(t *testing.T) {
-	text := handOffConfig(t, "transaction")
-	old, next := startSluice(t, text), startSluice(t, text)
-	c := connectTo(t, old, "")
-	query(t, c, "SET application_name = 'old_format'")
+// handOffAsOtherVersion hands old's clients to next as a binary of
+// another state format would (the version byte changed), and checks that
+// next refused them as such.
+func handOffAsOtherVersion(t *testing.T, old, next *proxy.Server) {
+	t.Helper()
 	deliver := sendTo(t, next)
 	var adoptErr error
 	handOff(t, old, func(state []byte, files []*os.File) error {
@@ -242,6 +240,16 @@ func TestHandOffOtherVersionKeepsClient(t *testing.T) {
 		return adoptErr
 	})
 	require.ErrorIs(t, adoptErr, clientstate.ErrVersion)
+}
+
+// A state of another format version is refused by the new process, and
+// the client stays on the old one (a drain, never a drop).
+func TestHandOffOtherVersionKeepsClient(t *testing.T) {
+	text := handOffConfig(t, "transaction")
+	old, next := startSluice(t, text), startSluice(t, text)
+	c := connectTo(t, old, "")
+	query(t, c, "SET application_name = 'old_format'")
+	handOffAsOtherVersion(t, old, next)
 	require.Equal(t, []string{"old_format"}, query(t, c, "SHOW application_name"))
 }
 
