@@ -166,7 +166,6 @@ func timed(t *testing.T, what string, f func()) {
 	t.Logf("%s took %s", what, time.Since(start).Round(time.Millisecond))
 }
 
-
 // signalUpgrade sends SIGUSR2 to the serving process.
 func (p *upgradeProc) signalUpgrade() error {
 	return syscall.Kill(p.pid(), syscall.SIGUSR2)
