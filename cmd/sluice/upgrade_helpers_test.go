@@ -89,6 +89,7 @@ func upgradeConfig(pgPort, port, admin int, sockDir string, o sluiceOpts) string
 admin:
   address: 127.0.0.1:%d
   api_token: upgrade-test-token
+  users: [%s]
 log:
   format: json
 shutdown_timeout: %s
@@ -108,7 +109,7 @@ databases:
     pool:
       min_size: 0
       max_size: 10
-`, port, sockDir, admin, shutdown, pgtest.AppUser, pgtest.AppPassword,
+`, port, sockDir, admin, pgtest.AppUser, shutdown, pgtest.AppUser, pgtest.AppPassword,
 		pgtest.AppDB, pgPort, mode, size, pgtest.AppDB, pgPort, pgtest.AppDB)
 }
 

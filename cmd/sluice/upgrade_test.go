@@ -237,3 +237,18 @@ func (f *fakeSystemd) messages(t *testing.T) map[int][]string {
 	<-f.done
 	return f.got
 }
+
+// The console's UPGRADE: the console session that typed it ends with the
+// old process, which exits at once although shutdown_timeout is long
+// (the clients that do not move are served until they leave; a console
+// session is not one of them).
+func TestUpgradeByConsoleEndsTheConsoleSession(t *testing.T) {
+	p := startSluice(t, sluiceOpts{shutdownTimeout: "10m"})
+	old := p.pid()
+	adm := p.connect(t, "sluice", "console")
+	_, err := adm.Exec(context.Background(), "UPGRADE").ReadAll()
+	require.NoError(t, err)
+	waitFor(t, "the old process to exit", func() bool { return gone(old) })
+	require.NotEqual(t, old, p.pid())
+	require.NoError(t, p.selectOne(context.Background(), false))
+}

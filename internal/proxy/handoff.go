@@ -255,8 +255,18 @@ const ClientStateFormat uint32 = clientstate.Version
 // that meant to go on (pgbench, a pool). The old process of an upgrade
 // calls it once it stopped accepting, for the clients that did not move
 // (an incompatible pair, TLS, pinned ones), so that they finish rather
-// than be dropped. It polls (handOffRecheck): it runs once per upgrade.
+// than be dropped. Admin console sessions are told to leave at once, as
+// at shutdown (the one that typed UPGRADE would otherwise keep this
+// process for shutdown_timeout). It polls (handOffRecheck): it runs once
+// per upgrade.
 func (s *Server) WaitClientsGone(ctx context.Context) bool {
+	s.mu.Lock()
+	for sess := range s.sessions {
+		if sess.isConsole() {
+			sess.drain()
+		}
+	}
+	s.mu.Unlock()
 	tick := time.NewTicker(handOffRecheck)
 	defer tick.Stop()
 	for {
