@@ -78,6 +78,7 @@ func TestUpgradeToAnotherCommitMovesClients(t *testing.T) {
 	other := sluiceBinary(t, "-X "+versionPkg+".Version=v0.2.1-accept", "-X "+versionPkg+".Commit=0123456789ab")
 	p := startSluice(t, sluiceOpts{poolMode: "transaction", maxSize: 16, args: []string{"--upgrade-binary", other}})
 	upgradeUnderPgbench(t, p, pgtest.AppDB, 50, "-T", strconv.Itoa(upgradeSeconds(t)))
+	require.NoError(t, <-p.exited, "the old process exits cleanly")
 	require.Regexp(t, regexp.MustCompile(`"msg":"upgrade: handed over to the new process".*"version":"v0.2.1-accept"`), p.log())
 	status, body := p.getAPI(t, "version")
 	require.Equal(t, 200, status)
@@ -93,9 +94,9 @@ func TestUpgradeToAnIncompatibleFormatDrains(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			p := startSluice(t, sluiceOpts{poolMode: mode, maxSize: 30, shutdownTimeout: "5m",
 				args: []string{"--upgrade-binary", other}})
-			// 20 clients of 100 transactions each at 200 per second in all:
-			// about 10 s, whatever the machine, so the upgrade lands mid-run.
-			run := startPgbench(t, p, pgtest.AppDB, "-c", "20", "-j", "2", "-t", "100", "-R", "200", "-S")
+			// 20 clients of 100 transactions each at 100 per second in all:
+			// about 20 s, whatever the machine, so the upgrade lands mid-run.
+			run := startPgbench(t, p, pgtest.AppDB, "-c", "20", "-j", "2", "-t", "100", "-R", "100", "-S")
 			p.waitClientPorts(t, "pgbench", 20)
 			old := p.pid()
 			require.NoError(t, p.signalUpgrade())
