@@ -114,7 +114,7 @@ func TestUpgradeToAnIncompatibleFormatDrains(t *testing.T) {
 			run.requireClean(t, 20)
 			waitFor(t, "the old process to exit once its clients are gone", func() bool { return gone(old) })
 			require.NoError(t, <-p.exited)
-			require.Contains(t, p.log(), "clients drain here as in a shutdown")
+			require.Contains(t, p.log(), "clients finish here (served until they leave or shutdown_timeout)")
 			require.NoError(t, p.selectOne(context.Background(), false), "the new process serves")
 		})
 	}

@@ -170,13 +170,13 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 		err := mover.HandOffClients(ctx, clientSender(ctx, conn))
 		cancel()
 		if err != nil {
-			d.Log.Warn("upgrade: handing over clients ended early; the rest drain", "error", err)
+			d.Log.Warn("upgrade: handing over clients ended early; the rest finish here", "error", err)
 		}
 	} else if peer.ClientFormat != format {
-		d.Log.Info("upgrade: the new process keeps clients in another format; clients drain here as in a shutdown",
+		d.Log.Info("upgrade: the new process keeps clients in another format; clients finish here (served until they leave or shutdown_timeout)",
 			"format_here", format, "format_there", peer.ClientFormat)
 	} else {
-		d.Log.Info("upgrade: this binary moves no clients; they drain here as in a shutdown")
+		d.Log.Info("upgrade: this binary moves no clients; they finish here (served until they leave or shutdown_timeout)")
 	}
 	conn.Send(handoff.KindDone, nil)
 	conn.Close()
