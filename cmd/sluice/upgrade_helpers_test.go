@@ -25,11 +25,15 @@ import (
 )
 
 // sluiceBinary builds this package's binary into a temp dir: the upgrade
-// tests run real sluice processes.
-func sluiceBinary(t *testing.T) string {
+// tests run real sluice processes. ldflags, if any, go to go build.
+func sluiceBinary(t *testing.T, ldflags ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sluice")
-	out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
+	args := []string{"build", "-o", path}
+	if len(ldflags) > 0 {
+		args = append(args, "-ldflags", strings.Join(ldflags, " "))
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return path
 }
@@ -55,43 +59,84 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func upgradeConfig(pgPort, port, admin int, sockDir string) string {
+// sluiceOpts varies the sluice a test starts; the zero value is what
+// startUpgradable runs.
+type sluiceOpts struct {
+	bin             string   // the binary; "" builds this package
+	env             []string // added to the test's environment
+	args            []string // after 'run --config --pidfile'
+	poolMode        string   // appdb's; "" is the default (session)
+	maxSize         int      // appdb's pool; 0 means 40
+	shutdownTimeout string   // "" means 20s
+}
+
+// upgradeConfig serves appdb (pool mode and size from o) and appdb_tx, the
+// same database in transaction mode.
+func upgradeConfig(pgPort, port, admin int, sockDir string, o sluiceOpts) string {
+	mode, size, shutdown := "", o.maxSize, o.shutdownTimeout
+	if o.poolMode != "" {
+		mode = "\n    pool_mode: " + o.poolMode
+	}
+	if size == 0 {
+		size = 40
+	}
+	if shutdown == "" {
+		shutdown = "20s"
+	}
 	return fmt.Sprintf(`listen:
   address: 127.0.0.1:%d
   socket_dir: %s
 admin:
   address: 127.0.0.1:%d
   api_token: upgrade-test-token
+  users: [%s]
 log:
   format: json
-shutdown_timeout: 20s
+shutdown_timeout: %s
 users:
   - name: %s
     password: %s
 databases:
   %s:
-    hosts: ["127.0.0.1:%d"]
+    hosts: ["127.0.0.1:%d"]%s
     pool:
       min_size: 0
-      max_size: 40
-`, port, sockDir, admin, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, pgPort)
+      max_size: %d
+  %s_tx:
+    hosts: ["127.0.0.1:%d"]
+    dbname: %s
+    pool_mode: transaction
+    pool:
+      min_size: 0
+      max_size: 10
+`, port, sockDir, admin, pgtest.AppUser, shutdown, pgtest.AppUser, pgtest.AppPassword,
+		pgtest.AppDB, pgPort, mode, size, pgtest.AppDB, pgPort, pgtest.AppDB)
 }
 
 // startUpgradable starts 'sluice run --pidfile' with extra flags and env,
 // and waits until it serves.
 func startUpgradable(t *testing.T, env []string, extra ...string) *upgradeProc {
-	bin := sluiceBinary(t)
+	return startSluice(t, sluiceOpts{env: env, args: extra})
+}
+
+// startSluice starts 'sluice run --pidfile' as o says, and waits until it
+// serves; the test's cleanup stops whichever process serves then.
+func startSluice(t *testing.T, o sluiceOpts) *upgradeProc {
+	bin := o.bin
+	if bin == "" {
+		bin = sluiceBinary(t)
+	}
 	pgPort := pgtest.Cluster(t).Port
 	dir := t.TempDir()
 	p := &upgradeProc{t: t, cfgPath: filepath.Join(dir, "sluice.yaml"), pidfile: filepath.Join(dir, "sluice.pid"),
 		logPath: filepath.Join(dir, "sluice.log"), port: freeTCPPort(t), admin: freeTCPPort(t), sockDir: dir, exited: make(chan error, 1)}
-	require.NoError(t, os.WriteFile(p.cfgPath, []byte(upgradeConfig(pgPort, p.port, p.admin, dir)), 0o600))
+	require.NoError(t, os.WriteFile(p.cfgPath, []byte(upgradeConfig(pgPort, p.port, p.admin, dir, o)), 0o600))
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	require.NoError(t, err)
 	defer logf.Close() // the processes hold their own descriptors of it
-	args := append([]string{"run", "--config", p.cfgPath, "--pidfile", p.pidfile}, extra...)
+	args := append([]string{"run", "--config", p.cfgPath, "--pidfile", p.pidfile}, o.args...)
 	p.first = exec.Command(bin, args...)
-	p.first.Env = append(os.Environ(), env...)
+	p.first.Env = append(os.Environ(), o.env...)
 	p.first.Stdout, p.first.Stderr = logf, logf
 	require.NoError(t, p.first.Start())
 	go func() { p.exited <- p.first.Wait() }()

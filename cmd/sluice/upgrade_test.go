@@ -73,10 +73,11 @@ func TestUpgradeTenTimesInARow(t *testing.T) {
 
 // A config made invalid on disk before the upgrade: the new process
 // refuses before taking anything, the old one keeps serving every client
-// (one connected before the upgrade goes on) and logs why.
+// (idle ones connected before, session and transaction mode, go on with
+// the same connections) and logs why.
 func TestUpgradeWithABadConfigKeepsServing(t *testing.T) {
 	p := startUpgradable(t, nil)
-	held := p.connect(t)
+	held := p.holdIdleClients(t)
 	old := p.pid()
 	require.NoError(t, os.WriteFile(p.cfgPath, []byte("users: [\n"), 0o600))
 	require.NoError(t, syscall.Kill(old, syscall.SIGUSR2))
@@ -86,23 +87,22 @@ func TestUpgradeWithABadConfigKeepsServing(t *testing.T) {
 	require.Contains(t, p.log(), "the new process refused")
 	require.Equal(t, old, p.pid())
 	require.False(t, gone(old))
-	_, err := held.Exec(context.Background(), "SELECT 1").ReadAll()
-	require.NoError(t, err, "a client connected before the upgrade is still served")
+	held.requireServed(t, p)
 	require.NoError(t, p.selectOne(context.Background(), false))
 }
 
-// A binary that exits at once: the old process keeps serving.
+// A binary that exits at once: the old process keeps serving, idle
+// session and transaction-mode clients too.
 func TestUpgradeWithABinaryThatExitsKeepsServing(t *testing.T) {
 	p := startUpgradable(t, nil, "--upgrade-binary", "/bin/false")
-	held := p.connect(t)
+	held := p.holdIdleClients(t)
 	old := p.pid()
 	require.NoError(t, syscall.Kill(old, syscall.SIGUSR2))
 	waitFor(t, "the failed upgrade in the log", func() bool {
 		return strings.Contains(p.log(), `"msg":"upgrade failed; this process keeps serving"`)
 	})
 	require.Equal(t, old, p.pid())
-	_, err := held.Exec(context.Background(), "SELECT 1").ReadAll()
-	require.NoError(t, err)
+	held.requireServed(t, p)
 	require.NoError(t, p.selectOne(context.Background(), true))
 }
 
@@ -147,9 +147,32 @@ func (p *upgradeProc) postAPI(t *testing.T, command string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (p *upgradeProc) connect(t *testing.T) *pgconn.PgConn {
-	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
-		p.port, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB)
+// heldClients are idle clients connected before an upgrade: one in
+// session mode (appdb), one in transaction mode (appdb_tx).
+type heldClients struct {
+	conns []*pgconn.PgConn
+	ports map[int]bool
+}
+
+func (p *upgradeProc) holdIdleClients(t *testing.T) heldClients {
+	h := heldClients{conns: []*pgconn.PgConn{p.connect(t, pgtest.AppDB, "held"), p.connect(t, pgtest.AppDB+"_tx", "held")}}
+	h.ports = p.waitClientPorts(t, "held", len(h.conns))
+	return h
+}
+
+// requireServed checks the serving process has the same connections and
+// each still answers.
+func (h heldClients) requireServed(t *testing.T, p *upgradeProc) {
+	require.Equal(t, h.ports, p.clientPorts(t, "held"), "the same client connections")
+	for i, c := range h.conns {
+		_, err := c.Exec(context.Background(), "SELECT 1").ReadAll()
+		require.NoError(t, err, "held client %d (connected before the upgrade) is still served", i)
+	}
+}
+
+func (p *upgradeProc) connect(t *testing.T, db, app string) *pgconn.PgConn {
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable application_name=%s",
+		p.port, pgtest.AppUser, pgtest.AppPassword, db, app)
 	c, err := pgconn.Connect(context.Background(), dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close(context.Background()) })
@@ -213,4 +236,19 @@ func (f *fakeSystemd) messages(t *testing.T) map[int][]string {
 	f.conn.Close()
 	<-f.done
 	return f.got
+}
+
+// The console's UPGRADE: the console session that typed it ends with the
+// old process, which exits at once although shutdown_timeout is long
+// (the clients that do not move are served until they leave; a console
+// session is not one of them).
+func TestUpgradeByConsoleEndsTheConsoleSession(t *testing.T) {
+	p := startSluice(t, sluiceOpts{shutdownTimeout: "10m"})
+	old := p.pid()
+	adm := p.connect(t, "sluice", "console")
+	_, err := adm.Exec(context.Background(), "UPGRADE").ReadAll()
+	require.NoError(t, err)
+	waitFor(t, "the old process to exit", func() bool { return gone(old) })
+	require.NotEqual(t, old, p.pid())
+	require.NoError(t, p.selectOne(context.Background(), false))
 }

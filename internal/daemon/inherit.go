@@ -44,7 +44,7 @@ func refuseUpgrade(conn *handoff.Conn, reason error) {
 // receiveListeners greets the old process and takes its listening
 // sockets; the caller owns them (successor.close if it does not start).
 func receiveListeners(conn *handoff.Conn) (*successor, error) {
-	peer, err := conn.Handshake(handoff.Hello{ClientFormat: proxy.ClientStateFormat, PID: os.Getpid(), Version: version.Version})
+	peer, err := conn.Handshake(handoff.Hello{ClientFormat: advertisedClientFormat(), PID: os.Getpid(), Version: version.Version})
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("upgrade hand-off: %w", err)

@@ -76,7 +76,7 @@ func (d *Daemon) upgrade() (*handoff.Conn, handoff.Hello, error) {
 	}
 	// The new process closing its end (exiting) ends any wait below.
 	conn.SetDeadline(time.Now().Add(u.timeout))
-	peer, err := conn.Handshake(handoff.Hello{ClientFormat: proxy.ClientStateFormat, PID: os.Getpid(), Version: version.Version})
+	peer, err := conn.Handshake(handoff.Hello{ClientFormat: advertisedClientFormat(), PID: os.Getpid(), Version: version.Version})
 	if err != nil {
 		return fail(fmt.Errorf("hello: %w", err))
 	}
@@ -151,8 +151,9 @@ func childEnv(env []string) []string {
 // handOver is the old process's end of a successful upgrade: it stops
 // accepting (the new process serves the same sockets), hands over the
 // clients when both binaries share a client format (else they drain),
-// then shuts down as usual within shutdown_timeout, without telling
-// systemd it stops (the unit goes on, under the new main pid).
+// then serves the clients left until they leave, and shuts down within
+// shutdown_timeout in all, without telling systemd it stops (the unit
+// goes on, under the new main pid).
 func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	d.handedOver.Store(true)
 	d.notify.MainPID(peer.PID)
@@ -162,23 +163,31 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	}
 	wait := time.Duration(d.shutdown.Load())
 	deadline := time.Now().Add(wait)
-	if peer.ClientFormat != 0 && peer.ClientFormat == proxy.ClientStateFormat {
+	format := advertisedClientFormat()
+	if peer.ClientFormat != 0 && peer.ClientFormat == format {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		var mover ClientMover = d.Proxy
 		err := mover.HandOffClients(ctx, clientSender(ctx, conn))
 		cancel()
 		if err != nil {
-			d.Log.Warn("upgrade: handing over clients ended early; the rest drain", "error", err)
+			d.Log.Warn("upgrade: handing over clients ended early; the rest finish here", "error", err)
 		}
-	} else if peer.ClientFormat != proxy.ClientStateFormat {
-		d.Log.Info("upgrade: the new process keeps clients in another format; clients drain here as in a shutdown",
-			"format_here", proxy.ClientStateFormat, "format_there", peer.ClientFormat)
+	} else if peer.ClientFormat != format {
+		d.Log.Info("upgrade: the new process keeps clients in another format; clients finish here (served until they leave or shutdown_timeout)",
+			"format_here", format, "format_there", peer.ClientFormat)
 	} else {
-		d.Log.Info("upgrade: this binary moves no clients; they drain here as in a shutdown")
+		d.Log.Info("upgrade: this binary moves no clients; they finish here (served until they leave or shutdown_timeout)")
 	}
 	conn.Send(handoff.KindDone, nil)
 	conn.Close()
 	d.Log.Info("upgrade: handed over to the new process", "pid", peer.PID, "version", peer.Version)
+	// The clients left here finish on their own: a drain, never a drop
+	// (a shutdown would end transaction-pooled ones at their next idle
+	// point). Past shutdown_timeout the shutdown ends the rest, as at
+	// SIGTERM.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	d.Proxy.WaitClientsGone(ctx)
+	cancel()
 	d.shutdownWithin(max(time.Until(deadline), 0))
 }
 

@@ -247,3 +247,39 @@ func dupFile(conn any, name string) (*os.File, error) {
 // process in the hand-off's hello: an upgrade moves clients only between
 // binaries naming the same non-zero format; otherwise they drain.
 const ClientStateFormat uint32 = clientstate.Version
+
+// WaitClientsGone serves the clients left after a hand-over until each
+// left on its own (true) or ctx ends (false: some are left, for Shutdown
+// to end). Unlike Shutdown it asks nothing of them: Shutdown ends a
+// transaction-pooled client at its next idle point, a drop for a client
+// that meant to go on (pgbench, a pool). The old process of an upgrade
+// calls it once it stopped accepting, for the clients that did not move
+// (an incompatible pair, TLS, pinned ones), so that they finish rather
+// than be dropped. Admin console sessions are told to leave at once, as
+// at shutdown (the one that typed UPGRADE would otherwise keep this
+// process for shutdown_timeout). It polls (handOffRecheck): it runs once
+// per upgrade.
+func (s *Server) WaitClientsGone(ctx context.Context) bool {
+	s.mu.Lock()
+	for sess := range s.sessions {
+		if sess.isConsole() {
+			sess.drain()
+		}
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(handOffRecheck)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
