@@ -37,14 +37,14 @@ func TestFleetCancelThroughEtcdMembershipAndHAProxy(t *testing.T) {
 	lb := haproxytest.Start(t, fleet[0].d.Proxy.Addr().String(), fleet[1].d.Proxy.Addr().String(), fleet[2].d.Proxy.Addr().String())
 	host, port, err := net.SplitHostPort(lb.Addr())
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a guard against a hang
 	defer cancel()
 	cl := pgtest.Cluster(t)
 	monitor, err := pgconn.Connect(ctx, cl.DSN("postgres", "", "postgres")+" host="+cl.SocketDir)
 	require.NoError(t, err)
 	defer monitor.Close(ctx)
 
-	const queries = 12
+	const queries = 100 // the count; one at a time, so no cancel can reach another query
 	for i := range queries {
 		conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
 			host, port, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB))
