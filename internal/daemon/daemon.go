@@ -230,6 +230,13 @@ func (d *Daemon) shutdownWithin(wait time.Duration) {
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})
 	if wait >= 0 {
 		ctx, cancel = context.WithTimeout(ctx, wait)
+	} else {
+		// SHUTDOWN WAIT_FOR_CLIENTS, as PgBouncer's: stop accepting and
+		// exit when the last client has left, however long that takes.
+		// Shutdown alone would end a transaction-pooled client at its next
+		// idle point.
+		d.Proxy.CloseListeners()
+		d.Proxy.WaitClientsGone(ctx)
 	}
 	defer cancel()
 	d.Proxy.Shutdown(ctx)

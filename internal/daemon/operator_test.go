@@ -23,6 +23,12 @@ import (
 const apiToken = "0123456789abcdef-daemon"
 
 func writeOperatorConfig(t *testing.T, path string, adminPort int, level string) {
+	writeOperatorConfigWith(t, path, adminPort, level, "")
+}
+
+// writeOperatorConfigWith is writeOperatorConfig with more lines for the
+// database (indented by four spaces, e.g. "    pool_mode: transaction\n").
+func writeOperatorConfigWith(t *testing.T, path string, adminPort int, level, dbLines string) {
 	c := pgtest.Cluster(t)
 	text := fmt.Sprintf(`listen:
   address: 127.0.0.1:0
@@ -38,7 +44,7 @@ users:
 databases:
   %s:
     hosts: ["127.0.0.1:%d"]
-`, adminPort, pgtest.AppUser, apiToken, level, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, c.Port)
+%s`, adminPort, pgtest.AppUser, apiToken, level, pgtest.AppUser, pgtest.AppPassword, pgtest.AppDB, c.Port, dbLines)
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 }
 
@@ -99,4 +105,55 @@ func TestConsoleAndAPIReloadAndShutdown(t *testing.T) {
 		t.Fatal("SHUTDOWN did not stop the daemon")
 	}
 	require.Contains(t, logs.String(), "shutdown asked by an operator")
+}
+
+// SHUTDOWN WAIT_FOR_CLIENTS, as in PgBouncer: sluice stops accepting
+// clients and exits when the last one has left. A transaction-pooled
+// client goes on running transactions meanwhile (a plain shutdown ends
+// it at its next idle point), and its leaving ends the daemon.
+func TestShutdownWaitForClientsLetsTransactionClientsFinish(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeOperatorConfigWith(t, path, freePort(t), "info", "    pool_mode: transaction\n")
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	logs := &syncbuf.Buffer{}
+	d, err := daemon.Start(cfg, path, logs)
+	require.NoError(t, err)
+	waited := make(chan struct{})
+	go func() { d.Wait(context.Background()); close(waited) }()
+	ctx := context.Background()
+	dsn := func(db string) string {
+		return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
+			d.Proxy.Addr().(*net.TCPAddr).Port, pgtest.AppUser, pgtest.AppPassword, db)
+	}
+	app, err := pgconn.Connect(ctx, dsn(pgtest.AppDB))
+	require.NoError(t, err)
+	defer app.Close(ctx)
+	adm, err := pgconn.Connect(ctx, dsn("sluice"))
+	require.NoError(t, err)
+	adm.Exec(ctx, "SHUTDOWN WAIT_FOR_CLIENTS").ReadAll() // the console's own session may end with it
+	adm.Close(ctx)
+	for { // new clients are refused once the listener is closed
+		c, err := pgconn.Connect(ctx, dsn(pgtest.AppDB))
+		if err != nil {
+			break
+		}
+		c.Close(ctx)
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 5 {
+		res := app.ExecParams(ctx, "SELECT $1::int", [][]byte{[]byte(fmt.Sprint(i))}, nil, nil, nil).Read()
+		require.NoError(t, res.Err, "transaction %d of a client connected before SHUTDOWN WAIT_FOR_CLIENTS", i)
+	}
+	select {
+	case <-waited:
+		t.Fatal("sluice stopped while a client was still connected")
+	default:
+	}
+	app.Close(ctx)
+	select {
+	case <-waited:
+	case <-time.After(time.Minute): // a guard against a hang
+		t.Fatalf("sluice did not stop when its last client left\n%s", logs.String())
+	}
 }

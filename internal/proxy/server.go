@@ -329,10 +329,13 @@ func (s *Server) buffers(size int) *wire.Buffers {
 	return b
 }
 
-// Shutdown stops accepting clients, lets sessions finish until ctx is
-// done, then ends the rest with SQLSTATE 57P01 and closes every pool.
-func (s *Server) Shutdown(ctx context.Context) {
+// CloseListeners stops accepting clients for good (the first step of a
+// shutdown; SHUTDOWN WAIT_FOR_CLIENTS then waits for the clients to
+// leave, WaitClientsGone, before Shutdown): the listening sockets are
+// closed, a Unix socket's file removed. Clients logged in go on.
+func (s *Server) CloseListeners() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closing = true
 	for _, l := range s.listeners {
 		l.Close()
@@ -340,7 +343,12 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if s.roListener != nil {
 		s.roListener.Close()
 	}
-	s.mu.Unlock()
+}
+
+// Shutdown stops accepting clients, lets sessions finish until ctx is
+// done, then ends the rest with SQLSTATE 57P01 and closes every pool.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.CloseListeners()
 	s.bgCancel()
 	s.mu.Lock()
 	for sess := range s.sessions { // transaction-pooled clients leave when idle
