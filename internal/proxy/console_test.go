@@ -187,6 +187,21 @@ func TestConsoleStatsCount(t *testing.T) {
 	}
 }
 
+// waitOnePin waits until the console's SHOW PINS lists one client (pins
+// are noted when the server loop detaches, after the client has its
+// answer) and returns the view.
+func waitOnePin(t *testing.T, adm *pgconn.PgConn, what string) *pgconn.Result {
+	t.Helper()
+	var res *pgconn.Result
+	require.Eventually(t, func() bool {
+		var err error
+		res, err = consoleExec(t, adm, "SHOW PINS")
+		require.NoError(t, err)
+		return len(res.Rows) == 1
+	}, waitLong, tick, what)
+	return res
+}
+
 func TestConsoleShowPinsAndClientIDs(t *testing.T) {
 	h := startConsole(t, "transaction")
 	ctx := context.Background()
@@ -195,12 +210,7 @@ func TestConsoleShowPinsAndClientIDs(t *testing.T) {
 	adm, err := pgconn.Connect(ctx, h.consoleDSN("sluice", pgtest.AppUser, pgtest.AppPassword))
 	require.NoError(t, err)
 	defer adm.Close(ctx)
-	var res *pgconn.Result
-	require.Eventually(t, func() bool { // pins are noted when the server loop detaches, after the client has its answer
-		res, err = consoleExec(t, adm, "SHOW PINS")
-		require.NoError(t, err)
-		return len(res.Rows) == 1
-	}, waitLong, tick, "the client with a temporary table is pinned")
+	res := waitOnePin(t, adm, "the client with a temporary table is pinned")
 	require.Equal(t, "temp_table", string(res.Rows[0][4]))
 	id := string(res.Rows[0][0])
 	res, err = consoleExec(t, adm, "SHOW CLIENTS")

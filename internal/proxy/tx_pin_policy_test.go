@@ -143,12 +143,7 @@ func TestConsoleShowPinsExplains(t *testing.T) {
 	adm, err := pgconn.Connect(ctx, h.consoleDSN("sluice", pgtest.AppUser, pgtest.AppPassword))
 	require.NoError(t, err)
 	defer adm.Close(ctx)
-	var res *pgconn.Result
-	require.Eventually(t, func() bool { // pins are noted when the server loop detaches, after the client has its answer
-		res, err = consoleExec(t, adm, "SHOW PINS")
-		require.NoError(t, err)
-		return len(res.Rows) == 1
-	}, waitLong, tick, "the client holding an advisory lock is pinned")
+	res := waitOnePin(t, adm, "the client holding an advisory lock is pinned")
 	row := map[string]string{}
 	for i, f := range res.FieldDescriptions {
 		row[f.Name] = string(res.Rows[0][i])
