@@ -130,23 +130,33 @@ func (f *fleetInstance) apiFailover(t *testing.T) []console.Failover {
 // its one row (NULL as "").
 func (f *fleetInstance) showFailover(t *testing.T) []string {
 	t.Helper()
+	cols, rows := f.consoleView(t, "SHOW FAILOVER")
+	require.Equal(t, []string{"database", "primary", "timeline", "epoch", "done", "decided_by", "decided_at", "leader",
+		"leading", "etcd_up", "can_promote", "why_not"}, cols)
+	require.Len(t, rows, 1)
+	return rows[0]
+}
+
+// consoleView runs a SHOW command on the instance's admin console and
+// returns the column names and the rows as text (NULL as "").
+func (f *fleetInstance) consoleView(t *testing.T, show string) (cols []string, rows [][]string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	adm, err := pgconn.Connect(ctx, f.dsn("sluice"))
 	require.NoError(t, err)
 	defer adm.Close(ctx)
-	rs, err := adm.Exec(ctx, "SHOW FAILOVER").ReadAll()
+	rs, err := adm.Exec(ctx, show).ReadAll()
 	require.NoError(t, err)
-	var cols []string
 	for _, fd := range rs[0].FieldDescriptions {
 		cols = append(cols, fd.Name)
 	}
-	require.Equal(t, []string{"database", "primary", "timeline", "epoch", "done", "decided_by", "decided_at", "leader",
-		"leading", "etcd_up", "can_promote", "why_not"}, cols)
-	require.Len(t, rs[0].Rows, 1)
-	var row []string
-	for _, v := range rs[0].Rows[0] {
-		row = append(row, string(v))
+	for _, r := range rs[0].Rows {
+		row := make([]string, len(r))
+		for i, v := range r {
+			row[i] = string(v)
+		}
+		rows = append(rows, row)
 	}
-	return row
+	return cols, rows
 }

@@ -194,26 +194,12 @@ func TestFleetMembership(t *testing.T) {
 	})
 
 	// SHOW PEERS on s1's console.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := pgconn.Connect(ctx, s1.dsn("sluice"))
-	require.NoError(t, err)
-	rs, err := adm.Exec(ctx, "SHOW PEERS").ReadAll()
-	adm.Close(ctx)
-	require.NoError(t, err)
-	var cols []string
-	for _, fd := range rs[0].FieldDescriptions {
-		cols = append(cols, fd.Name)
-	}
+	cols, peerRows := s1.consoleView(t, "SHOW PEERS")
 	require.Equal(t, []string{"peer_id", "host", "port", "pool_size", "instance_id", "address", "version", "started",
 		"databases", "config_matches", "config_differs", "self"}, cols)
-	require.Len(t, rs[0].Rows, 3)
+	require.Len(t, peerRows, 3)
 	rows := map[string][]string{}
-	for _, r := range rs[0].Rows {
-		var row []string
-		for _, v := range r {
-			row = append(row, string(v))
-		}
+	for _, row := range peerRows {
 		rows[row[4]] = row
 	}
 	require.Equal(t, []string{"0", "databases", "0"}, rows["s3"][9:])
@@ -224,6 +210,8 @@ func TestFleetMembership(t *testing.T) {
 	// fleet.
 	lb := haproxytest.Start(t, s1.d.Proxy.Addr().String(), s2.d.Proxy.Addr().String(), s3.d.Proxy.Addr().String())
 	answered := map[string]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	lbHost, lbPort, err := net.SplitHostPort(lb.Addr())
 	require.NoError(t, err)
 	for range 3 {
