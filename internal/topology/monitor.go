@@ -589,11 +589,24 @@ func (m *Monitor) Promote(ctx context.Context, host string) error {
 		m.mu.Unlock()
 		return fmt.Errorf("topology: %s is not a reachable standby (role %s, reachable %v)", host, st.Role, st.Reachable)
 	}
+	if m.promoting {
+		m.mu.Unlock()
+		return errors.New("topology: a promotion is already running for this database")
+	}
 	if m.primary != "" {
 		m.log.Warn("promoting a standby while the primary answers; the old primary will be fenced", "server", host, "primary", m.primary)
 	}
+	// Holding promoting keeps the automatic loop out while this runs: in
+	// a fleet it would otherwise see this promotion's intent, not done
+	// yet, and promote the same server a second time.
 	f := m.fleet
+	m.promoting = true
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.promoting = false
+		m.mu.Unlock()
+	}()
 	if f != nil {
 		return m.promoteThroughFleet(ctx, f, host)
 	}
