@@ -76,6 +76,8 @@ func (c *Client) Serve() ServeEnd {
 			err = c.pumpUp()
 		}
 		switch {
+		case isTimeout(err) && c.killed():
+			c.leave(errKilled()) // KILL, KILL_CLIENT: idle or inside a transaction
 		case err == nil:
 			if w.handOff.Load() { // an upgrade hands clients over (handoff.go)
 				c.staleDeadline = true
