@@ -37,9 +37,14 @@ func (u Unlistens) Any() bool { return u.All || len(u.Channels) > 0 }
 //
 // Not exact, and documented (docs/transaction-pooling.md): an UNLISTEN
 // inside a savepoint that is rolled back to still applies when the block
-// commits (undoing it would need the savepoints' names followed), and
-// in one Query holding several transactions an UNLISTEN follows the
-// first one that ends after the Query began. Detach comes only at a
+// commits (undoing it would need the savepoints' names followed), as
+// does one before a ROLLBACK AND CHAIN when the chained block commits
+// (its answer is ROLLBACK TO SAVEPOINT's: "ROLLBACK", then 'T'), and
+// the UNLISTENs of one request (a Query, or a batch up to its Sync)
+// holding several transactions all follow its first COMMIT or, without
+// one, are dropped if any of its transactions rolled back or failed
+// (telling them apart would need each statement's answer matched to
+// its text). Detach comes only at a
 // ReadyForQuery 'I' with every request answered, so none waits then.
 
 // pendingUnlisten is an UNLISTEN (or UNLISTEN *, DISCARD ALL) whose

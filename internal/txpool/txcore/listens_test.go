@@ -60,6 +60,9 @@ func TestUnlistenFollowsItsTransaction(t *testing.T) {
 		{"committed, then a failed implicit transaction in the same Query", []step{
 			{"BEGIN; UNLISTEN a; COMMIT; SELECT 1/0", []pgproto3.Message{cc("BEGIN"), cc("UNLISTEN"), cc("COMMIT"), fail, z('I')}},
 		}, []string{"a"}},
+		{"several transactions in one Query (documented: all follow the rollback)", []step{
+			{"BEGIN; UNLISTEN a; ROLLBACK; UNLISTEN b", []pgproto3.Message{cc("BEGIN"), cc("UNLISTEN"), cc("ROLLBACK"), cc("UNLISTEN"), z('I')}},
+		}, nil},
 		{"rolled back to a savepoint (not followed: applies at commit)", []step{
 			{"BEGIN; SAVEPOINT s; UNLISTEN a", []pgproto3.Message{cc("BEGIN"), cc("SAVEPOINT"), cc("UNLISTEN"), z('T')}},
 			{"ROLLBACK TO s", []pgproto3.Message{cc("ROLLBACK"), z('T')}},
