@@ -287,25 +287,3 @@ func TestShutdownReleasesHeldClients(t *testing.T) {
 	require.Contains(t, pe.Message, "shutting down")
 	<-done
 }
-
-// KILL in transaction mode: an idle client and one inside a transaction
-// are both dropped, and the transaction's server connection is closed
-// (its transaction rolled back by PostgreSQL), not reused.
-func TestKillTransactionMode(t *testing.T) {
-	h := start(t, "max_size: 4\n    pool_mode: transaction")
-	ctx := context.Background()
-	idle, inTx := h.connect(ctx), h.connect(ctx)
-	query(t, idle, "SELECT 1")
-	query(t, inTx, "BEGIN")
-	pid := backendPID(t, inTx)
-
-	require.NoError(t, h.srv.Kill(pgtest.AppDB))
-	for _, c := range []*pgconn.PgConn{idle, inTx} {
-		_, err := c.Exec(ctx, "SELECT 1").ReadAll()
-		require.Error(t, err, "a killed client can no longer query")
-	}
-	waitFor(t, "the transaction's server connection to close", func() bool { return !pidAlive(t, pid) })
-	require.NoError(t, h.srv.Resume(pgtest.AppDB))
-	c := h.connect(ctx)
-	require.Equal(t, []string{"1"}, query(t, c, "SELECT 1"))
-}

@@ -104,7 +104,7 @@ func (ss *session) mayMove() bool {
 	info, h, terminated := ss.info, ss.tx, ss.terminated
 	ss.mu.Unlock()
 	switch {
-	case terminated, info.console:
+	case terminated, info.console, ss.killed.Load():
 		return false
 	case !info.loggedIn:
 		return true // still logging in: it may be idle soon
@@ -145,8 +145,8 @@ var errCannotMove = errors.New("it cannot move (read-only route, auth_query user
 // sendTx encodes the client's state, dups its socket and calls send.
 func (s *Server) sendTx(h *txHost, send SendClient) error {
 	ss := h.ss
-	if ss.isTerminated() || h.route != nil || s.state.Load().cfg.User(h.user.Name) == nil {
-		return errCannotMove // being closed; a read-only route; an auth_query user (its server keys came from the client's proof)
+	if ss.isTerminated() || ss.killed.Load() || h.route != nil || s.state.Load().cfg.User(h.user.Name) == nil {
+		return errCannotMove // being closed or killed (it stays to be told so); a read-only route; an auth_query user (its server keys came from the client's proof)
 	}
 	st := &clientstate.State{Mode: modeByte(h.DB.PoolMode), User: h.user.Name, Database: h.DB.Name,
 		CancelPID: ss.keyPID, CancelSecret: ss.keySecret, StartedUnixNano: ss.start.UnixNano()}

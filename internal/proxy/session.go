@@ -99,12 +99,26 @@ func (ss *session) ofDatabase(db string) bool {
 	return !ss.info.console && ss.info.database != "" && (db == "" || ss.info.database == db)
 }
 
-// kill ends the session at once from outside (KILL, KILL_CLIENT): as
-// terminate, with PostgreSQL's pg_terminate_backend error (57P01
-// "terminating connection due to administrator command") for a
-// session-mode client, at the next message boundary.
+// kill ends the session at once from outside (KILL, KILL_CLIENT) with
+// PostgreSQL's pg_terminate_backend error (57P01 "terminating connection
+// due to administrator command"): a session-mode client as terminate
+// does, at the next message boundary; a transaction-pooled one is asked
+// to leave (txpool.Client.Kill), idle, parked or inside a transaction,
+// as drain asks it, so that its own goroutine writes the error: closing
+// its socket from here would leave it none. A client still logging in
+// is closed, as by terminate.
 func (ss *session) kill() {
 	ss.killed.Store(true)
+	ss.mu.Lock()
+	h := ss.tx
+	if h != nil && ss.stop != nil {
+		ss.stop() // a wait for a server connection ends: failAcquire says why
+	}
+	ss.mu.Unlock()
+	if h != nil {
+		h.Kill()
+		return
+	}
 	ss.terminate()
 }
 

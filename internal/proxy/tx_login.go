@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/txpool"
+	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // txHost is a transaction-pooled client's session as the engine
@@ -124,8 +125,16 @@ func (h *txHost) Borrow(ctx context.Context) (txpool.Home, *backend.Conn, error)
 	return h.entry, conn, err
 }
 
-func (h *txHost) FailAcquire(err error)           { h.ss.failAcquire(h.DB, err) }
-func (h *txHost) Fail(code, msg string)           { h.ss.fail(code, msg) }
+func (h *txHost) FailAcquire(err error) { h.ss.failAcquire(h.DB, err) }
+
+// Fail is txpool.Session's; a killed client is told so, whatever
+// failed meanwhile (its cancelled context ends a settings sync).
+func (h *txHost) Fail(code, msg string) {
+	if h.ss.killed.Load() {
+		code, msg = wire.CodeAdminShutdown, "terminating connection due to administrator command"
+	}
+	h.ss.fail(code, msg)
+}
 func (h *txHost) AttachServer(conn *backend.Conn) { h.ss.attachServer(conn) }
 func (h *txHost) DetachServer()                   { h.ss.detachServer() }
 func (h *txHost) CancelSent() bool                { return h.ss.cancelSent() }

@@ -13,8 +13,8 @@ import (
 // Attaching: the client's loop borrows a server connection for a
 // transaction (Acquire, attach); the server's answers are relayed by
 // pumpDown, on the client's goroutine for a complete request
-// (readInline, serve.go) or in the attachment's own loop (run), until
-// the connection can leave the client (its endings are in lease.go).
+// (readInline, inline.go) or in the attachment's own loop (run), until
+// the connection can leave the client (its endings are in detach.go).
 
 // Acquire takes a server connection and gives it the client's settings;
 // on failure the client has been told why. A read-only client's route

@@ -78,6 +78,7 @@ const (
 	flagEpollAdded                    // its socket is in the epoll set, perhaps disabled by ONESHOT
 	flagNoPark                        // the session is closing: never register again
 	flagNotify                        // notifications were queued for the client (listen.go)
+	flagKilled                        // the operator ended the session (KILL, KILL_CLIENT): leave now (idle.go)
 )
 
 func (c *Client) has(f uint32) bool { return c.flags.Load()&f != 0 }

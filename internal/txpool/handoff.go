@@ -99,7 +99,7 @@ func signal(ch chan struct{}) {
 // end of a round or when the hop sweep asked). true: the Env owns it and
 // the caller returns without touching it (as for Parked).
 func (c *Client) offer() bool {
-	if !c.has(flagParkable) || c.has(flagStay) || !c.up.AtBoundary() || c.draining.Load() {
+	if !c.has(flagParkable) || c.has(flagStay) || !c.up.AtBoundary() || c.draining.Load() || c.killed() {
 		return false
 	}
 	if a, err := c.liveAttachment(); a != nil || err != nil || len(c.Pins) > 0 || c.Load {

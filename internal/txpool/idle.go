@@ -62,12 +62,49 @@ func (c *Client) armClientDeadline(a *attachment) {
 	if c.draining.Load() && (!live || (!a.busyLocked() && a.Status == 'I')) {
 		dl = time.Unix(1, 0)
 	}
-	if dl.IsZero() && !c.deadlineSet && !c.draining.Load() {
-		return // nothing to clear (drain sets one itself): skip the timer update
+	if dl.IsZero() && !c.deadlineSet && !c.draining.Load() && !c.has(flagKilled) {
+		return // nothing to clear (drain and Kill set one themselves): skip the timer update
 	}
 	c.deadlineSet = !dl.IsZero()
 	c.storeIdleAt(dl)
+	c.setReadDeadline(dl)
+}
+
+// setReadDeadline sets the client read deadline dl, or a past one when
+// the session was killed: Kill sets its flag before its past deadline,
+// so whichever of the two settings comes last, the past one stays (an
+// arming that read the state before the kill would otherwise undo it).
+func (c *Client) setReadDeadline(dl time.Time) {
 	c.conn.SetReadDeadline(dl)
+	if c.has(flagKilled) {
+		c.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// Kill ends the session from outside (the console's KILL and
+// KILL_CLIENT; any goroutine): the client's goroutine, woken by a past
+// read deadline (a parked client is resumed), leaves at once with
+// PostgreSQL's pg_terminate_backend error, whether idle or inside a
+// transaction, which is rolled back before its connection goes back to
+// the pool (closed when a request was still running: Lease.End). Like
+// drain, it only asks: the client's goroutine alone writes to the
+// client. A write deadline bounds a write already blocked on a client
+// that does not read, which then ends the session without the error.
+// The caller also ends the session's waits for a server connection
+// (Params.Cancel).
+func (c *Client) Kill() {
+	c.flags.Or(flagKilled) // before the deadline: see setReadDeadline
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.conn.SetReadDeadline(time.Unix(1, 0))
+	c.Wake()
+}
+
+// killed reports whether Kill was called.
+func (c *Client) killed() bool { return c.has(flagKilled) }
+
+// errKilled is the error a killed client is told.
+func errKilled() *pgproto3.ErrorResponse {
+	return wire.Error(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 }
 
 func (c *Client) storeIdleAt(dl time.Time) {
@@ -98,7 +135,7 @@ func (c *Client) restoreIdle() {
 		dl = time.Unix(0, at)
 	}
 	c.deadlineSet = !dl.IsZero()
-	c.conn.SetReadDeadline(dl)
+	c.setReadDeadline(dl)
 }
 
 // onTimeout decides what a client read deadline meant; false ends the

@@ -17,7 +17,7 @@ import (
 // NOTIFY"). A client's LISTEN and UNLISTEN run on the connection its
 // transaction holds, so that syntax errors and transactions are
 // PostgreSQL's (a LISTEN takes effect at commit; a rolled-back one does
-// nothing). When the transaction ends (detach, lease.go), the channels
+// nothing). When the transaction ends (detach, detach.go), the channels
 // that connection now listens to move to the pool's listener
 // (internal/notify): moveListens reads them and UNLISTENs them in one
 // round trip, and the connection goes back to the pool listening to

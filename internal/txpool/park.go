@@ -124,8 +124,11 @@ func (p *parking) park(c *Client) parkOutcome {
 	switch {
 	case p.state == parkUnavailable:
 		return parkNever
-	case p.state != parkOpen, c.has(flagNoPark), c.draining.Load(), c.has(flagNotify):
-		return parkLater // flagNotify: notifications to write first (the flag is set before Wake takes mu)
+	case p.state != parkOpen, c.has(flagNoPark), c.draining.Load(), c.has(flagNotify), c.killed():
+		// flagNotify: notifications to write first; flagKilled: leave.
+		// Both are set before Wake takes mu, so a client parked before
+		// they were set is resumed by that Wake.
+		return parkLater
 	}
 	p.gen++
 	op := ctlAdd

@@ -32,8 +32,15 @@ type Books struct {
 	LastSent       byte         // type of the last message sent
 	Effects        sqlscan.Effects
 	SawParamStatus bool
-	unlistens      Unlistens   // listens.go
 	listens        atomic.Bool // listens.go: noteListens ran since the last detach
+	// The UNLISTENs seen (listens.go): those committed, those whose
+	// transaction has not ended, whether it was aborted since the last
+	// ReadyForQuery, and, read by the down side without mu, whether any
+	// waits (so that a CommandComplete costs one atomic load otherwise).
+	unlistens    Unlistens
+	txUnlistens  []pendingUnlisten
+	txAborted    bool
+	unlistenOpen atomic.Bool
 }
 
 // Init readies b for a new attachment of c to a server connection whose

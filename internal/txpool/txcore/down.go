@@ -19,6 +19,7 @@ type DownFilter struct {
 	scan    frames.Scanner
 	carry   [maxHeldCommand]byte
 	carryN  int
+	tagBuf  [maxHeldCommand]byte // tag's, for a CommandComplete split by a read
 	scratch []byte
 	edits   []downEdit
 }
@@ -90,8 +91,17 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 			}
 			f.edits = append(f.edits, downEdit{at: msgStart, n: frames.HeaderLen, drop: act == answerDrop})
 		case 'C':
-			// Only while sluice awaits the CommandComplete of a statement
-			// it added to a Query (sqlprepare.go): an atomic load otherwise.
+			// Only while an UNLISTEN awaits its transaction's end
+			// (listens.go), or sluice awaits the CommandComplete of a
+			// statement it added to a Query (sqlprepare.go): an atomic
+			// load each otherwise.
+			if b.unlistenOpen.Load() {
+				if end := commandEnd(first, bodyLen, f.tag(chunk, base, msgStart, msgEnd)); end != txGoesOn {
+					mu.Lock()
+					b.unlistenCommand(end)
+					mu.Unlock()
+				}
+			}
 			if b.queued.Load() == 0 {
 				return
 			}
@@ -118,6 +128,9 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 			b.GotZ++
 			b.Status = first
 			b.ready(b.GotZ)
+			if len(b.txUnlistens) > 0 || b.txAborted {
+				b.unlistenReady(first)
+			}
 			mu.Unlock()
 			if b.Client.PerStatement && first != 'I' && cut < 0 && msgStart >= 0 {
 				cut, res.StmtBreach = msgStart, true
@@ -127,6 +140,11 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 			b.SawParamStatus = true
 			mu.Unlock()
 		case 'E':
+			if b.unlistenOpen.Load() {
+				mu.Lock()
+				b.unlistenError()
+				mu.Unlock()
+			}
 			if cut >= 0 || msgStart < 0 {
 				return
 			}
@@ -155,12 +173,13 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 	if hold == 0 && f.scan.AwaitingBody() == 'Z' {
 		hold = frames.HeaderLen
 	}
-	if hold == 0 && b.queued.Load() != 0 {
+	if hold == 0 && (b.queued.Load() != 0 || b.unlistenOpen.Load()) {
 		// A short CommandComplete cut by the read, while one may be
-		// awaited to drop: hold it back, so that it is dropped whole.
+		// awaited to drop, or one may end an UNLISTEN's transaction: hold
+		// it back, so that it is dropped or read whole.
 		if typ, seen := f.scan.InMessage(); typ == 'C' && seen <= maxHeldCommand && seen <= base+len(chunk) {
 			mu.Lock()
-			if b.awaitsCommand() {
+			if b.awaitsCommand() || len(b.txUnlistens) > 0 {
 				hold = seen
 			}
 			mu.Unlock()
@@ -196,6 +215,24 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 	}
 	res.Out = buf
 	return res, nil
+}
+
+// tag returns the body of the message from msgStart to msgEnd (offsets
+// in carry+chunk), or nil when it began in a chunk already forwarded.
+// Only short CommandCompletes are asked for, which the filter holds back
+// whole while they matter (the carry then has their beginning); one
+// split between the carry and chunk is joined in tagBuf.
+func (f *DownFilter) tag(chunk []byte, base, msgStart, msgEnd int) []byte {
+	from := msgStart + frames.HeaderLen
+	switch {
+	case msgStart < 0 || msgEnd < base || msgEnd-from > len(f.tagBuf):
+		return nil
+	case from >= base:
+		return chunk[from-base : msgEnd-base]
+	}
+	n := copy(f.tagBuf[:], f.carry[from:base])
+	n += copy(f.tagBuf[n:], chunk[:msgEnd-base])
+	return f.tagBuf[:n]
 }
 
 // Held reports how many header bytes the filter holds back for the next

@@ -177,7 +177,8 @@ func downModel(msgs []downMsg, entries []downEntry, statement bool) (out []byte,
 // fixed queue: no panic, only framing errors.
 //
 // flags bit 0: statement mode; bit 1: lazy queue; bit 2: raw mode,
-// flags>>3 entries.
+// flags>>3 entries (raw mode: an odd count also has an UNLISTEN wait
+// for its transaction's end, so that CommandComplete tags are read).
 func FuzzDownFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, splits []byte, flags uint8) {
 		defer fuzzkit.FailOnPanic(t)
@@ -358,6 +359,10 @@ func fuzzDownRaw(t *testing.T, data, splits []byte, statement bool, n int) {
 		default:
 			a.enqueue(pending{answer: "13"[i%2], action: answerAction(i % 3)})
 		}
+	}
+	if n%2 == 1 { // an UNLISTEN awaits its transaction's end: tags are read (listens.go)
+		a.txUnlistens = append(a.txUnlistens, pendingUnlisten{z: 1, channel: "ch"})
+		a.unlistenOpen.Store(true)
 	}
 	mu.Unlock()
 	var fl DownFilter
