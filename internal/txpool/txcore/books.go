@@ -156,14 +156,22 @@ func (b *Books) answer(typ byte) (act answerAction, unexpected bool) {
 
 // answerCommand pops the entry for a CommandComplete whose body is
 // bodyLen bytes starting with first, if the head of the queue awaits it
-// (mu held); the client's own CommandCompletes find no such head.
-func (b *Books) answerCommand(first byte, bodyLen uint32) (act answerAction, ok bool) {
+// (mu held); the client's own CommandCompletes find no such head. body
+// is the whole body, which must be the awaited tag exactly (a tag of the
+// same length and first letter is not it). The filter holds a short
+// CommandComplete back whole while one is awaited, so a nil body means
+// the message began before the entry was queued, hence before its
+// request was sent: it is not the answer.
+func (b *Books) answerCommand(first byte, bodyLen uint32, body []byte) (act answerAction, ok bool) {
 	if len(b.queue) == 0 || b.queue[0].answer != 'C' {
 		return answerPass, false
 	}
 	p := b.queue[0]
 	if first != p.tag[0] || int(bodyLen) != len(p.tag)+1 {
 		return answerPass, false // not the answer awaited: Books.ready undoes the entry at its ReadyForQuery
+	}
+	if body == nil || string(body[:len(p.tag)]) != p.tag || body[len(p.tag)] != 0 {
+		return answerPass, false
 	}
 	b.pop()
 	return p.action, true

@@ -106,7 +106,7 @@ func (f *DownFilter) Filter(b *Books, mu *sync.Mutex, chunk []byte) (DownResult,
 				return
 			}
 			mu.Lock()
-			act, ok := b.answerCommand(first, bodyLen)
+			act, ok := b.answerCommand(first, bodyLen, f.tag(chunk, base, msgStart, msgEnd))
 			mu.Unlock()
 			if !ok || act != answerDrop {
 				return
