@@ -98,6 +98,20 @@ func (p *Pool[C]) Retiring() int {
 	return p.retire.count
 }
 
+// Retired reports whether c, open now, was retired by the last
+// Reconnect: it will be closed when released (SHOW SERVERS'
+// close_needed). c need not be the pool's: a connection opened like the
+// pool's but held outside it (the LISTEN fan-out's listener) was retired
+// too if it is as old. Connection types without Created are never
+// retired. It takes the pool's lock: for the console and once-a-second
+// checks, not for the hot path.
+func (p *Pool[C]) Retired(c C) bool {
+	created := createdAt(c)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !created.IsZero() && !p.retire.mark.IsZero() && !created.After(p.retire.mark)
+}
+
 // WaitRetired waits until every connection retired by Reconnect is
 // closed (at once when none is), or the pool is closed, or ctx ends.
 func (p *Pool[C]) WaitRetired(ctx context.Context) error {
