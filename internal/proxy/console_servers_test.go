@@ -233,19 +233,6 @@ func TestConsoleReloadChangedServerClosesOnRelease(t *testing.T) {
 			}})
 			ctx := context.Background()
 			adm := adminConn(t, h)
-			held := h.connect(ctx)
-			query(t, held, "BEGIN")
-			heldPID := query(t, held, "SELECT pg_backend_pid()")[0]
-			other := h.connect(ctx)
-			otherPID := query(t, other, "SELECT pg_backend_pid()")[0]
-			require.NotEqual(t, heldPID, otherPID)
-			if mode == "session" {
-				require.NoError(t, other.Close(ctx)) // its connection goes idle
-			}
-			require.Eventually(t, func() bool {
-				r := serverRow(t, adm, otherPID)
-				return r != nil && r["state"] == "idle"
-			}, waitLong, tick)
 			if mode == "transaction" { // a LISTEN opens the pool's listener connection
 				query(t, h.connect(ctx), "LISTEN console_reload_ch")
 			}
@@ -262,6 +249,19 @@ func TestConsoleReloadChangedServerClosesOnRelease(t *testing.T) {
 				require.Eventually(t, func() bool { oldListener = listenerPID(); return oldListener != "" }, waitLong, tick)
 			}
 
+			held := h.connect(ctx)
+			query(t, held, "BEGIN")
+			heldPID := query(t, held, "SELECT pg_backend_pid()")[0]
+			other := h.connect(ctx)
+			otherPID := query(t, other, "SELECT pg_backend_pid()")[0]
+			require.NotEqual(t, heldPID, otherPID)
+			if mode == "session" {
+				require.NoError(t, other.Close(ctx)) // its connection goes idle
+			}
+			require.Eventually(t, func() bool {
+				r := serverRow(t, adm, otherPID)
+				return r != nil && r["state"] == "idle"
+			}, waitLong, tick)
 			_, err := consoleExec(t, adm, "RELOAD")
 			require.NoError(t, err)
 			row := serverRow(t, adm, heldPID)
