@@ -379,7 +379,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 			opts.Keys = e.opts.Load().Keys // keep what the last auth_query login recovered
 		}
 		e.opts.Store(&opts)
-		if prev := e.db.Swap(db); prev != nil && serverMoved(prev, db) {
+		if prev := e.db.Swap(db); prev != nil && serverMoved(prev, db, e.topo == nil) {
 			moved = append(moved, e)
 		}
 		e.pool.Resize(poolConfig(db))

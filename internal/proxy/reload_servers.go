@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"reflect"
 	"slices"
 
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -23,10 +22,12 @@ import (
 // timeouts, keepalive).
 
 // serverMoved reports whether a connection opened under prev would not
-// be what one opened under next is.
-func serverMoved(prev, next *config.Database) bool {
-	return !slices.Equal(prev.Hosts, next.Hosts) || prev.DBName != next.DBName ||
-		prev.Backend.Network != next.Backend.Network || !reflect.DeepEqual(prev.ServerTLS, next.ServerTLS)
+// be what one opened under next is. hostsApply is false for a database
+// with several hosts: its monitor keeps the hosts it started with until
+// a restart, so a changed list does not change where dials go.
+func serverMoved(prev, next *config.Database, hostsApply bool) bool {
+	return (hostsApply && !slices.Equal(prev.Hosts, next.Hosts)) || prev.DBName != next.DBName ||
+		prev.Backend.Network != next.Backend.Network || prev.ServerTLS != next.ServerTLS
 }
 
 // retireMoved retires the connections of every pool whose database's
