@@ -32,24 +32,35 @@ func serverMoved(prev, next *config.Database, hostsApply bool) bool {
 
 // retireMoved retires the connections of every pool whose database's
 // server changed (moved, from Reload), and those of its standby pools.
-// It runs after Reload released s.mu: closing the idle connections says
-// goodbye to each server.
+// It runs after Reload released s.mu. The retirement is in force when it
+// returns (idle connections are out of the pools, SHOW SERVERS shows
+// close_needed); closing the idle ones runs on one background goroutine
+// (the server's bgWG), since each close may wait a second for an old
+// server that no longer answers.
 func (s *Server) retireMoved(moved []*poolEntry) {
 	if len(moved) == 0 {
 		return
 	}
 	dbs := map[string]bool{}
+	var closers []func()
 	for _, e := range moved {
 		dbs[e.key.database] = true
-		e.pool.Reconnect()
+		closers = append(closers, e.pool.Retire())
 	}
 	for _, e := range s.readPools() {
 		if dbs[e.key.database] {
-			e.pool.Reconnect()
+			closers = append(closers, e.pool.Retire())
 		}
 	}
 	for db := range dbs {
 		s.log.Info("RELOAD changed the database's server: its server connections are closed, idle ones now, lent ones when released",
 			"database", db)
 	}
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		for _, closeIdle := range closers {
+			closeIdle()
+		}
+	}()
 }
