@@ -94,9 +94,12 @@ func (p *Pool[C]) putWaiter(w *waiter[C]) {
 // A non-nil error means nothing was handed over (or it was given back):
 // the caller owns no slot.
 func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d *Deadline) (handoff[C], error) {
+	// One clock read per wait, which the deadline needs anyway: it also
+	// stamps the waiter for SHOW POOLS' maxwait.
+	now := time.Now()
 	var left time.Duration
 	if !d.at.IsZero() {
-		if left = time.Until(d.at); left <= 0 {
+		if left = d.at.Sub(now); left <= 0 {
 			err := p.timeoutLocked()
 			p.mu.Unlock()
 			return handoff[C]{}, err
@@ -106,9 +109,7 @@ func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d *Deadline) (ha
 		p.mu.Unlock()
 		return handoff[C]{}, err
 	}
-	// One clock read per wait (not per borrow): a waiter is already the
-	// slow path, and the oldest one's is SHOW POOLS' maxwait.
-	w.since = time.Now()
+	w.since = now
 	p.wl.pushBack(w)
 	p.nWaiting.Add(1)
 	mark := p.clockLocked()
