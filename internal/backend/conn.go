@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -34,7 +35,10 @@ type Conn struct {
 	// PID and Secret are the server's BackendKeyData.
 	PID    uint32
 	Secret []byte
-	// Params holds the server's current ParameterStatus values.
+	// Params holds the server's current ParameterStatus values as sluice
+	// last read them (at login, and in its own exchanges: settings sync,
+	// reset, snapshot). Owned like the connection; change it only
+	// through setParam.
 	Params map[string]string
 	// Created is when the connection was opened.
 	Created time.Time
@@ -51,12 +55,37 @@ type Conn struct {
 	// applied are the settings (lower-case names) Apply or ResetFor set
 	// since the last DISCARD ALL, in session pooling.
 	applied map[string]string
+	// appName is Params["application_name"], readable by the console
+	// while another goroutine owns the connection (see ApplicationName).
+	appName atomic.Pointer[string]
 	// poller and alive wait on and peek at the socket (see Poller, Alive).
 	poller, alive *wire.Poller
 
 	// br buffers reads outside the relay; it must be empty whenever the
 	// relay takes over the raw Conn.
 	br *bufio.Reader
+}
+
+// setParam records a ParameterStatus value the server reported.
+func (c *Conn) setParam(name, value string) {
+	c.Params[name] = value
+	if name == "application_name" {
+		c.appName.Store(&value) // one allocation per change of application_name, in sluice's own exchanges
+	}
+}
+
+// ApplicationName is the server session's application_name as sluice
+// last read it: what the connection was opened with, then what a
+// settings sync, a reset or a snapshot of the session reported (a
+// change a session-mode client makes itself is relayed without being
+// read, and shows once sluice next talks to the server). Safe from any
+// goroutine: SHOW SERVERS reads it while the holder uses the
+// connection.
+func (c *Conn) ApplicationName() string {
+	if p := c.appName.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // ServerError is an ErrorResponse the server sent; its fields are relayed
@@ -117,7 +146,7 @@ func (c *Conn) readUntilReady(fn func(pgproto3.BackendMessage)) (status byte, sr
 		case *pgproto3.ReadyForQuery:
 			return m.TxStatus, srvErr, nil
 		case *pgproto3.ParameterStatus:
-			c.Params[m.Name] = m.Value
+			c.setParam(m.Name, m.Value)
 		case *pgproto3.ErrorResponse:
 			if srvErr == nil {
 				srvErr = m

@@ -227,7 +227,7 @@ func (c *Conn) startup(ctx context.Context, o Options) error {
 		case *pgproto3.BackendKeyData:
 			c.PID, c.Secret = m.ProcessID, m.SecretKey
 		case *pgproto3.ParameterStatus:
-			c.Params[m.Name] = m.Value
+			c.setParam(m.Name, m.Value)
 		case *pgproto3.ErrorResponse:
 			// Errors during startup are always FATAL: the server closes.
 			return &ServerError{Response: m}

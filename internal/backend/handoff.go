@@ -36,6 +36,10 @@ func Adopt(nc net.Conn, h Handed) *Conn {
 	if h.Params == nil {
 		h.Params = make(map[string]string)
 	}
-	return &Conn{Conn: nc, Addr: h.Addr, Network: h.Network, Address: h.Address, PID: h.PID, Secret: h.Secret,
+	c := &Conn{Conn: nc, Addr: h.Addr, Network: h.Network, Address: h.Address, PID: h.PID, Secret: h.Secret,
 		Params: h.Params, Created: h.Created, opened: h.Opened, applied: h.Applied}
+	if v, ok := h.Params["application_name"]; ok {
+		c.appName.Store(&v)
+	}
+	return c
 }

@@ -63,7 +63,7 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...string) ([][][]byt
 			}
 			switch m := msg.(type) {
 			case *pgproto3.ParameterStatus:
-				c.Params[m.Name] = m.Value
+				c.setParam(m.Name, m.Value)
 			case *pgproto3.ErrorResponse:
 				if srvErr == nil {
 					cp := *m

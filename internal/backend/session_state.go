@@ -205,7 +205,7 @@ func (c *Conn) Snapshot(ctx context.Context, maxStatements int) (pins []string, 
 					settings[strings.ToLower(name)] = val
 				}
 				if _, ok := c.Params[name]; ok {
-					c.Params[name] = val
+					c.setParam(name, val)
 				}
 			case result == 2 && len(m.Values) == len(pinColumns):
 				for i, v := range m.Values {

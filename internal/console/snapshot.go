@@ -39,8 +39,8 @@ type Pool struct {
 	SvActive  int    `json:"sv_active"`  // server connections lent to a client
 	SvIdle    int    `json:"sv_idle"`
 	SvLogin   int    `json:"sv_login"` // being dialled
-	// MaxWait is how long the oldest waiting client has waited (0 when
-	// sluice cannot tell: see docs/operations.md).
+	// MaxWait is how long the oldest client queued for a server
+	// connection has waited (0: none waits).
 	MaxWait  time.Duration `json:"maxwait_ns"`
 	PoolMode string        `json:"pool_mode"`
 	// sluice's own.
@@ -79,9 +79,11 @@ type Client struct {
 
 // Server is one server connection.
 type Server struct {
-	User        string    `json:"user"`
-	Database    string    `json:"database"`
-	State       string    `json:"state"` // "active" or "idle"
+	User     string `json:"user"`
+	Database string `json:"database"`
+	// State is "active" (lent to a client), "idle", or "listen" (the
+	// LISTEN fan-out's listener connection, outside max_size).
+	State       string    `json:"state"`
 	Addr        string    `json:"addr"`
 	Port        int       `json:"port"`
 	LocalAddr   string    `json:"local_addr"`
@@ -92,6 +94,12 @@ type Server struct {
 	// ClientID is the client it serves (0: idle).
 	ClientID uint64 `json:"client_id"`
 	Host     string `json:"host"`
+	// AppName is the server session's application_name as sluice last
+	// read it (backend.Conn.ApplicationName).
+	AppName string `json:"application_name"`
+	// CloseNeeded: retired (RECONNECT, SWITCHOVER, a RELOAD that changed
+	// the database's server); closed when released.
+	CloseNeeded bool `json:"close_needed"`
 }
 
 // Database is one configured database.

@@ -100,8 +100,8 @@ func servers(snap *Snapshot) *Result {
 			link, client = fmt.Sprintf("client %d", s.ClientID), s.ClientID
 		}
 		r.Rows = append(r.Rows, []any{"S", s.User, s.Database, s.State, s.Addr, s.Port, s.LocalAddr, s.LocalPort,
-			s.ConnectTime, s.ConnectTime, 0, 0, 0, fmt.Sprintf("server pid %d", s.PID), link, s.PID,
-			s.TLS, "", 0, uint64(s.PID), s.Host, client})
+			s.ConnectTime, s.ConnectTime, 0, 0, s.CloseNeeded, fmt.Sprintf("server pid %d", s.PID), link, s.PID,
+			s.TLS, s.AppName, 0, uint64(s.PID), s.Host, client})
 	}
 	return r
 }

@@ -24,7 +24,9 @@ type Dialer interface {
 	// CloseListener closes it and gives its gate token back.
 	CloseListener(*backend.Conn)
 	// ListenerUsable reports whether the connection's server still
-	// serves the pool (after a failover, the old primary's does not).
+	// serves the pool (after a failover, the old primary's does not; nor,
+	// in proxy, one retired by RECONNECT or a RELOAD that changed the
+	// server). The listener is replaced when it is not.
 	ListenerUsable(*backend.Conn) bool
 }
 

@@ -13,7 +13,7 @@ import (
 // The listener connection's loop: Hub.run owns the connection's reads
 // from dial to close; see Hub.
 
-var errNotPrimary = errors.New("the listener's server no longer serves the pool (failover)")
+var errNotPrimary = errors.New("the listener's server no longer serves the pool (failover, RECONNECT, or a RELOAD that changed the server)")
 
 // run is the listener's loop; see Hub.
 func (h *Hub) run() {
@@ -123,4 +123,14 @@ func (h *Hub) dispatch(m *pgproto3.NotificationResponse) {
 	}
 	clear(h.wake)
 	h.wake = h.wake[:0]
+}
+
+// Listener returns the listener connection while it is open (nil
+// otherwise), for the console's SHOW SERVERS. The connection stays the
+// Hub's: the caller only reads what does not change once it is open
+// (PID, addresses, creation time, ApplicationName).
+func (h *Hub) Listener() *backend.Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conn
 }

@@ -65,11 +65,19 @@ func (p *Pool[C]) dialedLocked(c C, err error) {
 
 // Reconnect retires every connection open now (see retireState): idle
 // ones are closed before it returns, busy ones when released.
-func (p *Pool[C]) Reconnect() {
+func (p *Pool[C]) Reconnect() { p.Retire()() }
+
+// Retire is Reconnect in two steps: it retires every connection open
+// now and takes the idle ones out of the pool (no borrow gets them, and
+// they count as open until closed), and returns what closes those, one
+// after the other, each waiting up to a second for its server to say
+// goodbye. The caller runs it where that wait does not matter (RELOAD
+// runs it in the background: the old server may not answer).
+func (p *Pool[C]) Retire() (closeIdle func()) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return
+		return func() {}
 	}
 	p.retire.mark = time.Now()
 	idle, busy := unpackSlots(p.slots.Load())
@@ -85,8 +93,10 @@ func (p *Pool[C]) Reconnect() {
 		p.retire.wake()
 	}
 	p.mu.Unlock()
-	for _, e := range old {
-		p.closeCounted(e.conn)
+	return func() {
+		for _, e := range old {
+			p.closeCounted(e.conn)
+		}
 	}
 }
 
@@ -96,6 +106,20 @@ func (p *Pool[C]) Retiring() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.retire.count
+}
+
+// Retired reports whether c, open now, was retired by the last
+// Reconnect: it will be closed when released (SHOW SERVERS'
+// close_needed). c need not be the pool's: a connection opened like the
+// pool's but held outside it (the LISTEN fan-out's listener) was retired
+// too if it is as old. Connection types without Created are never
+// retired. It takes the pool's lock: for the console and once-a-second
+// checks, not for the hot path.
+func (p *Pool[C]) Retired(c C) bool {
+	created := createdAt(c)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !created.IsZero() && !p.retire.mark.IsZero() && !created.After(p.retire.mark)
 }
 
 // WaitRetired waits until every connection retired by Reconnect is

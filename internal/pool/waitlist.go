@@ -20,6 +20,7 @@ type handoff[C Conn] struct {
 type waiter[C Conn] struct {
 	prev, next *waiter[C]
 	queued     bool            // linked in the wait list; guarded by Pool.mu
+	since      time.Time       // when it queued (SHOW POOLS' maxwait); guarded by Pool.mu
 	ch         chan handoff[C] // capacity 1: at most one send per wait, never blocks
 	timer      *time.Timer
 }
@@ -65,6 +66,21 @@ func (l *waitlist[C]) popFront() *waiter[C] {
 	return w
 }
 
+// OldestWait reports since when the longest-waiting borrow has been
+// queued (the head of the FIFO), zero when none waits: PgBouncer's
+// maxwait. A borrow that was granted a permission to dial has left the
+// queue (it shows in sv_login), and time spent paused counts, as a
+// queued client sees it. It takes the pool's lock: for the console, not
+// for the hot path.
+func (p *Pool[C]) OldestWait() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wl.head == nil {
+		return time.Time{}
+	}
+	return p.wl.head.since
+}
+
 func (p *Pool[C]) putWaiter(w *waiter[C]) {
 	if w != nil {
 		p.waiters.Put(w)
@@ -78,9 +94,12 @@ func (p *Pool[C]) putWaiter(w *waiter[C]) {
 // A non-nil error means nothing was handed over (or it was given back):
 // the caller owns no slot.
 func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d *Deadline) (handoff[C], error) {
+	// One clock read per wait, which the deadline needs anyway: it also
+	// stamps the waiter for SHOW POOLS' maxwait.
+	now := time.Now()
 	var left time.Duration
 	if !d.at.IsZero() {
-		if left = time.Until(d.at); left <= 0 {
+		if left = d.at.Sub(now); left <= 0 {
 			err := p.timeoutLocked()
 			p.mu.Unlock()
 			return handoff[C]{}, err
@@ -90,6 +109,7 @@ func (p *Pool[C]) waitLocked(ctx context.Context, w *waiter[C], d *Deadline) (ha
 		p.mu.Unlock()
 		return handoff[C]{}, err
 	}
+	w.since = now
 	p.wl.pushBack(w)
 	p.nWaiting.Add(1)
 	mark := p.clockLocked()

@@ -343,7 +343,9 @@ func (s *Server) PoolStats() []metrics.PoolStat {
 
 // Reload applies a new configuration without dropping sessions: users and
 // passwords, pool sizes and server settings take effect for new sessions
-// and new server connections. Listener addresses need a restart.
+// and new server connections; connections to a database whose server
+// changed are retired (reload_servers.go). Listener addresses need a
+// restart.
 func (s *Server) Reload(cfg *config.Config) error {
 	old := s.state.Load()
 	if err := checkTLS(cfg, s.log); err != nil {
@@ -361,6 +363,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	s.state.Store(st)
 	s.limiter.Configure(cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst)
+	var moved []*poolEntry
 	s.mu.Lock()
 	for k, e := range s.pools {
 		db := cfg.Databases[k.database]
@@ -376,13 +379,16 @@ func (s *Server) Reload(cfg *config.Config) error {
 			opts.Keys = e.opts.Load().Keys // keep what the last auth_query login recovered
 		}
 		e.opts.Store(&opts)
-		e.db.Store(db)
+		if prev := e.db.Swap(db); prev != nil && serverMoved(prev, db, e.topo == nil) {
+			moved = append(moved, e)
+		}
 		e.pool.Resize(poolConfig(db))
 		if g := s.gateFor(db); g != nil {
 			e.pool.JoinGate(g) // max_db_connections set at this reload (a pool joins once)
 		}
 	}
 	s.mu.Unlock()
+	s.retireMoved(moved)
 	s.resizeReadPools(cfg)
 	s.reloadGates(cfg)
 	s.fillPools()

@@ -93,4 +93,9 @@ func (d *listenerDialer) CloseListener(conn *backend.Conn) {
 	}
 }
 
-func (d *listenerDialer) ListenerUsable(conn *backend.Conn) bool { return d.e.usable(conn) }
+// ListenerUsable: the listener moves after a failover (usable), and when
+// the pool's connections were retired (RECONNECT, SWITCHOVER, a RELOAD
+// that changed the server), as they are.
+func (d *listenerDialer) ListenerUsable(conn *backend.Conn) bool {
+	return d.e.usable(conn) && !d.e.pool.Retired(conn)
+}

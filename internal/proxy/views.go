@@ -45,6 +45,7 @@ func (s *Server) Snapshot() *console.Snapshot {
 	s.mu.Unlock()
 	entries = append(entries, s.readPools()...)
 
+	homes := newServerHomes(entries)
 	type poolUse struct{ active, idle, waiting int }
 	use := map[poolKey]*poolUse{}
 	dbClients := map[string]int{}
@@ -74,6 +75,7 @@ func (s *Server) Snapshot() *console.Snapshot {
 		if conn != nil {
 			sv := serverView(conn, c.Database, c.User, "active")
 			sv.ClientID = c.ID
+			sv.CloseNeeded = homes.retired(k, conn)
 			snap.Servers = append(snap.Servers, sv)
 		}
 	}
@@ -88,6 +90,9 @@ func (s *Server) Snapshot() *console.Snapshot {
 		pc := e.pool.Config()
 		p := console.Pool{Database: e.key.database, User: e.key.user, ClWaiting: ps.Waiting, SvActive: ps.Busy, SvIdle: ps.Idle,
 			SvLogin: ps.Dialing, MaxSize: pc.MaxSize, MinSize: pc.MinSize, Dials: ps.Dials, Timeouts: ps.Timeouts}
+		if since := e.pool.OldestWait(); !since.IsZero() && now.After(since) {
+			p.MaxWait = now.Sub(since)
+		}
 		if db != nil {
 			p.PoolMode = db.PoolMode.String()
 		}
@@ -103,6 +108,10 @@ func (s *Server) Snapshot() *console.Snapshot {
 		e.pool.EachIdle(func(conn *backend.Conn, _ time.Time) {
 			snap.Servers = append(snap.Servers, serverView(conn, e.key.database, e.key.user, "idle"))
 		})
+		if sv, ok := listenerView(e); ok {
+			snap.Servers = append(snap.Servers, sv)
+			conns[e.key.database]++ // outside max_size, inside max_db_connections
+		}
 		sum := stats[e.key.database]
 		if sum == nil {
 			sum = &console.Stats{Database: e.key.database}
@@ -232,16 +241,6 @@ func pinView(c console.Client, rec *pinRecord) console.Pin {
 	return console.Pin{ClientID: c.ID, User: c.User, Database: c.Database, Addr: c.Addr, Port: c.Port,
 		Reasons: rec.reasons, Since: rec.since, ServerPID: rec.serverPID, Statement: rec.statement,
 		Release: strings.Join(release, "; ")}
-}
-
-func serverView(conn *backend.Conn, database, user, state string) console.Server {
-	sv := console.Server{User: user, Database: database, State: state, ConnectTime: conn.Created, PID: conn.PID, Host: conn.Addr}
-	sv.Addr, sv.Port = addrPort(conn.RemoteAddr())
-	sv.LocalAddr, sv.LocalPort = addrPort(conn.LocalAddr())
-	if _, isTLS := conn.Conn.(*tls.Conn); isTLS {
-		sv.TLS = "TLS"
-	}
-	return sv
 }
 
 // addrPort splits a socket address; a Unix socket is its path and port 0.
