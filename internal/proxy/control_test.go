@@ -57,7 +57,10 @@ func countRows(t *testing.T, table string) int {
 // borrow_timeout, RESUME lets them go on, and pgbench ends with every
 // transaction processed and none failed.
 func TestPauseHoldsTransactionsUnderPgbench(t *testing.T) {
-	h := start(t, "max_size: 4\n      borrow_timeout: 1s\n    pool_mode: transaction")
+	// min_size: the connections are opened before pgbench starts, so
+	// that a slow login (a loaded machine) does not spend a borrow's
+	// borrow_timeout before the pause.
+	h := start(t, "max_size: 4\n      min_size: 4\n      borrow_timeout: 3s\n    pool_mode: transaction")
 	ctx := context.Background()
 	c := h.connect(ctx)
 	query(t, c, "DROP TABLE IF EXISTS ctl_pause")
@@ -85,7 +88,7 @@ func TestPauseHoldsTransactionsUnderPgbench(t *testing.T) {
 	require.True(t, h.srv.State(pgtest.AppDB).Paused, "RESUME ends only PAUSE; PAUSE appdb needs RESUME appdb")
 	waitFor(t, "every pgbench client to be held", func() bool { return h.waiting() == 10 })
 	held := countRows(t, "ctl_pause")
-	time.Sleep(1500 * time.Millisecond) // longer than borrow_timeout: held clients must not fail
+	time.Sleep(3500 * time.Millisecond) // longer than borrow_timeout: held clients must not fail
 	require.Equal(t, held, countRows(t, "ctl_pause"), "no transaction completes while paused")
 	require.Equal(t, 10, h.waiting())
 
