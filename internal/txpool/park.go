@@ -148,6 +148,14 @@ func (p *parking) park(c *Client) parkOutcome {
 	p.n++
 	if timed {
 		p.timed++
+		// The hop sweep may have stopped between asking c to park and
+		// now (c's goroutine was slow to get here): nothing else would
+		// start it again, and c's client_idle_timeout would never come.
+		// The sweep sets hopSleep before it checks timedParked under mu,
+		// so one of the two sees the other.
+		if w := &c.env.sweeps; w.hopSleep.Load() {
+			w.wake()
+		}
 	}
 	return parkedNow
 }

@@ -202,3 +202,24 @@ func TestExpireResumesOnlyClientsPastTheirIdleDeadline(t *testing.T) {
 		t.Fatalf("a client parked in a closed set: %d", c)
 	}
 }
+
+// A client parked with an idle deadline while the hop sweep sleeps (it
+// stopped between asking the client to park and the client parking,
+// its goroutine being slow under load) wakes the sweep, which alone
+// ends it at client_idle_timeout; one without a deadline does not.
+func TestTimedParkWakesASleepingHopSweep(t *testing.T) {
+	e := parkingEnv(t)
+	resumed := make(chan *Client, 2)
+	untimed, _ := parkableClient(t, e, resumed)
+	timed, _ := parkableClient(t, e, resumed)
+	e.sweeps.hopSleep.Store(true)
+	mustPark(t, untimed)
+	if n := len(e.sweeps.kick); n != 0 {
+		t.Fatalf("a park without a deadline kicked the sweep")
+	}
+	timed.idleAt.Store(time.Now().Add(time.Hour).UnixNano())
+	mustPark(t, timed)
+	if n := len(e.sweeps.kick); n != 1 {
+		t.Fatalf("a park with a deadline left the sleeping hop sweep asleep")
+	}
+}
