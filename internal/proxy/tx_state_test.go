@@ -13,25 +13,45 @@ import (
 )
 
 // Acceptance 3: two clients with their own TimeZone and search_path,
-// interleaved on one server connection, always see their own values.
+// interleaved on one server connection, always see their own values;
+// a third with a startup setting (options) gets a connection opened
+// with it (settings affinity replaces the connection at each switch, so
+// its rounds are few: each costs a login).
 func TestTxSettingsFollowTheClient(t *testing.T) {
 	h := start(t, txPool(1))
 	ctx := context.Background()
 	a := h.connect(ctx)
-	b := h.connect(ctx, "options='-c DateStyle=SQL,DMY'")
+	b := h.connect(ctx)
 	query(t, a, "SET TimeZone = 'Asia/Tokyo'")
 	query(t, a, "SET search_path = tx_a, public")
 	query(t, b, "SET TIME ZONE 'America/New_York'")
 	query(t, b, "SET search_path TO tx_b")
+	query(t, b, "SET DateStyle = 'SQL, DMY'")
 	want := map[string][]string{
 		"a": {"Asia/Tokyo", "tx_a, public", "ISO, MDY"},
 		"b": {"America/New_York", "tx_b", "SQL, DMY"},
+		"c": {"Europe/Paris", "public", "German, DMY"},
 	}
-	const sql = "SELECT current_setting('TimeZone') || '|' || current_setting('search_path') || '|' || current_setting('DateStyle')"
-	for i := range 5000 {
+	const sql = "SELECT current_setting('TimeZone') || '|' || current_setting('search_path') || '|' || current_setting('DateStyle'), pg_backend_pid()"
+	check := func(i int, name string, c *pgconn.PgConn) string {
+		rows, err := c.Exec(ctx, sql).ReadAll()
+		require.NoError(t, err)
+		row := rows[0].Rows[0]
+		require.Equal(t, fmt.Sprintf("%s|%s|%s", want[name][0], want[name][1], want[name][2]), string(row[0]), "query %d of client %s", i, name)
+		return string(row[1])
+	}
+	pids := map[string]bool{}
+	for i := range 2000 {
 		for name, c := range map[string]*pgconn.PgConn{"a": a, "b": b} {
-			got := query(t, c, sql)
-			require.Equal(t, []string{fmt.Sprintf("%s|%s|%s", want[name][0], want[name][1], want[name][2])}, got, "query %d of client %s", i, name)
+			pids[check(i, name, c)] = true
+		}
+	}
+	require.Len(t, pids, 1, "a and b share the pool's one server connection")
+	cl := h.connect(ctx, "options='-c DateStyle=German,DMY -c search_path=public'")
+	query(t, cl, "SET TimeZone = 'Europe/Paris'")
+	for i := range 50 {
+		for name, c := range map[string]*pgconn.PgConn{"a": a, "c": cl} {
+			check(i, name, c)
 		}
 	}
 	// SET LOCAL lasts for its transaction only; RESET returns to the default.
