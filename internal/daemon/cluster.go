@@ -8,14 +8,18 @@ import (
 	"github.com/sluice-proxy/sluice/internal/cluster"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/console"
+	"github.com/sluice-proxy/sluice/internal/handoff"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 )
 
 // startCluster joins the fleet when cfg has a cluster section (nil
 // member otherwise). It runs after the listener is up, so that the
 // default instance id and advertised address carry the port actually
-// bound. The member's metrics go on the proxy's registry.
-func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*cluster.Member, error) {
+// bound. The member's metrics go on the proxy's registry. seat, in a
+// process started by an upgrade, is the old process's place in the
+// fleet (from its hello; zero when it had none or did not say), taken
+// over so that the instance keeps its peer number.
+func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger, seat handoff.FleetSeat) (*cluster.Member, error) {
 	if !cfg.Cluster.Enabled() {
 		return nil, nil
 	}
@@ -31,6 +35,7 @@ func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*clu
 		Databases:   cluster.DatabaseNames(cfg),
 		Fingerprint: cluster.FingerprintOf(cfg),
 		Log:         log,
+		Predecessor: cluster.Seat{PeerID: seat.PeerID, Incarnation: seat.Incarnation},
 	})
 	if err != nil {
 		return nil, err
@@ -40,6 +45,34 @@ func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*clu
 	// instances' keys are forwarded to them (proxy/peer_cancel.go).
 	srv.SetCancelPeers(m)
 	return m, nil
+}
+
+// fleetSeat is what this process tells its successor of its place in
+// the fleet (zero outside one, or while it holds no peer number).
+func (d *Daemon) fleetSeat() handoff.FleetSeat {
+	if d.Cluster == nil {
+		return handoff.FleetSeat{}
+	}
+	s := d.Cluster.Seat()
+	if s.PeerID == 0 {
+		return handoff.FleetSeat{}
+	}
+	return handoff.FleetSeat{PeerID: s.PeerID, Incarnation: s.Incarnation}
+}
+
+// budgetMemberID is the id under which this process writes its share of
+// the fleet's budget: the instance id, but for a process started by an
+// upgrade, which writes under an id of its own ("<instance id>~<its
+// incarnation>": "~" and what follows never end a configured id's key
+// the same way), because its predecessor still holds connections under
+// the instance id's key until it exits. Old and new then divide the
+// budget as two members, the usual join and leave, and together never
+// hold more than the share the instance had.
+func budgetMemberID(m *cluster.Member, upgraded bool) string {
+	if !upgraded {
+		return m.InstanceID()
+	}
+	return m.InstanceID() + "~" + m.Seat().Incarnation
 }
 
 // peersView converts the member's view for SHOW PEERS and /api/peers.
