@@ -60,21 +60,6 @@ func (d *Daemon) fleetSeat() handoff.FleetSeat {
 	return handoff.FleetSeat{PeerID: s.PeerID, Incarnation: s.Incarnation}
 }
 
-// budgetMemberID is the id under which this process writes its share of
-// the fleet's budget: the instance id, but for a process started by an
-// upgrade, which writes under an id of its own ("<instance id>~<its
-// incarnation>": "~" and what follows never end a configured id's key
-// the same way), because its predecessor still holds connections under
-// the instance id's key until it exits. Old and new then divide the
-// budget as two members, the usual join and leave, and together never
-// hold more than the share the instance had.
-func budgetMemberID(m *cluster.Member, upgraded bool) string {
-	if !upgraded {
-		return m.InstanceID()
-	}
-	return m.InstanceID() + "~" + m.Seat().Incarnation
-}
-
 // peersView converts the member's view for SHOW PEERS and /api/peers.
 func peersView(m *cluster.Member) []console.Peer {
 	ps := m.Peers()

@@ -142,7 +142,7 @@ func start(cfg *config.Config, path string, logOut io.Writer, succ *successor, u
 			srv.Shutdown(context.Background())
 			return nil, err
 		}
-		if d.Budget, err = startBudget(cfg, srv, budgetMemberID(member, succ != nil), log); err != nil {
+		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), succ != nil, log); err != nil {
 			d.leaveFleet()
 			srv.Shutdown(context.Background())
 			return nil, err
