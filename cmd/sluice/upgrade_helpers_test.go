@@ -68,6 +68,7 @@ type sluiceOpts struct {
 	poolMode        string   // appdb's; "" is the default (session)
 	maxSize         int      // appdb's pool; 0 means 40
 	shutdownTimeout string   // "" means 20s
+	extraConfig     string   // appended to the configuration (a cluster section)
 }
 
 // upgradeConfig serves appdb (pool mode and size from o) and appdb_tx, the
@@ -110,7 +111,7 @@ databases:
       min_size: 0
       max_size: 10
 `, port, sockDir, admin, pgtest.AppUser, shutdown, pgtest.AppUser, pgtest.AppPassword,
-		pgtest.AppDB, pgPort, mode, size, pgtest.AppDB, pgPort, pgtest.AppDB)
+		pgtest.AppDB, pgPort, mode, size, pgtest.AppDB, pgPort, pgtest.AppDB) + o.extraConfig
 }
 
 // startUpgradable starts 'sluice run --pidfile' with extra flags and env,

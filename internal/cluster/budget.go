@@ -37,6 +37,15 @@ type BudgetOptions struct {
 	Budgets  map[string]int
 	Limiters map[string]Limiter
 	Log      *slog.Logger
+	// Successor is set in a process started by an upgrade: its
+	// predecessor, with the same instance id, may still hold connections
+	// under that id's share until it exits. The successor then writes its
+	// share under an id of its own ("<instance id>~<random>": no
+	// configured id has a "~" suffix of that kind by chance), so that the
+	// two divide the budget as two members, the usual join and leave,
+	// rather than overwriting each other's key (each would then take the
+	// whole share, and the fleet could hold more than its budget).
+	Successor bool
 }
 
 // Budget divides each database's max_db_connections among the live
@@ -55,6 +64,7 @@ type BudgetOptions struct {
 type Budget struct {
 	opts  BudgetOptions
 	log   *slog.Logger
+	self  string // the id its share is written under (BudgetOptions.Successor)
 	keys  string // <prefix>budget/
 	share *prometheus.GaugeVec
 
@@ -86,7 +96,11 @@ func StartBudget(o BudgetOptions) (*Budget, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Budget{opts: o, log: o.Log.With("component", "cluster_budget", "instance_id", o.InstanceID),
+	self := o.InstanceID
+	if o.Successor {
+		self += "~" + newIncarnation()
+	}
+	b := &Budget{opts: o, self: self, log: o.Log.With("component", "cluster_budget", "instance_id", o.InstanceID, "budget_member", self),
 		keys: o.Config.Prefix + "budget/", acked: map[string]int{}, totals: maps.Clone(o.Budgets), cancel: cancel, done: make(chan struct{}),
 		share: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_cluster_budget_share",
@@ -231,7 +245,7 @@ func (b *Budget) release() {
 // step reads database db's keys and takes the next step (budget_share.go).
 func (b *Budget) step(ctx context.Context, client *clientv3.Client, lease clientv3.LeaseID, db string) error {
 	prefix := b.keys + db + "/"
-	own := prefix + b.opts.InstanceID
+	own := prefix + b.self
 	rctx, cancel := b.request(ctx)
 	resp, err := client.Get(rctx, prefix, clientv3.WithPrefix())
 	cancel()
@@ -239,14 +253,14 @@ func (b *Budget) step(ctx context.Context, client *clientv3.Client, lease client
 		return err
 	}
 	acked := map[string]int{}
-	members := []string{b.opts.InstanceID}
+	members := []string{b.self}
 	for _, kv := range resp.Kvs {
 		id := strings.TrimPrefix(string(kv.Key), prefix)
 		n, err := strconv.Atoi(string(kv.Value))
 		if err != nil || n < 0 || strings.Contains(id, "/") {
 			continue // not ours to judge: ignored (it counts as no share)
 		}
-		if id == b.opts.InstanceID && kv.Lease != int64(lease) {
+		if id == b.self && kv.Lease != int64(lease) {
 			continue // a previous lease's, about to go
 		}
 		acked[id] = n
@@ -254,7 +268,7 @@ func (b *Budget) step(ctx context.Context, client *clientv3.Client, lease client
 	}
 	total := b.totalOf(db)
 	limiter := b.opts.Limiters[db]
-	s := NextBudgetStep(total, members, acked, b.opts.InstanceID)
+	s := NextBudgetStep(total, members, acked, b.self)
 	if s.Limit < b.limitOf(db) {
 		limiter.SetLimit(s.Limit) // shrink at once; growing waits for the write
 	}

@@ -74,6 +74,9 @@ func (m *Member) checkDuplicate(ctx context.Context, client *clientv3.Client) (i
 	if err != nil || r.Incarnation == m.incarnation || kv.Lease == 0 {
 		return kv.ModRevision, nil // unreadable or not under a lease: no live instance owns it
 	}
+	if p := m.opts.Predecessor; p.Incarnation != "" && r.Incarnation == p.Incarnation {
+		return kv.ModRevision, nil // the process this one took over from: its record is ours to replace
+	}
 	return 0, fmt.Errorf("instance_id %q is already registered by another running instance (address %s, started %s): give each instance its own cluster.instance_id",
 		m.opts.InstanceID, r.Address, r.Started.Format(time.RFC3339))
 }
@@ -121,20 +124,28 @@ func (m *Member) claimPeerID(ctx context.Context, client *clientv3.Client, lease
 	m.mu.Lock()
 	prefer := m.lastPeerID
 	m.mu.Unlock()
-	for _, n := range peerIDCandidates(taken, self, prefer, claimPeerIDAttempts) {
+	if prefer == 0 {
+		prefer = m.opts.Predecessor.PeerID // the old process's number, after an upgrade
+	}
+	for _, n := range peerIDCandidates(taken, m.ownsHolder, prefer, claimPeerIDAttempts) {
 		key := fmt.Sprintf("%s%d", m.keys.peerIDs, n)
 		rctx, cancel := m.request(ctx)
 		r, err := client.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, self, clientv3.WithLease(lease))).
 			Commit()
-		if err == nil && !r.Succeeded && taken[n] == self {
-			// Ours from a registration whose lease has not expired yet:
-			// move it to the new lease if it is still ours.
+		if held := taken[n]; err == nil && !r.Succeeded && m.ownsHolder(held) {
+			// Ours from a registration whose lease has not expired yet,
+			// or the predecessor's after an upgrade (its lease lives
+			// until it exits): move it to the new lease if it is still
+			// held so.
 			r, err = client.Txn(rctx).
-				If(clientv3.Compare(clientv3.Value(key), "=", self)).
+				If(clientv3.Compare(clientv3.Value(key), "=", held)).
 				Then(clientv3.OpPut(key, self, clientv3.WithLease(lease))).
 				Commit()
+			if err == nil && r.Succeeded && held != self {
+				m.log.Info("took over the peer number of the process this one upgraded", "peer_id", n)
+			}
 		}
 		cancel()
 		if err != nil {

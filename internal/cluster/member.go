@@ -53,6 +53,21 @@ type Options struct {
 	Databases   []string
 	Fingerprint Fingerprint
 	Log         *slog.Logger
+	// Predecessor, in a process started by an upgrade, is the seat the
+	// old process held (zero: none, or an old binary that did not say).
+	// Its member record and peer number are this instance's to take
+	// over: the first registration moves them to this process's lease,
+	// so the instance keeps its number (and the cancel keys of the
+	// clients that moved keep reaching it) instead of waiting for the
+	// old process to leave and claiming whatever number is free then.
+	Predecessor Seat
+}
+
+// Seat is a process's place in the fleet as an upgrade hands it on: the
+// peer number it holds and its incarnation.
+type Seat struct {
+	PeerID      uint16
+	Incarnation string
 }
 
 // Peer is one live member as this instance sees it.
@@ -219,6 +234,12 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
+// Seat is what this process hands to its successor at an upgrade: the
+// peer number it holds now (0: none) and its incarnation.
+func (m *Member) Seat() Seat {
+	return Seat{PeerID: m.PeerID(), Incarnation: m.incarnation}
+}
+
 // Healthy reports whether the instance is registered and etcd answers;
 // reason says why not, or, when healthy, what it holds.
 func (m *Member) Healthy() (bool, string) {
@@ -312,3 +333,18 @@ func newIncarnation() string {
 
 // holder is the value of the peer number keys this process claims.
 func (m *Member) holder() string { return m.opts.InstanceID + " " + m.incarnation }
+
+// predecessorHolder is the value of the peer number key of the process
+// this one took over from ("" when none).
+func (m *Member) predecessorHolder() string {
+	if m.opts.Predecessor.Incarnation == "" {
+		return ""
+	}
+	return m.opts.InstanceID + " " + m.opts.Predecessor.Incarnation
+}
+
+// ownsHolder reports whether a peer number key's value is this
+// process's, or its predecessor's (which it may take over).
+func (m *Member) ownsHolder(v string) bool {
+	return v == m.holder() || (v != "" && v == m.predecessorHolder())
+}

@@ -8,14 +8,15 @@ import (
 // peerIDCandidates lists the peer numbers to try, in order: prefer
 // (the number this instance held before, when it is not taken by
 // another instance) first, then the free numbers from the lowest, at
-// most limit of them. taken maps a claimed number to its holder's
-// instance id; a number held by self is free to take back (its old
-// lease may outlive a partition, and claiming it again moves it to the
-// new lease).
-func peerIDCandidates(taken map[uint16]string, self string, prefer uint16, limit int) []uint16 {
+// most limit of them. taken maps a claimed number to its holder (the
+// key's value); a number whose holder is ours (own: this process, or
+// the one it took over from at an upgrade) is free to take back (its
+// old lease may outlive a partition, or the old process, and claiming
+// it again moves it to the new lease).
+func peerIDCandidates(taken map[uint16]string, own func(holder string) bool, prefer uint16, limit int) []uint16 {
 	free := func(n uint16) bool {
 		holder, ok := taken[n]
-		return !ok || holder == self
+		return !ok || own(holder)
 	}
 	var out []uint16
 	if prefer >= 1 && prefer <= MaxPeerID && free(prefer) {

@@ -68,17 +68,20 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 func TestPeerIDCandidates(t *testing.T) {
-	taken := map[uint16]string{1: "a", 2: "b", 4: "me", 5: "c"}
-	require.Equal(t, []uint16{3, 4, 6}, peerIDCandidates(taken, "me", 0, 3))
-	require.Equal(t, []uint16{4, 3, 6}, peerIDCandidates(taken, "me", 4, 3), "the number held before comes first")
-	require.Equal(t, []uint16{3, 4, 6}, peerIDCandidates(taken, "me", 2, 3), "a number another instance holds is not preferred")
+	taken := map[uint16]string{1: "a", 2: "b", 4: "me", 5: "c", 7: "old me"}
+	me := func(h string) bool { return h == "me" }
+	require.Equal(t, []uint16{3, 4, 6}, peerIDCandidates(taken, me, 0, 3))
+	require.Equal(t, []uint16{4, 3, 6}, peerIDCandidates(taken, me, 4, 3), "the number held before comes first")
+	require.Equal(t, []uint16{3, 4, 6}, peerIDCandidates(taken, me, 2, 3), "a number another instance holds is not preferred")
+	meAndPredecessor := func(h string) bool { return h == "me" || h == "old me" }
+	require.Equal(t, []uint16{7, 3, 4}, peerIDCandidates(taken, meAndPredecessor, 7, 3), "the predecessor's number, after an upgrade")
 	full := map[uint16]string{}
 	for n := uint16(1); n <= MaxPeerID; n++ {
 		full[n] = "other"
 	}
-	require.Empty(t, peerIDCandidates(full, "me", 7, 64))
+	require.Empty(t, peerIDCandidates(full, me, 7, 64))
 	delete(full, MaxPeerID)
-	require.Equal(t, []uint16{MaxPeerID}, peerIDCandidates(full, "me", 0, 64))
+	require.Equal(t, []uint16{MaxPeerID}, peerIDCandidates(full, me, 0, 64))
 }
 
 func TestParsePeerIDKey(t *testing.T) {

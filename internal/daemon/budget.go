@@ -14,8 +14,10 @@ import (
 // database's gate in the proxy gets this instance's acknowledged share
 // as its limit. Which databases have a budget is read at start (setting
 // or removing one needs a restart); a changed value applies at reload
-// (reloadBudget).
-func startBudget(cfg *config.Config, srv *proxy.Server, instanceID string, log *slog.Logger) (*cluster.Budget, error) {
+// (reloadBudget). successor: this process was started by an upgrade
+// (its predecessor may still hold connections under the instance's
+// share until it exits; see cluster.BudgetOptions.Successor).
+func startBudget(cfg *config.Config, srv *proxy.Server, instanceID string, successor bool, log *slog.Logger) (*cluster.Budget, error) {
 	if !cfg.Cluster.Enabled() {
 		return nil, nil
 	}
@@ -31,7 +33,7 @@ func startBudget(cfg *config.Config, srv *proxy.Server, instanceID string, log *
 		return nil, nil
 	}
 	b, err := cluster.StartBudget(cluster.BudgetOptions{Config: cfg.Cluster, InstanceID: instanceID,
-		Budgets: budgets, Limiters: limiters, Log: log})
+		Budgets: budgets, Limiters: limiters, Log: log, Successor: successor})
 	if err != nil {
 		return nil, err
 	}

@@ -8,14 +8,18 @@ import (
 	"github.com/sluice-proxy/sluice/internal/cluster"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/console"
+	"github.com/sluice-proxy/sluice/internal/handoff"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 )
 
 // startCluster joins the fleet when cfg has a cluster section (nil
 // member otherwise). It runs after the listener is up, so that the
 // default instance id and advertised address carry the port actually
-// bound. The member's metrics go on the proxy's registry.
-func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*cluster.Member, error) {
+// bound. The member's metrics go on the proxy's registry. seat, in a
+// process started by an upgrade, is the old process's place in the
+// fleet (from its hello; zero when it had none or did not say), taken
+// over so that the instance keeps its peer number.
+func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger, seat handoff.FleetSeat) (*cluster.Member, error) {
 	if !cfg.Cluster.Enabled() {
 		return nil, nil
 	}
@@ -31,6 +35,7 @@ func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*clu
 		Databases:   cluster.DatabaseNames(cfg),
 		Fingerprint: cluster.FingerprintOf(cfg),
 		Log:         log,
+		Predecessor: cluster.Seat{PeerID: seat.PeerID, Incarnation: seat.Incarnation},
 	})
 	if err != nil {
 		return nil, err
@@ -40,6 +45,19 @@ func startCluster(cfg *config.Config, srv *proxy.Server, log *slog.Logger) (*clu
 	// instances' keys are forwarded to them (proxy/peer_cancel.go).
 	srv.SetCancelPeers(m)
 	return m, nil
+}
+
+// fleetSeat is what this process tells its successor of its place in
+// the fleet (zero outside one, or while it holds no peer number).
+func (d *Daemon) fleetSeat() handoff.FleetSeat {
+	if d.Cluster == nil {
+		return handoff.FleetSeat{}
+	}
+	s := d.Cluster.Seat()
+	if s.PeerID == 0 {
+		return handoff.FleetSeat{}
+	}
+	return handoff.FleetSeat{PeerID: s.PeerID, Incarnation: s.Incarnation}
 }
 
 // peersView converts the member's view for SHOW PEERS and /api/peers.

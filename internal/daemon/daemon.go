@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/dashboard"
+	"github.com/sluice-proxy/sluice/internal/handoff"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/sdnotify"
 	"github.com/sluice-proxy/sluice/internal/version"
@@ -125,7 +126,11 @@ func start(cfg *config.Config, path string, logOut io.Writer, succ *successor, u
 		notify:       sdnotify.FromEnv(), adminAddress: cfg.Admin.Address,
 		upgradeCfg: up, pidfile: pidfile, handOverReq: make(chan pendingHandOver, 1)}
 	d.shutdown.Store(int64(cfg.ShutdownTimeout.D()))
-	member, err := startCluster(cfg, srv, log)
+	var seat handoff.FleetSeat
+	if succ != nil {
+		seat = succ.peer.Fleet
+	}
+	member, err := startCluster(cfg, srv, log, seat)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return nil, err
@@ -137,7 +142,7 @@ func start(cfg *config.Config, path string, logOut io.Writer, succ *successor, u
 			srv.Shutdown(context.Background())
 			return nil, err
 		}
-		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), log); err != nil {
+		if d.Budget, err = startBudget(cfg, srv, member.InstanceID(), succ != nil, log); err != nil {
 			d.leaveFleet()
 			srv.Shutdown(context.Background())
 			return nil, err

@@ -76,7 +76,11 @@ func (d *Daemon) upgrade() (*handoff.Conn, handoff.Hello, error) {
 	}
 	// The new process closing its end (exiting) ends any wait below.
 	conn.SetDeadline(time.Now().Add(u.timeout))
-	peer, err := conn.Handshake(handoff.Hello{ClientFormat: advertisedClientFormat(), PID: os.Getpid(), Version: version.Version})
+	// The fleet seat (peer number, incarnation) lets the new process keep
+	// this instance's place in the fleet: it moves the record and the
+	// peer number to its own lease while this one drains.
+	peer, err := conn.Handshake(handoff.Hello{ClientFormat: advertisedClientFormat(), PID: os.Getpid(), Version: version.Version,
+		Fleet: d.fleetSeat()})
 	if err != nil {
 		return fail(fmt.Errorf("hello: %w", err))
 	}

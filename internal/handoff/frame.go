@@ -7,16 +7,20 @@
 // files, two zero bytes, the payload's length big-endian). What a client's
 // state looks like is versioned apart (Hello.ClientFormat), so that two
 // binaries whose client states differ still hand over their listeners and
-// fall back to draining clients, never to dropping them.
+// fall back to draining clients, never to dropping them. The hello may
+// carry, behind its version text, the old process's seat in a fleet
+// (Hello.Fleet), which older binaries read as part of that text.
 //
 // This file has no I/O: the header and payload decoders the fuzz target
 // (FuzzDecode) runs.
 package handoff
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Protocol is the version of the framing and of the listener, ready, done
@@ -122,22 +126,61 @@ type Hello struct {
 	ClientFormat uint32
 	PID          int
 	Version      string // sluice's version, for the logs
+	// Fleet is the old process's place in its fleet (zero: none, or a
+	// binary that does not say): the new process takes it over rather
+	// than registering as a stranger (see FleetSeat).
+	Fleet FleetSeat
 }
+
+// FleetSeat is what an old process in a fleet tells its successor: the
+// peer number it holds (which every cancel key it issued carries) and
+// its incarnation (which, with the instance id, is the value of its
+// peer number's key in etcd), so that the new process may move that key
+// and the member record to its own lease instead of waiting for them to
+// be free. The new process checks both against etcd: a seat the old
+// process no longer holds is not taken.
+type FleetSeat struct {
+	PeerID      uint16
+	Incarnation string
+}
+
+// The hello's optional extension: after the version text, a NUL (which
+// a version never contains), the extension's format and its fields. A
+// binary that predates it reads it as part of the version text (used in
+// logs only), so an old process may send it to any new one; a format
+// this binary does not know is ignored, as an absent one.
+const (
+	helloExtFleet  = 1
+	maxIncarnation = 64
+)
 
 var helloMagic = [8]byte{'s', 'l', 'u', 'i', 'c', 'e', 'H', 'O'}
 
 // EncodeHello is the payload of a KindHello message.
 func EncodeHello(h Hello) []byte {
-	v := h.Version
-	if len(v) > maxVersion {
-		v = v[:maxVersion]
+	var ext []byte
+	if h.Fleet.PeerID != 0 && len(h.Fleet.Incarnation) <= maxIncarnation {
+		ext = append(ext, 0, helloExtFleet)
+		ext = binary.BigEndian.AppendUint16(ext, h.Fleet.PeerID)
+		ext = append(ext, byte(len(h.Fleet.Incarnation)))
+		ext = append(ext, h.Fleet.Incarnation...)
 	}
-	b := make([]byte, 0, 18+len(v))
+	// The version text and the extension together stay within
+	// maxVersion, which every binary's decoder enforces.
+	v := h.Version
+	if i := strings.IndexByte(v, 0); i >= 0 {
+		v = v[:i]
+	}
+	if len(v)+len(ext) > maxVersion {
+		v = v[:maxVersion-len(ext)]
+	}
+	b := make([]byte, 0, 18+len(v)+len(ext))
 	b = append(b, helloMagic[:]...)
 	b = binary.BigEndian.AppendUint16(b, h.Protocol)
 	b = binary.BigEndian.AppendUint32(b, h.ClientFormat)
 	b = binary.BigEndian.AppendUint32(b, uint32(h.PID))
-	return append(b, v...)
+	b = append(b, v...)
+	return append(b, ext...)
 }
 
 // DecodeHello reads a KindHello payload.
@@ -148,12 +191,30 @@ func DecodeHello(b []byte) (Hello, error) {
 	if len(b)-18 > maxVersion {
 		return Hello{}, fmt.Errorf("%w: hello version text of %d bytes", ErrFrame, len(b)-18)
 	}
-	return Hello{
+	h := Hello{
 		Protocol:     binary.BigEndian.Uint16(b[8:10]),
 		ClientFormat: binary.BigEndian.Uint32(b[10:14]),
 		PID:          int(binary.BigEndian.Uint32(b[14:18])),
-		Version:      string(b[18:]),
-	}, nil
+	}
+	tail := b[18:]
+	i := bytes.IndexByte(tail, 0)
+	if i < 0 {
+		h.Version = string(tail)
+		return h, nil
+	}
+	h.Version = string(tail[:i])
+	ext := tail[i+1:]
+	if len(ext) == 0 || ext[0] != helloExtFleet {
+		return h, nil // a later format: not this binary's to read
+	}
+	if len(ext) < 4 || int(ext[3]) != len(ext)-4 || int(ext[3]) > maxIncarnation {
+		return Hello{}, fmt.Errorf("%w: hello fleet extension of %d bytes", ErrFrame, len(ext))
+	}
+	h.Fleet = FleetSeat{PeerID: binary.BigEndian.Uint16(ext[1:3]), Incarnation: string(ext[4:])}
+	if h.Fleet.PeerID == 0 {
+		return Hello{}, fmt.Errorf("%w: hello fleet extension with peer number 0", ErrFrame)
+	}
+	return h, nil
 }
 
 // EncodeListener is the payload of a KindListener message: the

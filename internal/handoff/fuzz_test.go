@@ -11,6 +11,8 @@ import (
 // panic, never a payload beyond MaxPayload, never a file without its frame.
 func FuzzDecode(f *testing.F) {
 	f.Add(frameOf(KindHello, EncodeHello(Hello{Protocol: Protocol, ClientFormat: 1, PID: 42, Version: "v0.2.0"})))
+	f.Add(frameOf(KindHello, EncodeHello(Hello{Protocol: Protocol, ClientFormat: 1, PID: 42, Version: "v0.3.0",
+		Fleet: FleetSeat{PeerID: 2, Incarnation: "0123456789abcdef"}})))
 	f.Add(frameOf(KindListener, EncodeListener("listen.address", "127.0.0.1:6432")))
 	f.Add(append(frameOf(KindReady, nil), frameOf(KindDone, nil)...))
 	f.Add(frameOf(KindAbort, AbortText("config: bad")))
