@@ -58,3 +58,37 @@ func TestFleetFollowersRouteWithinOneProbeOfTheDecision(t *testing.T) {
 		require.Len(t, f.promoted(), 1)
 	})
 }
+
+// TestFleetLeaderThatLosesLeadershipAfterItsIntentDoesNotPromote: the
+// leader writes its intent and loses leadership at once (its etcd
+// session expired, as after an etcd outage): it must not go on to
+// pg_promote, since the next leader finishes the same intent, and two
+// promotions would follow. Exactly one promotion, by the new leader.
+func TestFleetLeaderThatLosesLeadershipAfterItsIntentDoesNotPromote(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.set("p", fakeServer{obs: primaryObs(1, 500)})
+		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		e := newFakeEtcd("a")
+		e.afterWrite = func(e *fakeEtcd, d Decision) {
+			if !d.Done && d.Leader == "a" {
+				e.leader = "b"
+			}
+		}
+		hs := fleetOf(t, f, e, []string{"p", "s"}, "a", "b")
+		defer stopAll(hs)
+		for _, h := range hs {
+			h.wait("p primary", func(s Snapshot) bool { d, _ := e.decision(); return s.Primary == "p" && d.Epoch == 1 })
+		}
+		f.edit("p", func(s *fakeServer) { s.down = true })
+		for _, h := range hs {
+			h.wait("s primary", func(s Snapshot) bool { return s.Primary == "s" })
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		require.Len(t, f.promoted(), 1, "one promotion: the new leader finishes the intent, the old one stops")
+		d, _ := e.decision()
+		require.Equal(t, Decision{Epoch: 2, Primary: "s", Timeline: 2, Done: true, Leader: "b"}, d)
+		require.Contains(t, hs[0].logs.String(), "no longer leads")
+	})
+}

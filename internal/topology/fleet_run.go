@@ -189,6 +189,13 @@ func (m *Monitor) runFleetAction(ctx context.Context, f Fleet, act fleetAction) 
 	if h == nil {
 		return false, fmt.Errorf("no host %s", act.target)
 	}
+	// Leadership may have gone while the intent was written (an etcd
+	// session that expired during an outage is noticed late): the next
+	// leader finishes the same intent, so promoting here as well would
+	// make two pg_promote calls. The intent stays for it.
+	if err := fleetRefusal(f); err != nil {
+		return false, fmt.Errorf("not promoting %s: this instance no longer leads failover, and the leader finishes the intent of epoch %d: %w", act.target, act.epoch, err)
+	}
 	err = m.cfg.Prober.Promote(ctx, h.host)
 	m.promoted(h, !act.manual, err)
 	if err != nil {

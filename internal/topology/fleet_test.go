@@ -23,6 +23,9 @@ type fakeEtcd struct {
 	down    bool
 	writes  []Decision
 	changed chan struct{}
+	// afterWrite, if set, runs inside a successful Write (mu held): a
+	// test's way to change leadership right after an intent lands.
+	afterWrite func(e *fakeEtcd, d Decision)
 }
 
 func newFakeEtcd(leader string) *fakeEtcd {
@@ -87,6 +90,9 @@ func (f fakeFleet) Write(ctx context.Context, d Decision) error {
 			d.Leader = f.id
 			e.d, e.have = d, true
 			e.writes = append(e.writes, d)
+			if e.afterWrite != nil {
+				e.afterWrite(e, d)
+			}
 		}
 	})
 	return err
