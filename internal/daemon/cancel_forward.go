@@ -63,6 +63,11 @@ func (f *cancelForwarder) stop() { f.once.Do(func() { close(f.gone) }) }
 func (f *cancelForwarder) run() {
 	for {
 		select {
+		case <-f.gone: // first: a closed gone wins over a full queue
+			return
+		default:
+		}
+		select {
 		case <-f.gone:
 			return
 		case k := <-f.queue:
