@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
@@ -63,8 +64,10 @@ func TestUpgradeCancelReachesClientLeftOnOldProcess(t *testing.T) {
 	require.NoError(t, p.selectOne(ctx, false), "the new process serves after a bogus cancel")
 
 	// The client's own key, to the listening port (the new process's).
+	start := time.Now()
 	require.NoError(t, c.CancelRequest(ctx))
 	err = <-done
+	t.Logf("the query ended %s after the cancel request (of 30 s)", time.Since(start).Round(time.Millisecond))
 	var pgErr *pgconn.PgError
 	require.True(t, errors.As(err, &pgErr), "the query was cancelled, got %v", err)
 	require.Equal(t, "57014", pgErr.Code)
