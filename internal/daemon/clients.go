@@ -18,9 +18,10 @@ import (
 // have the client and the old one still owns it (serves or drains it).
 
 // clientSender is the send func given to ClientMover.HandOffClients on
-// the old process. It may be called from several goroutines; one client
-// is in flight at a time. The files stay the caller's.
-func clientSender(ctx context.Context, conn *handoff.Conn) func(state []byte, files []*os.File) error {
+// the old process; the answers come from r, which reads the socket. It
+// may be called from several goroutines; one client is in flight at a
+// time. The files stay the caller's.
+func clientSender(ctx context.Context, conn *handoff.Conn, r *handOffReader) func(state []byte, files []*os.File) error {
 	var mu sync.Mutex
 	return func(state []byte, files []*os.File) error {
 		mu.Lock()
@@ -29,20 +30,25 @@ func clientSender(ctx context.Context, conn *handoff.Conn) func(state []byte, fi
 			return err
 		}
 		if dl, ok := ctx.Deadline(); ok {
-			conn.SetDeadline(dl)
+			conn.SetWriteDeadline(dl)
 		}
 		if err := conn.Send(handoff.KindClient, state, files...); err != nil {
 			return err
 		}
-		kind, payload, got, err := conn.Recv()
-		closeFiles(got)
-		switch {
-		case err != nil:
-			return fmt.Errorf("waiting for the new process to adopt a client: %w", err)
-		case kind != handoff.KindAdopted:
-			return fmt.Errorf("the new process answered a client with %s", kind)
+		var a handOffAnswer
+		var ok bool
+		select {
+		case a, ok = <-r.answers:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the new process to adopt a client: %w", ctx.Err())
 		}
-		return handoff.DecodeAdopted(payload)
+		switch {
+		case !ok:
+			return errors.New("waiting for the new process to adopt a client: the hand-off socket ended")
+		case a.kind != handoff.KindAdopted:
+			return fmt.Errorf("the new process answered a client with %s", a.kind)
+		}
+		return handoff.DecodeAdopted(a.payload)
 	}
 }
 

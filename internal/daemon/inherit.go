@@ -17,6 +17,9 @@ type successor struct {
 	peer      handoff.Hello
 	listeners []proxy.ListenerFile // for proxy.Server.Inherit
 	admin     *proxy.ListenerFile  // the admin endpoint's, if sent
+	// takesCancels: the old process reads Cancel messages (its Done
+	// after the listeners said so).
+	takesCancels bool
 }
 
 // takeHandoff opens the hand-off socket named by the environment; nil
@@ -58,6 +61,7 @@ func receiveListeners(conn *handoff.Conn) (*successor, error) {
 		}
 		if kind == handoff.KindDone {
 			closeFiles(files)
+			s.takesCancels = handoff.DoneFlags(payload)&handoff.DoneTakesCancels != 0
 			return s, nil
 		}
 		role, addr, derr := handoff.DecodeListener(payload)
@@ -111,15 +115,27 @@ func (s *successor) adminFor(addr string) *os.File {
 
 // ready tells the old process this one serves, then adopts the clients it
 // sends on a goroutine of its own (counted in wg) until Done, the end of
-// the socket, or stop closing it.
+// the socket, or stop closing it. When the old process takes cancels, the
+// keys this process does not know go to it from here until it exits
+// (its clients left there are still served).
 func (s *successor) ready(mover ClientMover, d *Daemon, wg *sync.WaitGroup) error {
+	// Cancels are queued from before Ready (the old process has stopped
+	// accepting by the time it reads it) and sent from after it.
+	var fwd *cancelForwarder
+	if s.takesCancels {
+		fwd = newCancelForwarder(s.conn, d.Log)
+		d.Proxy.SetPredecessorCancel(fwd.forward)
+	}
 	if err := s.conn.Send(handoff.KindReady, nil); err != nil {
+		d.Proxy.SetPredecessorCancel(nil)
 		s.conn.Close()
 		return fmt.Errorf("upgrade hand-off: saying ready: %w", err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	if fwd != nil {
+		wg.Go(fwd.run)
+		d.Log.Info("upgrade: passing cancels for the clients left on the old process to it", "from_pid", s.peer.PID)
+	}
+	wg.Go(func() {
 		defer s.conn.Close()
 		adopted, refused, err := adoptClients(s.conn, mover)
 		if err != nil && !d.stopping.Load() {
@@ -127,7 +143,16 @@ func (s *successor) ready(mover ClientMover, d *Daemon, wg *sync.WaitGroup) erro
 		}
 		d.Log.Info("upgrade: took over", "from_pid", s.peer.PID, "from_version", s.peer.Version,
 			"clients_adopted", adopted, "clients_refused", refused)
-	}()
+		if fwd == nil {
+			return
+		}
+		if err == nil {
+			waitPredecessorGone(s.conn)
+		}
+		d.Proxy.SetPredecessorCancel(nil)
+		fwd.stop()
+		d.Log.Info("upgrade: the old process is gone; cancels for its clients are no longer passed on", "from_pid", s.peer.PID)
+	})
 	return nil
 }
 

@@ -127,7 +127,9 @@ func (d *Daemon) sendListeners(conn *handoff.Conn) error {
 			return err
 		}
 	}
-	return conn.Send(handoff.KindDone, nil)
+	// This process reads the new one's Cancel messages from Ready on
+	// (handOffReader); an older new process ignores the flag.
+	return conn.Send(handoff.KindDone, handoff.EncodeDone(handoff.DoneTakesCancels))
 }
 
 func closeListenerFiles(files []proxy.ListenerFile) {
@@ -167,11 +169,16 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	}
 	wait := time.Duration(d.shutdown.Load())
 	deadline := time.Now().Add(wait)
+	// The socket stays open until this process exits: the new process,
+	// which has the listeners, passes on the cancels it gets for the
+	// keys of the clients still here (cancel_forward.go). A new process
+	// that predates this closes its end after Done.
+	reader := startHandOffReader(conn, d.Proxy.CancelForwarded, d.Log)
 	format := advertisedClientFormat()
 	if peer.ClientFormat != 0 && peer.ClientFormat == format {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		var mover ClientMover = d.Proxy
-		err := mover.HandOffClients(ctx, clientSender(ctx, conn))
+		err := mover.HandOffClients(ctx, clientSender(ctx, conn, reader))
 		cancel()
 		if err != nil {
 			d.Log.Warn("upgrade: handing over clients ended early; the rest finish here", "error", err)
@@ -182,8 +189,8 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	} else {
 		d.Log.Info("upgrade: this binary moves no clients; they finish here (served until they leave or shutdown_timeout)")
 	}
-	conn.Send(handoff.KindDone, nil)
-	conn.Close()
+	conn.SetWriteDeadline(time.Time{})
+	conn.SendWithin(cancelSendTimeout, handoff.KindDone, nil)
 	d.Log.Info("upgrade: handed over to the new process", "pid", peer.PID, "version", peer.Version)
 	// The clients left here finish on their own: a drain, never a drop
 	// (a shutdown would end transaction-pooled ones at their next idle
@@ -193,6 +200,8 @@ func (d *Daemon) handOver(conn *handoff.Conn, peer handoff.Hello) {
 	d.Proxy.WaitClientsGone(ctx)
 	cancel()
 	d.shutdownWithin(max(time.Until(deadline), 0))
+	conn.Close() // the new process stops passing cancels on
+	reader.wait()
 }
 
 // pendingHandOver is a successful upgrade asked for by the console or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -64,7 +65,9 @@ func TestClientsAreAnsweredOneByOne(t *testing.T) {
 		successor.Close()
 		done <- result{a, r, err}
 	}()
-	send := clientSender(context.Background(), old)
+	reader := startHandOffReader(old, func(uint32, [4]byte) {}, slog.New(slog.DiscardHandler))
+	defer reader.wait()
+	send := clientSender(context.Background(), old, reader)
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()

@@ -76,6 +76,21 @@ func (c *Conn) Close() error { return c.uc.Close() }
 // SetDeadline bounds the sends and receives after it (zero: none).
 func (c *Conn) SetDeadline(t time.Time) error { return c.uc.SetDeadline(t) }
 
+// SetWriteDeadline bounds the sends after it (zero: none), leaving a
+// receive running on another goroutine alone.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+
+// SendWithin is Send bounded by d, without bounding other sends (the
+// deadline is set and cleared under the send lock). After a timeout a
+// frame may be cut: the caller closes the Conn.
+func (c *Conn) SendWithin(d time.Duration, kind Kind, payload []byte) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.uc.SetWriteDeadline(time.Now().Add(d))
+	defer c.uc.SetWriteDeadline(time.Time{})
+	return c.sendLocked(kind, payload, nil)
+}
+
 // Send writes one message. The files stay the caller's: the receiver gets
 // duplicates of their descriptors.
 func (c *Conn) Send(kind Kind, payload []byte, files ...*os.File) error {
@@ -101,11 +116,16 @@ func (c *Conn) Send(kind Kind, payload []byte, files ...*os.File) error {
 		}
 		oob = syscall.UnixRights(fds...)
 	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.sendLocked(kind, payload, oob, files...)
+}
+
+// sendLocked writes one frame; the caller holds sendMu.
+func (c *Conn) sendLocked(kind Kind, payload, oob []byte, files ...*os.File) error {
 	frame := make([]byte, headerLen+len(payload))
 	putHeader(frame, kind, len(files), len(payload))
 	copy(frame[headerLen:], payload)
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
 	// The descriptors travel with the first bytes; the rest of a long
 	// frame follows with plain writes.
 	n, _, err := c.uc.WriteMsgUnix(frame, oob, nil)

@@ -50,7 +50,11 @@ type Kind uint8
 
 // The message kinds. Hello goes both ways first; then the old process
 // sends Listener messages and Done, the new one Ready (or Abort), and the
-// old one Client messages, each answered by Adopted, then Done.
+// old one Client messages, each answered by Adopted, then Done. When the
+// old process's first Done (after the listeners) says so
+// (DoneTakesCancels), the new one may send it Cancel messages any time
+// after Ready, until the old process closes the socket as it exits: the
+// CancelRequests the new process got for keys it does not know.
 const (
 	KindHello    Kind = 1
 	KindListener Kind = 2 // payload: EncodeListener; one file: the listening socket
@@ -59,7 +63,8 @@ const (
 	KindDone     Kind = 5 // no more listeners / clients follow
 	KindAbort    Kind = 6 // payload: why (text); the sender gives up the upgrade
 	KindAdopted  Kind = 7 // payload: EncodeAdopted; the answer to each Client
-	maxKind           = KindAdopted
+	KindCancel   Kind = 8 // payload: EncodeCancel; only to an old process whose Done said DoneTakesCancels
+	maxKind           = KindCancel
 )
 
 func (k Kind) String() string {
@@ -78,6 +83,8 @@ func (k Kind) String() string {
 		return "abort"
 	case KindAdopted:
 		return "adopted"
+	case KindCancel:
+		return "cancel"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -271,4 +278,43 @@ func AbortText(reason string) []byte {
 		reason = reason[:maxAbortText]
 	}
 	return []byte(reason)
+}
+
+// DoneTakesCancels is the flag of the old process's first Done (after the
+// listeners) saying it reads Cancel messages from Ready on until it
+// closes the socket. A binary that predates it sends an empty Done and
+// ignores a Done's payload, and its parser refuses the Cancel kind: the
+// flag is what makes the new process send one.
+const DoneTakesCancels = 1
+
+// EncodeDone is the payload of a Done with flags.
+func EncodeDone(flags byte) []byte { return []byte{flags} }
+
+// DoneFlags reads a Done payload: 0 for an empty one (an older binary).
+// Bits this binary does not know are ignored.
+func DoneFlags(b []byte) byte {
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// cancelLen is a Cancel payload's length: the process ID and secret key
+// of a CancelRequest, as the client sent them.
+const cancelLen = 8
+
+// EncodeCancel is the payload of a KindCancel message.
+func EncodeCancel(pid uint32, secret [4]byte) []byte {
+	b := make([]byte, cancelLen)
+	binary.BigEndian.PutUint32(b, pid)
+	copy(b[4:], secret[:])
+	return b
+}
+
+// DecodeCancel reads a KindCancel payload.
+func DecodeCancel(b []byte) (pid uint32, secret [4]byte, err error) {
+	if len(b) != cancelLen {
+		return 0, secret, fmt.Errorf("%w: cancel of %d bytes", ErrFrame, len(b))
+	}
+	return binary.BigEndian.Uint32(b), [4]byte(b[4:]), nil
 }

@@ -17,6 +17,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(frameOf(KindReady, nil), frameOf(KindDone, nil)...))
 	f.Add(frameOf(KindAbort, AbortText("config: bad")))
 	f.Add(frameOf(KindAdopted, EncodeAdopted(errors.New("no slot"))))
+	f.Add(append(frameOf(KindDone, EncodeDone(DoneTakesCancels)), frameOf(KindCancel, EncodeCancel(12345, [4]byte{1, 2, 3, 4}))...))
+	f.Add(frameOf(KindCancel, []byte{0, 0, 1}))
 	f.Add([]byte{2, 1, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -56,6 +58,14 @@ func FuzzDecode(f *testing.F) {
 				DecodeListener(payload)
 			case KindAdopted:
 				DecodeAdopted(payload)
+			case KindDone:
+				DoneFlags(payload)
+			case KindCancel:
+				if pid, secret, err := DecodeCancel(payload); err == nil {
+					if got := EncodeCancel(pid, secret); string(got) != string(payload) {
+						t.Fatalf("cancel round trip: %x, want %x", got, payload)
+					}
+				}
 			}
 		}
 	})

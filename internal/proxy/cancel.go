@@ -68,17 +68,57 @@ func (c *cancelRegistry) lookup(pid uint32, secret []byte) *session {
 
 // cancel forwards a client's CancelRequest to the server its session is
 // using right now; in a fleet, a key another instance issued goes to that
-// instance (forwardToPeer). Keys issued here are looked up first, so that
-// those issued before joining a fleet keep working. Unknown keys are
-// ignored silently, as PostgreSQL does.
+// instance (forwardToPeer); after an upgrade, a key this process does not
+// know goes to the old process while it drains (forwardToPredecessor).
+// Keys issued here are looked up first, so that those issued before
+// joining a fleet keep working. Unknown keys are ignored silently, as
+// PostgreSQL does.
 func (s *Server) cancel(pid uint32, secret []byte) {
 	s.metrics.CancelRequests.Inc()
 	sess := s.cancels.lookup(pid, secret)
 	if sess == nil {
-		if !s.forwardToPeer(pid, secret) {
+		if !s.forwardToPeer(pid, secret) && !s.forwardToPredecessor(pid, secret) {
 			s.log.Debug("cancel request for unknown session ignored", "pid", pid)
 		}
 		return
 	}
 	sess.sendCancel("cancel request")
+}
+
+// PredecessorCancel hands a CancelRequest this process has no session for
+// to the process it took over from in an upgrade, which may still serve
+// the client (the daemon implements it over the hand-off socket). It must
+// not block: it queues the key, or drops it when its queue is full, and
+// returns false once the old process is gone.
+type PredecessorCancel func(pid uint32, secret [4]byte) bool
+
+// SetPredecessorCancel sets where cancels for unknown keys go while the
+// old process drains after an upgrade (nil: nowhere, once it exited).
+func (s *Server) SetPredecessorCancel(f PredecessorCancel) {
+	if f == nil {
+		s.predecessor.Store(nil)
+		return
+	}
+	s.predecessor.Store(&f)
+}
+
+// forwardToPredecessor passes an unknown key to the old process, if one
+// drains; false when there is none.
+func (s *Server) forwardToPredecessor(pid uint32, secret []byte) bool {
+	f := s.predecessor.Load()
+	if f == nil || len(secret) != 4 {
+		return false
+	}
+	if !(*f)(pid, [4]byte(secret)) {
+		return false
+	}
+	s.log.Debug("cancel request passed to the process this one took over from", "pid", pid)
+	return true
+}
+
+// CancelForwarded applies a CancelRequest the new process passed to this
+// one after an upgrade, as if it came from the network: a key of a client
+// still served here cancels its query; any other is ignored.
+func (s *Server) CancelForwarded(pid uint32, secret [4]byte) {
+	s.cancel(pid, secret[:])
 }

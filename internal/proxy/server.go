@@ -41,6 +41,9 @@ type Server struct {
 	cancels cancelRegistry
 	// fleet is set when this instance is one of several (SetCancelPeers).
 	fleet atomic.Pointer[fleetCancel]
+	// predecessor forwards cancels for keys of clients left on the
+	// process this one took over from (SetPredecessorCancel).
+	predecessor atomic.Pointer[PredecessorCancel]
 	// limiter counts failed logins per client address; it lives across
 	// reloads, which only change its rates.
 	limiter *access.Limiter
