@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -65,32 +66,9 @@ func TestBudgetHandOverWaitsForBusyConnections(t *testing.T) {
 	waitFor(t, "a and b at 5 each", func() bool { return share(a) == 5 && share(b) == 5 })
 	la.set(5) // a's five connections are busy
 
-	var stop = make(chan struct{})
-	var over []int
-	var sampled sync.WaitGroup
-	sampled.Add(1)
-	go func() {
-		defer sampled.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// What the pools may hold: each limit is lowered before a
-			// smaller share is written and raised after a larger one.
-			sum := 0
-			for _, l := range []*fakeLimiter{la, lb, lc} {
-				l.mu.Lock()
-				sum += l.limit
-				l.mu.Unlock()
-			}
-			if sum > 10 {
-				over = append(over, sum)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	// What the pools may hold: each limit is lowered before a smaller
+	// share is written and raised after a larger one.
+	w := watchBudget(10, func(l *fakeLimiter) int { return l.limit }, la, lb, lc)
 
 	c := startTestBudget(t, etcd.Endpoint(), "c", 10, lc)
 	// Targets: a 4, b 3, c 3. a holds 5 busy connections, so it keeps
@@ -106,9 +84,59 @@ func TestBudgetHandOverWaitsForBusyConnections(t *testing.T) {
 	c.Close(ctx) // revokes its lease: a and b grow at once
 	cancel()
 	waitFor(t, "a and b to take c's share", func() bool { return share(a) == 5 && share(b) == 5 })
-	close(stop)
-	sampled.Wait()
-	require.Empty(t, over, "the limits of the pools exceeded the budget")
+	require.Empty(t, w.stop(), "the limits of the pools exceeded the budget")
+}
+
+// budgetWatch samples, every millisecond until stop, what the pools of
+// its limiters may hold together, and keeps every sum over the budget.
+type budgetWatch struct {
+	mu      sync.Mutex
+	over    []int
+	done    chan struct{}
+	sampled sync.WaitGroup
+}
+
+// watchBudget starts a budgetWatch; hold says what one limiter's pools
+// may hold (its mu held).
+func watchBudget(budget int, hold func(*fakeLimiter) int, ls ...*fakeLimiter) *budgetWatch {
+	w := &budgetWatch{done: make(chan struct{})}
+	w.sampled.Go(func() {
+		for {
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			sum := 0
+			for _, l := range ls {
+				l.mu.Lock()
+				sum += hold(l)
+				l.mu.Unlock()
+			}
+			if sum > budget {
+				w.mu.Lock()
+				w.over = append(w.over, sum)
+				w.mu.Unlock()
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	return w
+}
+
+// exceeded reports whether a sample was over the budget so far, and the
+// first few such sums.
+func (w *budgetWatch) exceeded() (bool, []int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.over) > 0, slices.Clone(w.over[:min(len(w.over), 5)])
+}
+
+// stop ends the sampling and returns every sum that was over.
+func (w *budgetWatch) stop() []int {
+	close(w.done)
+	w.sampled.Wait()
+	return w.over
 }
 
 // While etcd is down an instance keeps the share it acknowledged and

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,35 +26,7 @@ func TestBudgetOfAnUpgradedProcessNeverAddsToItsPredecessors(t *testing.T) {
 	waitFor(t, "up and other at 5 each", func() bool { return share(old) == 5 && share(other) == 5 })
 	lOld.set(5) // the old process's connections are busy until it exits
 
-	stop := make(chan struct{})
-	var overMu sync.Mutex
-	var over []int
-	exceeded := func() bool { overMu.Lock(); defer overMu.Unlock(); return len(over) > 0 }
-	firstOver := func() []int { overMu.Lock(); defer overMu.Unlock(); return slices.Clone(over[:min(len(over), 5)]) }
-	var sampled sync.WaitGroup
-	sampled.Add(1)
-	go func() {
-		defer sampled.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			sum := 0
-			for _, l := range []*fakeLimiter{lOld, lOther, lNew} {
-				l.mu.Lock()
-				sum += max(l.limit, l.held)
-				l.mu.Unlock()
-			}
-			if sum > 10 {
-				overMu.Lock()
-				over = append(over, sum)
-				overMu.Unlock()
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	w := watchBudget(10, func(l *fakeLimiter) int { return max(l.limit, l.held) }, lOld, lOther, lNew)
 
 	next, err := StartBudget(BudgetOptions{Config: clusterConfig(etcd.Endpoint()), InstanceID: "up", Successor: true,
 		Budgets: map[string]int{"appdb": 10}, Limiters: map[string]Limiter{"appdb": lNew}})
@@ -70,16 +40,16 @@ func TestBudgetOfAnUpgradedProcessNeverAddsToItsPredecessors(t *testing.T) {
 	// old process keeps the 5 its busy connections need, the new one
 	// gets the 1 left.
 	waitFor(t, "the new process to get what is left", func() bool {
-		return exceeded() || share(next) == 1 && share(other) == 4
+		over, _ := w.exceeded()
+		return over || share(next) == 1 && share(other) == 4
 	})
-	require.False(t, exceeded(), "while both processes live, the pools of the fleet may hold more than the budget: %v", firstOver())
+	over, first := w.exceeded()
+	require.False(t, over, "while both processes live, the pools of the fleet may hold more than the budget: %v", first)
 
 	lOld.set(0) // the old process's clients are gone: it exits
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	old.Close(ctx)
 	cancel()
 	waitFor(t, "the new process to have the instance's share", func() bool { return share(next) == 5 && share(other) == 5 })
-	close(stop)
-	sampled.Wait()
-	require.Empty(t, over, "the pools of the fleet may hold more than the budget")
+	require.Empty(t, w.stop(), "the pools of the fleet may hold more than the budget")
 }

@@ -47,9 +47,17 @@ type testMember struct {
 
 func startMember(t *testing.T, endpoint, id string, fp Fingerprint) testMember {
 	t.Helper()
+	return startMemberWith(t, Options{Config: clusterConfig(endpoint), InstanceID: id, Address: "127.0.0.1:" + fmt.Sprint(7000+len(id)),
+		Databases: []string{"appdb"}, Fingerprint: fp})
+}
+
+// startMemberWith starts a member with opts, logging into its own
+// buffer, and closes it when the test ends.
+func startMemberWith(t *testing.T, opts Options) testMember {
+	t.Helper()
 	log := &syncbuf.Buffer{}
-	m, err := Start(Options{Config: clusterConfig(endpoint), InstanceID: id, Address: "127.0.0.1:" + fmt.Sprint(7000+len(id)),
-		Databases: []string{"appdb"}, Fingerprint: fp, Log: slog.New(slog.NewTextHandler(log, nil))})
+	opts.Log = slog.New(slog.NewTextHandler(log, nil))
+	m, err := Start(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -10,24 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // startSuccessor starts the member of a process started by an upgrade
 // of the one whose seat is given (same instance id and address).
 func startSuccessor(t *testing.T, endpoint, id, addr string, seat Seat) testMember {
 	t.Helper()
-	log := &syncbuf.Buffer{}
-	m, err := Start(Options{Config: clusterConfig(endpoint), InstanceID: id, Address: addr,
-		Databases: []string{"appdb"}, Fingerprint: Fingerprint{Databases: "d"}, Log: slog.New(slog.NewTextHandler(log, nil)),
-		Predecessor: seat})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Close(ctx)
-	})
-	return testMember{m, log}
+	return startMemberWith(t, Options{Config: clusterConfig(endpoint), InstanceID: id, Address: addr,
+		Databases: []string{"appdb"}, Fingerprint: Fingerprint{Databases: "d"}, Predecessor: seat})
 }
 
 // An upgraded process takes over its predecessor's seat while the
