@@ -17,9 +17,7 @@ import (
 func TestFleetFollowersRouteWithinOneProbeOfTheDecision(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 10 * time.Second
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		e := newFakeEtcd("b")
 		var hs []*harness
 		for _, id := range []string{"a", "b", "c"} {
@@ -66,9 +64,7 @@ func TestFleetFollowersRouteWithinOneProbeOfTheDecision(t *testing.T) {
 // promotions would follow. Exactly one promotion, by the new leader.
 func TestFleetLeaderThatLosesLeadershipAfterItsIntentDoesNotPromote(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		e := newFakeEtcd("a")
 		e.afterWrite = func(e *fakeEtcd, d Decision) {
 			if !d.Done && d.Leader == "a" {

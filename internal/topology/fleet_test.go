@@ -98,6 +98,15 @@ func (f fakeFleet) Write(ctx context.Context, d Decision) error {
 	return err
 }
 
+// primaryAndStandby is the servers most fleet tests start from: p, a
+// primary, and s, its standby, caught up, both on timeline 1.
+func primaryAndStandby() *fakeProber {
+	f := newFake()
+	f.set("p", fakeServer{obs: primaryObs(1, 500)})
+	f.set("s", fakeServer{obs: standbyObs(1, 500)})
+	return f
+}
+
 // fleetOf starts one monitor per instance id, all probing the same
 // servers and sharing e.
 func fleetOf(t *testing.T, f *fakeProber, e *fakeEtcd, names []string, ids ...string) []*harness {
@@ -122,9 +131,7 @@ func stopAll(hs []*harness) {
 // timeline), and every instance routes to the new primary.
 func TestFleetOnePromotion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		e := newFakeEtcd("b")
 		hs := fleetOf(t, f, e, []string{"p", "s"}, "a", "b", "c")
 		defer stopAll(hs)
@@ -161,9 +168,7 @@ func TestFleetOnePromotion(t *testing.T) {
 // the failover proceeds.
 func TestFleetEtcdDownNeverPromotes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		e := newFakeEtcd("a")
 		hs := fleetOf(t, f, e, []string{"p", "s"}, "a", "b")
 		defer stopAll(hs)
@@ -308,9 +313,7 @@ func TestDecideFleet(t *testing.T) {
 // instance that does not lead is refused, and nothing is promoted.
 func TestFleetRefusesPromoteOffLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		e := newFakeEtcd("b")
 		hs := fleetOf(t, f, e, []string{"p", "s"}, "a", "b")
 		defer stopAll(hs)
@@ -333,9 +336,7 @@ func TestFleetRefusesPromoteOffLeader(t *testing.T) {
 // instance does not have leaves it routing on its own probes.
 func TestFleetDecisionNamingUnknownServer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		e := newFakeEtcd("")
 		e.d, e.have = Decision{Epoch: 2, Primary: "elsewhere:5432", Done: true}, true
 		hs := fleetOf(t, f, e, []string{"p", "s"}, "a")

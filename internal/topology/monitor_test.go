@@ -519,9 +519,7 @@ func TestAutoPromoteAfter(t *testing.T) {
 // whose probes time out is silent, and is.
 func TestAutoPromoteNeverWhilePrimaryAnswers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		h := start(t, f, Config{Hosts: hosts("p", "s"), AutoPromote: &AutoPromote{After: 2 * time.Second}})
 		defer h.stop()
 		h.wait("p primary", func(s Snapshot) bool { return s.Primary == "p" })
@@ -573,9 +571,7 @@ func TestAutoPromoteSkipsOldTimeline(t *testing.T) {
 
 func TestAutoPromoteRetriesAfterFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		f.promoteErr = errors.New("permission denied for function pg_promote")
 		h := start(t, f, Config{Hosts: hosts("p", "s"), AutoPromote: &AutoPromote{After: 5 * time.Second}})
 		defer h.stop()
@@ -592,9 +588,7 @@ func TestAutoPromoteRetriesAfterFailure(t *testing.T) {
 
 func TestManualPromote(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake()
-		f.set("p", fakeServer{obs: primaryObs(1, 500)})
-		f.set("s", fakeServer{obs: standbyObs(1, 500)})
+		f := primaryAndStandby()
 		h := start(t, f, Config{Hosts: hosts("p", "s"), Interval: 10 * time.Second})
 		defer h.stop()
 		h.settle()
