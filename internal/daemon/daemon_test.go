@@ -66,11 +66,7 @@ func TestDaemonServesMetricsHealthAndReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	adminPort := freePort(t)
 	writeConfig(t, path, "info", adminPort)
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	defer d.Shutdown()
 	base := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 
@@ -119,4 +115,16 @@ func TestDaemonServesMetricsHealthAndReloads(t *testing.T) {
 	require.Contains(t, logs.String(), `"msg":"Received data from database","length":`)
 	require.Contains(t, logs.String(), `"msg":"session ended","user":"app","database":"appdb"`)
 	require.NotContains(t, logs.String(), pgtest.AppPassword)
+}
+
+// startDaemonAt starts a daemon from the config file at path, logging
+// into the buffer it returns; the caller stops it.
+func startDaemonAt(t *testing.T, path string) (*daemon.Daemon, *syncbuf.Buffer) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	logs := &syncbuf.Buffer{}
+	d, err := daemon.Start(cfg, path, logs)
+	require.NoError(t, err)
+	return d, logs
 }

@@ -16,12 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/console"
-	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // budgetConfig is a fleet instance's configuration with AppDB in
@@ -64,11 +61,7 @@ func startBudgetInstance(t *testing.T, etcd, id string, budget int) *fleetInstan
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(budgetConfig(t, etcd, id, budget)), 0o600))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	inst := &fleetInstance{id: id, d: d, logs: logs, etcd: etcd, path: path}
 	t.Cleanup(inst.stop)
 	t.Cleanup(func() {

@@ -16,12 +16,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
 	"github.com/sluice-proxy/sluice/internal/testutil/haproxytest"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 const haPrefix = "/fleet-ha/"
@@ -64,11 +61,7 @@ func startHAInstance(t *testing.T, etcd, id string, set *pgtest.Set) *fleetInsta
 	text := haConfig("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", adminPort), etcd, id, ports...)
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	inst := &fleetInstance{id: id, d: d, admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), logs: logs, etcd: etcd, path: path, adminPort: adminPort}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/console"
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/etcdtest"
@@ -71,11 +70,7 @@ func startFleetInstance(t *testing.T, etcd, id string, extraDB bool) *fleetInsta
 	adminPort := freePort(t)
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(fleetConfig(t, adminPort, etcd, id, extraDB, "2s")), 0o600))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	inst := &fleetInstance{id: id, d: d, admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), logs: logs,
 		etcd: etcd, path: path, adminPort: adminPort}
 	t.Cleanup(inst.stop)
@@ -302,10 +297,7 @@ func TestNoClusterNoPeers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	adminPort := freePort(t)
 	writeOperatorConfig(t, path, adminPort, "info")
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	d, err := daemon.Start(cfg, path, &syncbuf.Buffer{})
-	require.NoError(t, err)
+	d, _ := startDaemonAt(t, path)
 	defer d.Shutdown()
 	require.Nil(t, d.Cluster)
 	f := &fleetInstance{d: d, admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort)}

@@ -13,10 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"github.com/sluice-proxy/sluice/internal/version"
 )
 
@@ -55,11 +52,7 @@ func TestConsoleAndAPIReloadAndShutdown(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	adminPort := freePort(t)
 	writeOperatorConfig(t, path, adminPort, "info")
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	waited := make(chan struct{})
 	go func() { d.Wait(context.Background()); close(waited) }()
 
@@ -114,11 +107,7 @@ func TestConsoleAndAPIReloadAndShutdown(t *testing.T) {
 func TestShutdownWaitForClientsLetsTransactionClientsFinish(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	writeOperatorConfigWith(t, path, freePort(t), "info", "    pool_mode: transaction\n")
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	waited := make(chan struct{})
 	go func() { d.Wait(context.Background()); close(waited) }()
 	ctx := context.Background()

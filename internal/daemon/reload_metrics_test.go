@@ -8,10 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/testutil/metricstest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 	"github.com/sluice-proxy/sluice/internal/version"
 )
 
@@ -22,10 +19,7 @@ import (
 func TestReloadAndBuildMetrics(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	writeConfig(t, path, "info", freePort(t))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	d, err := daemon.Start(cfg, path, &syncbuf.Buffer{})
-	require.NoError(t, err)
+	d, _ := startDaemonAt(t, path)
 	defer d.Shutdown()
 	reg := d.Proxy.Metrics().Registry
 	value := func(name string) float64 {

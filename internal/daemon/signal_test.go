@@ -11,10 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sluice-proxy/sluice/internal/config"
-	"github.com/sluice-proxy/sluice/internal/daemon"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // Real signals to our own process: Wait has them registered, so SIGHUP
@@ -22,11 +18,7 @@ import (
 func TestSignalsReloadAndStop(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	writeConfig(t, path, "info", freePort(t))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, logs := startDaemonAt(t, path)
 	// Registering here too keeps a signal sent before Wait registers from
 	// taking its default action (killing the test binary).
 	guard := make(chan os.Signal, 1)

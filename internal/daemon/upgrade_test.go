@@ -13,11 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/daemon"
 	"github.com/sluice-proxy/sluice/internal/handoff"
 	"github.com/sluice-proxy/sluice/internal/testutil/pgtest"
-	"github.com/sluice-proxy/sluice/internal/testutil/syncbuf"
 )
 
 // fakePeerEnv makes this test binary, started as an upgrade's new
@@ -73,11 +71,7 @@ func fakePeer(mode string) {
 func TestFailedUpgradesKeepServing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	writeConfig(t, path, "info", freePort(t))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	logs := &syncbuf.Buffer{}
-	d, err := daemon.Start(cfg, path, logs)
-	require.NoError(t, err)
+	d, _ := startDaemonAt(t, path)
 	defer d.Shutdown()
 	ctx := context.Background()
 	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
