@@ -94,10 +94,7 @@ func serverConnsOf(t *testing.T, name string) int {
 // with the role set.
 func TestTxPinPolicyErrorEndsSessionPinnedAfterTheFact(t *testing.T) {
 	ctx := context.Background()
-	require.NoError(t, pgtest.Cluster(t).ExecDB(ctx, pgtest.AppDB, `DO $$ BEGIN
-		CREATE ROLE tx_pin_role NOLOGIN;
-	EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-	GRANT tx_pin_role TO `+pgtest.AppUser))
+	ensurePinRole(t)
 	h := start(t, "max_size: 1\n      pin_policy: error\n    pool_mode: transaction")
 	a, b := h.connect(ctx), h.connect(ctx)
 	_, err := simpleQuery(ctx, a, "SELECT set_config('role', 'tx_pin_role', false)")

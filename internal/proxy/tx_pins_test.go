@@ -108,13 +108,10 @@ func awaitResult(t *testing.T, ch <-chan queryResult) []string {
 // connection: while the client is pinned its state works, it keeps its
 // backend between transactions and a second client waits; once the state
 // is gone the very same backend goes to the waiting client. Pin and unpin
-// are counted by reason and logged at debug with the reason.
+// are counted by reason and logged with the reason (pin at info, unpin at debug).
 func TestTxEveryPinReasonPinsAndUnpins(t *testing.T) {
 	ctx := context.Background()
-	require.NoError(t, pgtest.Cluster(t).ExecDB(ctx, pgtest.AppDB, `DO $$ BEGIN
-		CREATE ROLE tx_pin_role NOLOGIN;
-	EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-	GRANT tx_pin_role TO `+pgtest.AppUser))
+	ensurePinRole(t)
 	cases := []struct {
 		reason string
 		pin    string
@@ -214,4 +211,14 @@ func eventuallyLogged(t *testing.T, h *harness, text string) {
 	t.Helper()
 	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), text) }, time.Minute, 5*time.Millisecond,
 		"sluice never logged %q", text)
+}
+
+// ensurePinRole creates tx_pin_role, which the app user may SET ROLE to
+// (a role pins a transaction-pooled client), if it does not exist yet.
+func ensurePinRole(t *testing.T) {
+	t.Helper()
+	require.NoError(t, pgtest.Cluster(t).ExecDB(context.Background(), pgtest.AppDB, `DO $$ BEGIN
+		CREATE ROLE tx_pin_role NOLOGIN;
+	EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+	GRANT tx_pin_role TO `+pgtest.AppUser))
 }
